@@ -1,0 +1,363 @@
+"""The batch module API: Batch, its steps, and their validation. Pure: no I/O here."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from overnight.durations import parse_duration
+from overnight.errors import DefinitionError
+
+# Lowercase letters, digits, '.', '_' and '-', starting with a letter or digit: safe as a
+# file name (no '/', no '..', no leading dot) and in a shell word.
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
+MAX_NAME_LENGTH = 100
+
+# Only these placeholders are filled in; any other brace (awk '{print $1}') is left alone.
+PLACEHOLDER = re.compile(r"\{(date|batch)(?::([^{}]*))?\}")
+
+_INHERIT = object()  # `after` not given: follow the step declared just before
+
+
+@dataclass
+class Context:
+    """What a callable step receives."""
+
+    date: date
+    batch: str
+    step: str
+    attempt: int
+    run_id: int
+    log: logging.Logger
+
+
+@dataclass
+class Step:
+    """One unit of work in a batch."""
+
+    name: str
+    batch: str
+    command: str | tuple[str, ...] | None = None
+    func: Callable[[Context], Any] | None = None
+    after: tuple[str, ...] = ()
+    timeout: float | None = None
+    retries: int = 0
+    retry_delay: float = 0.0
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    when: Callable[[date], bool] | None = None
+    idempotent: bool = True
+    queue: str | None = None
+    position: int = 0
+
+    @property
+    def kind(self) -> str:
+        return "command" if self.command is not None else "callable"
+
+    def render_command(self, run_date: date) -> str | list[str]:
+        """The command with {date}, {date:FORMAT} and {batch} filled in."""
+
+        def fill(text: str) -> str:
+            return PLACEHOLDER.sub(lambda m: _placeholder(m, run_date, self.batch), text)
+
+        if isinstance(self.command, str):
+            return fill(self.command)
+        assert self.command is not None
+        return [fill(part) for part in self.command]
+
+    def describe(self) -> str:
+        if isinstance(self.command, str):
+            return self.command
+        if self.command is not None:
+            return " ".join(self.command)
+        assert self.func is not None
+        return f"{self.func.__module__}.{self.func.__qualname__}()"
+
+
+def _placeholder(match: re.Match[str], run_date: date, batch: str) -> str:
+    what, spec = match.group(1), match.group(2)
+    if what == "batch":
+        return batch
+    return run_date.strftime(spec) if spec else run_date.isoformat()
+
+
+def check_name(name: object, what: str = "step") -> str:
+    """Return `name` if it is a valid step or batch name, else raise DefinitionError."""
+    if not isinstance(name, str):
+        raise DefinitionError(f"{what} name must be a string, not {type(name).__name__}")
+    if len(name) > MAX_NAME_LENGTH:
+        raise DefinitionError(
+            f"{what} name {name[:20]!r}... is {len(name)} characters long "
+            f"(at most {MAX_NAME_LENGTH})"
+        )
+    if not NAME_PATTERN.fullmatch(name):
+        raise DefinitionError(
+            f"{what} name {name!r} is not valid: use lowercase letters, digits, '.', '_' "
+            "and '-', starting with a letter or digit"
+        )
+    return name
+
+
+class Batch:
+    """A named set of steps, declared in order in a Python module.
+
+    A step with no ``after=`` runs after the step declared just before it; ``after=[]``
+    lets it start at once. Inside ``with batch.parallel():`` every step depends on what came
+    before the group, and what follows the group depends on all of it.
+    """
+
+    def __init__(
+        self, name: str, description: str = "", *, timezone: str | None = None
+    ) -> None:
+        self.name = check_name(name, "batch")
+        self.description = description
+        self.timezone = timezone
+        self.steps: dict[str, Step] = {}
+        self._frontier: tuple[str, ...] = ()   # what the next default step runs after
+        self._group: list[str] | None = None   # members of the open parallel() group
+        self._group_base: tuple[str, ...] = ()
+        self._funcs: dict[int, str] = {}       # id(function) -> step name, for after=[fn]
+
+    # -- declaring steps --------------------------------------------------------------
+
+    def command(
+        self,
+        name: str,
+        command: str | Sequence[str],
+        *,
+        after: Any = _INHERIT,
+        **options: Any,
+    ) -> Step:
+        """Add a shell command (a string, run by /bin/sh -c) or an argv list (no shell)."""
+        check_name(name)
+        if isinstance(command, str):
+            if not command.strip():
+                raise DefinitionError(f"step {name!r}: the command is empty")
+            cmd: str | tuple[str, ...] = command
+        elif isinstance(command, Sequence) and command and all(
+            isinstance(part, str) for part in command
+        ):
+            cmd = tuple(command)
+        else:
+            raise DefinitionError(
+                f"step {name!r}: command must be a string or a non-empty list of strings"
+            )
+        return self._add(Step(name=name, batch=self.name, command=cmd), after, options)
+
+    def step(
+        self,
+        func: Callable[[Context], Any] | None = None,
+        *,
+        name: str | None = None,
+        after: Any = _INHERIT,
+        **options: Any,
+    ) -> Any:
+        """Decorator adding a Python callable step: ``@batch.step`` or ``@batch.step(...)``.
+
+        The function takes a Context; raising an exception fails the step. The step is named
+        after the function (underscores become dashes) unless ``name=`` says otherwise.
+        """
+
+        def register(fn: Callable[[Context], Any]) -> Callable[[Context], Any]:
+            if not callable(fn):
+                raise DefinitionError(f"@{self.name}.step needs a function")
+            step_name = name if name is not None else fn.__name__.replace("_", "-")
+            check_name(step_name)
+            self._add(Step(name=step_name, batch=self.name, func=fn), after, options)
+            self._funcs[id(fn)] = step_name
+            return fn
+
+        if func is not None:
+            return register(func)
+        return register
+
+    @contextmanager
+    def parallel(self) -> Iterator[None]:
+        """Steps declared inside may run side by side."""
+        if self._group is not None:
+            raise DefinitionError("parallel() groups cannot be nested; use after= instead")
+        self._group, self._group_base = [], self._frontier
+        try:
+            yield
+        finally:
+            members, self._group = self._group, None
+        if members:
+            self._frontier = tuple(members)
+
+    def _add(self, step: Step, after: Any, options: dict[str, Any]) -> Step:
+        if step.name in self.steps:
+            raise DefinitionError(f"step {step.name!r}: duplicate step name")
+        _apply_options(step, options)
+        if after is _INHERIT:
+            step.after = self._group_base if self._group is not None else self._frontier
+        else:
+            step.after = self._resolve_after(step.name, after)
+        step.position = len(self.steps)
+        self.steps[step.name] = step
+        if self._group is not None:
+            self._group.append(step.name)
+        else:
+            self._frontier = (step.name,)
+        return step
+
+    def _resolve_after(self, name: str, after: Any) -> tuple[str, ...]:
+        if after is None:
+            return ()
+        items = [after] if isinstance(after, (str, Step)) or callable(after) else after
+        try:
+            items = list(items)
+        except TypeError:
+            raise DefinitionError(
+                f"step {name!r}: after= must be a step, a name or a list of them"
+            ) from None
+        names: list[str] = []
+        for item in items:
+            if isinstance(item, Step):
+                names.append(item.name)
+            elif isinstance(item, str):
+                names.append(item)
+            elif callable(item) and id(item) in self._funcs:
+                names.append(self._funcs[id(item)])
+            else:
+                raise DefinitionError(
+                    f"step {name!r}: after= contains {item!r}, which is not a step of "
+                    f"batch {self.name!r}"
+                )
+        return tuple(dict.fromkeys(names))
+
+    # -- validation ---------------------------------------------------------------------
+
+    def validate(self) -> list[Step]:
+        """Check the whole graph; return the steps in a dependency order.
+
+        Raises DefinitionError naming the step for an unknown prerequisite or a cycle.
+        """
+        if not self.steps:
+            raise DefinitionError(f"batch {self.name!r} has no steps")
+        for step in self.steps.values():
+            for prereq in step.after:
+                if prereq not in self.steps:
+                    raise DefinitionError(
+                        f"step {step.name!r}: after= names {prereq!r}, which is not a step "
+                        f"of batch {self.name!r}"
+                    )
+                if prereq == step.name:
+                    raise DefinitionError(f"step {step.name!r}: it cannot run after itself")
+        order = topological_order(self.steps)
+        if len(order) < len(self.steps):
+            raise DefinitionError(f"steps form a cycle: {' -> '.join(_find_cycle(self.steps))}")
+        return order
+
+    def dependents(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {name: [] for name in self.steps}
+        for step in self.steps.values():
+            for prereq in step.after:
+                out[prereq].append(step.name)
+        return out
+
+
+def topological_order(steps: dict[str, Step]) -> list[Step]:
+    """Kahn's algorithm, ties broken by declaration order. Leaves out steps in a cycle."""
+    import heapq
+
+    waiting = {name: len(step.after) for name, step in steps.items()}
+    dependents: dict[str, list[str]] = {name: [] for name in steps}
+    for step in steps.values():
+        for prereq in step.after:
+            if prereq in dependents:
+                dependents[prereq].append(step.name)
+    ready = [(s.position, s.name) for s in steps.values() if not s.after]
+    heapq.heapify(ready)
+    order: list[Step] = []
+    while ready:
+        _, name = heapq.heappop(ready)
+        order.append(steps[name])
+        for dep in dependents[name]:
+            waiting[dep] -= 1
+            if waiting[dep] == 0:
+                heapq.heappush(ready, (steps[dep].position, dep))
+    return order
+
+
+def _find_cycle(steps: dict[str, Step]) -> list[str]:
+    """One cycle, as a list of names ending where it started."""
+    color: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        color[name] = 1
+        path.append(name)
+        for prereq in steps[name].after:
+            if color.get(prereq) == 1:
+                cycle = path[path.index(prereq):] + [prereq]
+                return list(reversed(cycle))
+            if prereq not in color:
+                found = visit(prereq)
+                if found:
+                    return found
+        path.pop()
+        color[name] = 2
+        return None
+
+    for name in steps:
+        if name not in color:
+            found = visit(name)
+            if found:
+                return found
+    return []
+
+
+_OPTION_NAMES = (
+    "timeout", "retries", "retry_delay", "env", "cwd", "when", "idempotent", "queue",
+)
+
+
+def _apply_options(step: Step, options: dict[str, Any]) -> None:
+    where = f"step {step.name!r}"
+    for key, value in options.items():
+        if key not in _OPTION_NAMES:
+            raise DefinitionError(
+                f"{where}: unknown option {key}= (valid: {', '.join(_OPTION_NAMES)}, after)"
+            )
+        if key == "timeout":
+            step.timeout = None if value is None else parse_duration(value, f"{where}: timeout")
+            if step.timeout is not None and step.timeout <= 0:
+                raise DefinitionError(f"{where}: timeout must be more than zero")
+        elif key == "retry_delay":
+            step.retry_delay = parse_duration(value, f"{where}: retry_delay")
+        elif key == "retries":
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+                raise DefinitionError(f"{where}: retries must be a whole number from 0 to 100")
+            step.retries = value
+        elif key == "env":
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+            ):
+                raise DefinitionError(f"{where}: env must be a dict of strings to strings")
+            step.env = dict(value)
+        elif key == "cwd":
+            if value is not None and not isinstance(value, str):
+                raise DefinitionError(f"{where}: cwd must be a path string")
+            step.cwd = value
+        elif key == "when":
+            if value is not None and not callable(value):
+                raise DefinitionError(f"{where}: when= must be a function of the date")
+            step.when = value
+        elif key == "idempotent":
+            if not isinstance(value, bool):
+                raise DefinitionError(f"{where}: idempotent must be True or False")
+            step.idempotent = value
+        elif key == "queue":
+            if value is not None:
+                check_name(value, "queue")
+            step.queue = value
+
+
+def weekdays(day: date) -> bool:
+    """A ready-made ``when=``: Monday to Friday."""
+    return day.weekday() < 5

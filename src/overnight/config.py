@@ -1,0 +1,327 @@
+"""overnight.toml -> typed settings, validated whole before anything runs."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from overnight.batch import check_name
+from overnight.durations import parse_duration
+from overnight.errors import ConfigError, DefinitionError
+
+CONFIG_NAME = "overnight.toml"
+DEFAULT_STATE_DIR = ".overnight"
+
+MAIL_WHEN = ("always", "failure", "never")
+CATCHUP = ("latest", "none", "all")
+DST_GAP = ("shift", "skip")
+DST_REPEAT = ("first", "last")
+RUN_DATE = ("yesterday", "today")
+SECURITY = ("none", "starttls", "tls")
+
+
+@dataclass
+class BatchConfig:
+    name: str
+    module: str
+    schedule: str | None = None
+    timezone: str | None = None        # None: the [overnight] default
+    mail: str = "failure"
+    mail_to: list[str] | None = None
+    catchup: str = "latest"
+    catchup_window: float = 6 * 3600
+    dst_gap: str = "shift"
+    dst_repeat: str = "first"
+    run_date: str = "yesterday"
+    workers: int | None = None
+    deadline: str | None = None
+
+
+@dataclass
+class MailConfig:
+    host: str = "localhost"
+    port: int = 25
+    security: str = "none"
+    user: str | None = None
+    password_env: str | None = None
+    sender: str = "overnight@localhost"
+    to: list[str] = field(default_factory=list)
+    timeout: float = 30.0
+
+
+@dataclass
+class WebhookConfig:
+    url: str
+    when: str = "failure"
+    batches: list[str] | None = None   # None: every batch
+    timeout: float = 10.0
+
+
+@dataclass
+class CeleryConfig:
+    broker: str
+    result_backend: str | None = None
+    pickup_timeout: float = 600.0
+
+
+@dataclass
+class Config:
+    path: Path | None                  # None: no overnight.toml, defaults only
+    base_dir: Path                     # where relative paths and steps start from
+    state_dir: Path
+    timezone: str | None = None        # None: the machine's local zone
+    workers: int = 1
+    batches: dict[str, BatchConfig] = field(default_factory=dict)
+    mail: MailConfig | None = None
+    webhooks: list[WebhookConfig] = field(default_factory=list)
+    celery: CeleryConfig | None = None
+
+    def zone_for(self, batch: str | None) -> ZoneInfo:
+        name = None
+        if batch and batch in self.batches:
+            name = self.batches[batch].timezone
+        return load_zone(name or self.timezone)
+
+    def default_date(self, batch: str | None, now: datetime | None = None) -> date:
+        """The business date a run is for when none is given: yesterday, in the batch's zone."""
+        zone = self.zone_for(batch)
+        today = (now or datetime.now(tz=zone)).astimezone(zone).date()
+        bc = self.batches.get(batch or "")
+        if bc is not None and bc.run_date == "today":
+            return today
+        return today - timedelta(days=1)
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.state_dir / "ledger.db"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+
+def load_zone(name: str | None) -> ZoneInfo:
+    if name is None:
+        tz = os.environ.get("TZ")
+        if tz:
+            name = tz.lstrip(":")
+        else:
+            try:
+                with open("/etc/localtime", "rb") as f:
+                    return ZoneInfo.from_file(f, key="localtime")
+            except OSError:
+                return ZoneInfo("UTC")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ConfigError(f"unknown time zone {name!r} (use an IANA name like America/Chicago)") from None
+
+
+def find_config_path(explicit: str | None) -> Path | None:
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{explicit}: no such configuration file")
+        return path.resolve()
+    env = os.environ.get("OVERNIGHT_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"{env} (from OVERNIGHT_CONFIG): no such configuration file")
+        return path.resolve()
+    path = Path.cwd() / CONFIG_NAME
+    return path if path.is_file() else None
+
+
+def load_config(explicit: str | None = None) -> Config:
+    path = find_config_path(explicit)
+    if path is None:
+        cwd = Path.cwd()
+        return Config(path=None, base_dir=cwd, state_dir=cwd / DEFAULT_STATE_DIR)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot be read: {e}") from None
+    return parse_config(data, path)
+
+
+def parse_config(data: dict[str, Any], path: Path) -> Config:
+    where = str(path)
+    _only(data, ("overnight", "batches", "mail", "webhooks", "celery", "web"), where)
+    base_dir = path.parent
+    top = _table(data, "overnight", where)
+    _only(top, ("state_dir", "timezone", "workers"), f"{where}: [overnight]")
+    state_dir = Path(_str(top, "state_dir", f"{where}: [overnight]") or DEFAULT_STATE_DIR)
+    config = Config(
+        path=path,
+        base_dir=base_dir,
+        state_dir=state_dir if state_dir.is_absolute() else base_dir / state_dir,
+        timezone=_zone_name(top, f"{where}: [overnight]"),
+        workers=_int(top, "workers", f"{where}: [overnight]", 1, minimum=1),
+    )
+    for name, table in _table(data, "batches", where).items():
+        config.batches[name] = _batch(name, table, where)
+    if "mail" in data:
+        config.mail = _mail(_table(data, "mail", where), f"{where}: [mail]")
+    hooks = data.get("webhooks", [])
+    if not isinstance(hooks, list):
+        raise ConfigError(f"{where}: webhooks must be an array of tables ([[webhooks]])")
+    config.webhooks = [_webhook(h, f"{where}: [[webhooks]] #{i + 1}") for i, h in enumerate(hooks)]
+    if "celery" in data:
+        table = _table(data, "celery", where)
+        w = f"{where}: [celery]"
+        _only(table, ("broker", "result_backend", "pickup_timeout"), w)
+        broker = _str(table, "broker", w)
+        if not broker:
+            raise ConfigError(f"{w}: broker is required, e.g. broker = \"redis://localhost:6379/0\"")
+        config.celery = CeleryConfig(
+            broker=broker,
+            result_backend=_str(table, "result_backend", w),
+            pickup_timeout=_duration(table, "pickup_timeout", w, 600.0),
+        )
+    return config
+
+
+def _batch(name: str, table: Any, where: str) -> BatchConfig:
+    w = f"{where}: [batches.{name}]"
+    try:
+        check_name(name, "batch")
+    except DefinitionError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    if not isinstance(table, dict):
+        raise ConfigError(f"{w}: must be a table")
+    _only(
+        table,
+        ("module", "schedule", "timezone", "mail", "mail_to", "catchup", "catchup_window",
+         "dst_gap", "dst_repeat", "date", "workers", "deadline"),
+        w,
+    )
+    module = _str(table, "module", w)
+    if not module:
+        raise ConfigError(f"{w}: module is required, e.g. module = \"overnight/{name}.py\"")
+    return BatchConfig(
+        name=name,
+        module=module,
+        schedule=_str(table, "schedule", w),
+        timezone=_zone_name(table, w),
+        mail=_choice(table, "mail", w, MAIL_WHEN, "failure"),
+        mail_to=_addresses(table, "mail_to", w),
+        catchup=_choice(table, "catchup", w, CATCHUP, "latest"),
+        catchup_window=_duration(table, "catchup_window", w, 6 * 3600),
+        dst_gap=_choice(table, "dst_gap", w, DST_GAP, "shift"),
+        dst_repeat=_choice(table, "dst_repeat", w, DST_REPEAT, "first"),
+        run_date=_choice(table, "date", w, RUN_DATE, "yesterday"),
+        workers=_int(table, "workers", w, None, minimum=1),
+        deadline=_str(table, "deadline", w),
+    )
+
+
+def _mail(table: dict[str, Any], w: str) -> MailConfig:
+    _only(table, ("host", "port", "security", "user", "password_env", "from", "to", "timeout"), w)
+    to = _addresses(table, "to", w) or []
+    return MailConfig(
+        host=_str(table, "host", w) or "localhost",
+        port=_int(table, "port", w, 25, minimum=1),
+        security=_choice(table, "security", w, SECURITY, "none"),
+        user=_str(table, "user", w),
+        password_env=_str(table, "password_env", w),
+        sender=_str(table, "from", w) or "overnight@localhost",
+        to=to,
+        timeout=_duration(table, "timeout", w, 30.0),
+    )
+
+
+def _webhook(table: Any, w: str) -> WebhookConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{w}: must be a table")
+    _only(table, ("url", "when", "batches", "timeout"), w)
+    url = _str(table, "url", w)
+    if not url or not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{w}: url must be an http:// or https:// address")
+    batches = table.get("batches")
+    if batches is not None and (
+        not isinstance(batches, list) or not all(isinstance(b, str) for b in batches)
+    ):
+        raise ConfigError(f"{w}: batches must be a list of batch names")
+    return WebhookConfig(
+        url=url,
+        when=_choice(table, "when", w, ("always", "failure"), "failure"),
+        batches=batches,
+        timeout=_duration(table, "timeout", w, 10.0),
+    )
+
+
+# -- small typed readers, each naming the key in its message ---------------------------
+
+
+def _only(table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key {key!r} (valid: {', '.join(allowed)})")
+
+
+def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: [{key}] must be a table")
+    return value
+
+
+def _str(table: dict[str, Any], key: str, where: str) -> str | None:
+    value = table.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{where}: {key} must be a string, not {value!r}")
+    return value
+
+
+def _int(table: dict[str, Any], key: str, where: str, default: Any, minimum: int = 0) -> Any:
+    value = table.get(key, default)
+    if value is default:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{where}: {key} must be a whole number of at least {minimum}")
+    return value
+
+
+def _choice(table: dict[str, Any], key: str, where: str, choices: tuple[str, ...], default: str) -> str:
+    value = table.get(key, default)
+    if value not in choices:
+        raise ConfigError(f"{where}: {key} = {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _duration(table: dict[str, Any], key: str, where: str, default: float) -> float:
+    if key not in table:
+        return default
+    try:
+        return parse_duration(table[key], f"{where}: {key}")
+    except DefinitionError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _addresses(table: dict[str, Any], key: str, where: str) -> list[str] | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and "@" in v for v in value):
+        raise ConfigError(f"{where}: {key} must be a list of email addresses")
+    return value
+
+
+def _zone_name(table: dict[str, Any], where: str) -> str | None:
+    name = _str(table, "timezone", where)
+    if name is not None:
+        try:
+            load_zone(name)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: timezone: {e}") from None
+    return name

@@ -1,0 +1,454 @@
+"""The runner: which step may start, when, and what its end means for the others.
+
+The engine decides; the ledger remembers; executors do the work. Every step starts the
+moment its last prerequisite's success is committed: a finished step's record and the
+start records of the steps it releases share one transaction (one fsync), and the new
+processes are started right after that commit. No polling, no re-reading of the ledger,
+no work proportional to the size of the batch per step.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from overnight.batch import Step
+from overnight.errors import LedgerError
+from overnight.executor import Executor, Job, Outcome
+from overnight.ledger import Ledger
+from overnight.loop import EventLoop, Timer
+from overnight.process import TOKEN_VARIABLE, LocalExecutor, Sentinel
+from overnight.progress import Progress
+from overnight.states import RunState, StepState
+
+RETRYABLE = (StepState.FAILED, StepState.TIMED_OUT, StepState.INTERRUPTED)
+
+
+@dataclass
+class RunOptions:
+    date: date
+    workers: int = 1
+    rerun: list[str] = field(default_factory=list)
+    downstream: bool = False
+    fresh: bool = False
+    fail_fast: bool = False
+    trigger: str = "manual"
+    launched_by: str = "unknown"
+
+
+@dataclass
+class LaunchResult:
+    run_id: int
+    launch_id: int
+    state: RunState
+    exit_code: int
+    counts: dict[str, int]
+    held: list[str]
+    elapsed: float
+
+
+class Runner:
+    def __init__(
+        self,
+        batch_name: str,
+        order: list[Step],
+        ledger: Ledger,
+        *,
+        options: RunOptions,
+        workdir: Path,
+        log_dir: Path,
+        progress: Progress,
+        executors: dict[str, Callable[..., Executor]] | None = None,
+    ) -> None:
+        self.batch = batch_name
+        self.order = order
+        self.steps = {s.name: s for s in order}
+        self.ledger = ledger
+        self.options = options
+        self.workdir = workdir
+        self.log_dir = log_dir / batch_name / options.date.isoformat()
+        self.progress = progress
+        self.remote_factories = executors or {}
+        self.dependents: dict[str, list[str]] = {name: [] for name in self.steps}
+        for s in order:
+            for p in s.after:
+                self.dependents[p].append(s.name)
+
+        self.loop = EventLoop()
+        self.state: dict[str, StepState] = {}
+        self.waiting: dict[str, int] = {}       # unfinished prerequisites, per runnable step
+        self.runnable: set[str] = set()         # the steps this launch means to finish
+        self.ready: list[tuple[int, str]] = []  # heap by declaration order
+        self.running: dict[str, Job] = {}
+        self.timeouts: dict[str, Timer] = {}
+        self.retry_timers: dict[str, Timer] = {}
+        self.tries: dict[str, int] = {}         # attempts made in this launch
+        self.numbers: dict[str, int] = {}       # attempts made in the run, all launches
+        self.held: list[str] = []
+        self.notices: list[tuple[str, str]] = []  # (blocked step, cause), told after commit
+        self.halted = False                     # --fail-fast tripped: start nothing new
+        self.cancelling = 0                     # signals received
+        self.run_id = 0
+        self.launch_id = 0
+
+    # -- the launch ----------------------------------------------------------------------
+
+    def run(self) -> LaunchResult:
+        started = time.monotonic()
+        self._prepare()
+        sentinel = Sentinel()
+        self.base_env = dict(os.environ)
+        self.base_env.update(
+            OVERNIGHT_BATCH=self.batch,
+            OVERNIGHT_DATE=self.options.date.isoformat(),
+            OVERNIGHT_RUN_ID=str(self.run_id),
+            OVERNIGHT_LAUNCH_ID=str(self.launch_id),
+        )
+        self.base_env[TOKEN_VARIABLE] = sentinel.token
+        self.local = LocalExecutor(self.loop, sentinel, self.steps)
+        self.remote: dict[str, Executor] = {}
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            self.loop.add_signal_handler(sig, self._on_signal)
+        if self.progress.tick_interval:
+            self._tick()
+        clean = False
+        try:
+            with self.ledger.transaction():
+                jobs = self._claim_ready()
+            self._tell_blocked()
+            self._start(jobs)
+            while self.running or self.ready and self._may_start() or self.loop.has_timers():
+                self.loop.run_once()
+                if self.cancelling:
+                    self._cancel()
+            clean = True
+        finally:
+            if not clean:
+                # A ledger failure (disk full, ...): leave nothing running, record nothing
+                # we cannot be sure of; the next launch finds this one dead and resumes.
+                for job in list(self.running.values()):
+                    self._executor_for(job.step).stop(job, "cancel", force=True)
+            self.local.close()
+            for executor in self.remote.values():
+                executor.close()
+            if clean:
+                sentinel.close()
+            self.loop.close()
+        return self._finish(time.monotonic() - started)
+
+    def _tick(self) -> None:
+        self.progress.tick()
+        self.loop.call_later(self.progress.tick_interval or 1.0, self._tick, daemon=True)
+
+    def _prepare(self) -> None:
+        """Find dead launches, create this launch, and decide what this launch will run."""
+        opts = self.options
+        with self.ledger.transaction():
+            crashed = self.ledger.reap_dead_launches(self.batch)
+            run = self.ledger.ensure_run(self.batch, opts.date.isoformat())
+            self.run_id = run.id
+            self.launch_id = self.ledger.start_launch(
+                run.id,
+                self.batch,
+                trigger=opts.trigger,
+                launched_by=opts.launched_by,
+                options=_options_record(opts),
+            )
+            states = self.ledger.sync_steps(run.id, self.order)
+            self.numbers = self.ledger.attempt_counts(run.id)
+            previous = {r.name: r.launch_id for r in self.ledger.steps(run.id)} if any(
+                s.is_done for s in states.values()
+            ) else {}
+            selection = self._selection()
+            done_before: list[tuple[str, StepState, int | None]] = []
+            for step in self.order:
+                name, state = step.name, states[step.name]
+                if opts.fresh or (selection is not None and name in selection):
+                    if state is not StepState.PENDING:
+                        self._set(name, state, StepState.PENDING, "to run again")
+                        state = StepState.PENDING
+                elif selection is not None:
+                    self.state[name] = state
+                    continue  # outside the --rerun selection: left as it is
+                elif state.is_done:
+                    done_before.append((name, state, previous.get(name)))
+                elif state is StepState.INTERRUPTED and not step.idempotent:
+                    self.held.append(name)
+                elif state is not StepState.PENDING:
+                    self._set(name, state, StepState.PENDING, None)
+                    state = StepState.PENDING
+                self.state[name] = state
+                if state is StepState.PENDING:
+                    self.runnable.add(name)
+            for name in self.runnable:
+                self.waiting[name] = sum(1 for p in self.steps[name].after if p in self.runnable)
+            for name in self.held:
+                self.runnable.add(name)
+                self._block_dependents(name)
+            self.ready = [
+                (self.steps[n].position, n)
+                for n in self.runnable
+                if self.waiting.get(n) == 0 and self.state[n] is StepState.PENDING
+            ]
+            heapq.heapify(self.ready)
+        self.progress.launch_started(
+            batch=self.batch,
+            date=opts.date,
+            launch_id=self.launch_id,
+            total=len(self.order),
+            to_run=len(self.runnable) - len(self.held),
+            crashed=[c.id for c in crashed],
+        )
+        for name, state, launch_id in done_before:
+            self.progress.step_done_before(name, state, launch_id)
+        for name in self.held:
+            self.progress.step_held(name, self.batch, opts.date)
+        self._tell_blocked()
+
+    def _selection(self) -> set[str] | None:
+        if not self.options.rerun:
+            return None
+        chosen = set(self.options.rerun)
+        if self.options.downstream:
+            stack = list(chosen)
+            while stack:
+                for dep in self.dependents[stack.pop()]:
+                    if dep not in chosen:
+                        chosen.add(dep)
+                        stack.append(dep)
+        return chosen
+
+    # -- starting steps ------------------------------------------------------------------
+
+    def _may_start(self) -> bool:
+        return not self.halted and not self.cancelling
+
+    def _claim_ready(self) -> list[Job]:
+        """Record the start of every step that can start now. Inside a transaction."""
+        jobs: list[Job] = []
+        if not self._may_start():
+            return jobs
+        while self.ready and len(self.running) + len(jobs) < self.options.workers:
+            _, name = heapq.heappop(self.ready)
+            step = self.steps[name]
+            if step.when is not None and name not in self.tries:
+                try:
+                    wanted = bool(step.when(self.options.date))
+                except Exception as e:  # noqa: BLE001 - the user's predicate failed
+                    self._set(name, StepState.PENDING, StepState.FAILED, f"when= raised {e!r}")
+                    self.progress.step_failed_to_start(name, f"its when= raised {e!r}")
+                    self._block_dependents(name)
+                    continue
+                if not wanted:
+                    self._set(name, StepState.PENDING, StepState.SKIPPED, "when= is false")
+                    self.progress.step_skipped(name, "when= is false for this date")
+                    self._release(name)
+                    continue
+            jobs.append(self._record_start(step))
+        return jobs
+
+    def _record_start(self, step: Step) -> Job:
+        number = self.numbers.get(step.name, 0) + 1
+        self.numbers[step.name] = number
+        self.tries[step.name] = self.tries.get(step.name, 0) + 1
+        env = dict(self.base_env)
+        if step.env:
+            env.update(step.env)
+        env["OVERNIGHT_STEP"] = step.name
+        env["OVERNIGHT_ATTEMPT"] = str(number)
+        job = Job(
+            step=step,
+            run_id=self.run_id,
+            launch_id=self.launch_id,
+            number=number,
+            date=self.options.date,
+            log_path=str(self.log_dir / f"{step.name}.{number}.log"),
+            env=env,
+            cwd=str(self.workdir / step.cwd) if step.cwd else str(self.workdir),
+            done=self._on_done,
+        )
+        executor = self._executor_for(step)
+        prepare = getattr(executor, "prepare", None)
+        if prepare is not None:
+            prepare(job)  # e.g. a remote executor names its task before it exists
+        job.started_at = time.time()
+        job.attempt_id = self.ledger.start_attempt(
+            self.run_id, step.name, number, self.launch_id, job.log_path, job.started_at,
+            remote_id=job.remote_id,
+        )
+        self._set(step.name, StepState.PENDING, StepState.RUNNING, None)
+        return job
+
+    def _start(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            name = job.step.name
+            self.running[name] = job
+            self.progress.step_started(job)
+            self._executor_for(job.step).start(job)
+            if job.step.timeout is not None:
+                self.timeouts[name] = self.loop.call_later(
+                    job.step.timeout, lambda job=job: self._timed_out(job)
+                )
+
+    def _executor_for(self, step: Step) -> Executor:
+        if step.queue is None:
+            return self.local
+        kind = "celery"
+        if kind not in self.remote:
+            self.remote[kind] = self.remote_factories[kind](self.loop)
+        return self.remote[kind]
+
+    # -- steps ending --------------------------------------------------------------------
+
+    def _on_done(self, job: Job, outcome: Outcome) -> None:
+        name = job.step.name
+        self.running.pop(name, None)
+        timer = self.timeouts.pop(name, None)
+        if timer:
+            timer.cancel()
+        step = job.step
+        retry = (
+            outcome.state in RETRYABLE
+            and self.tries.get(name, 0) <= step.retries
+            and not self.cancelling
+            and (outcome.state is not StepState.INTERRUPTED or step.idempotent)
+        )
+        with self.ledger.transaction():
+            self.ledger.finish_attempt(
+                job.attempt_id, outcome.state, outcome.ended_at, outcome.exit_code,
+                outcome.message, outcome.started_at,
+            )
+            if outcome.state is StepState.SUCCEEDED:
+                self._set(name, StepState.RUNNING, StepState.SUCCEEDED, None)
+                self._release(name)
+            elif retry:
+                note = f"attempt {job.number} {outcome.state}: retrying in {step.retry_delay:g}s"
+                self._set(name, StepState.RUNNING, StepState.PENDING, note)
+            else:
+                self._set(name, StepState.RUNNING, outcome.state, outcome.message)
+                self._block_dependents(name)
+                if self.options.fail_fast and outcome.state is not StepState.CANCELLED:
+                    self.halted = True
+            jobs = self._claim_ready()
+        self.progress.step_finished(job, outcome, retry_in=step.retry_delay if retry else None)
+        self._tell_blocked()
+        if retry:
+            self.retry_timers[name] = self.loop.call_later(
+                step.retry_delay, lambda: self._retry(name)
+            )
+        self._start(jobs)
+
+    def _tell_blocked(self) -> None:
+        for blocked, cause in self.notices:
+            self.progress.step_blocked(blocked, cause)
+        self.notices.clear()
+
+    def _retry(self, name: str) -> None:
+        self.retry_timers.pop(name, None)
+        if not self._may_start():
+            return
+        heapq.heappush(self.ready, (self.steps[name].position, name))
+        with self.ledger.transaction():
+            jobs = self._claim_ready()
+        self._tell_blocked()
+        self._start(jobs)
+
+    def _release(self, name: str) -> None:
+        """`name` is done: its dependents have one prerequisite fewer to wait for."""
+        for dep in self.dependents[name]:
+            if dep in self.waiting:
+                self.waiting[dep] -= 1
+                if self.waiting[dep] == 0 and self.state[dep] is StepState.PENDING:
+                    heapq.heappush(self.ready, (self.steps[dep].position, dep))
+
+    def _block_dependents(self, name: str) -> None:
+        stack = [name]
+        while stack:
+            cause = stack.pop()
+            for dep in self.dependents[cause]:
+                if dep in self.runnable and self.state[dep] is StepState.PENDING:
+                    self._set(dep, StepState.PENDING, StepState.BLOCKED, f"blocked by {name}")
+                    self.notices.append((dep, name))
+                    stack.append(dep)
+
+    def _set(self, name: str, old: StepState, new: StepState, message: str | None) -> None:
+        self.ledger.set_step_state(self.run_id, name, old, new, self.launch_id, message)
+        self.state[name] = new
+
+    # -- timeouts and cancellation -----------------------------------------------------
+
+    def _timed_out(self, job: Job) -> None:
+        self.timeouts.pop(job.step.name, None)
+        if self.running.get(job.step.name) is job:
+            self.progress.step_stopping(job, "timeout")
+            self._executor_for(job.step).stop(job, "timeout")
+
+    def _on_signal(self, signum: int) -> None:
+        self.cancelling += 1
+        self.signal_name = signal.Signals(signum).name
+
+    def _cancel(self) -> None:
+        force = self.cancelling > 1
+        if not getattr(self, "_cancel_announced", False) or force:
+            self._cancel_announced = True
+            self.progress.cancelling(self.signal_name, len(self.running), force)
+            for timer in self.retry_timers.values():
+                timer.cancel()
+            self.retry_timers.clear()
+            for job in list(self.running.values()):
+                self._executor_for(job.step).stop(job, "cancel", force=force)
+
+    # -- the end -------------------------------------------------------------------------
+
+    def _finish(self, elapsed: float) -> LaunchResult:
+        counts: dict[str, int] = {}
+        for state in self.state.values():
+            counts[state.value] = counts.get(state.value, 0) + 1
+        launch_ok = all(self.state[n].is_done for n in self.runnable)
+        run_ok = all(s.is_done for s in self.state.values())
+        if self.cancelling:
+            state, code = RunState.CANCELLED, 130
+        elif launch_ok:
+            state, code = (RunState.SUCCEEDED if run_ok else RunState.FAILED), 0
+        else:
+            state, code = RunState.FAILED, 1
+        launch_state = RunState.SUCCEEDED if (launch_ok and not self.cancelling) else state
+        message = None
+        if self.held:
+            message = "not idempotent and interrupted: " + ", ".join(self.held)
+        try:
+            with self.ledger.transaction():
+                self.ledger.end_launch(self.launch_id, self.run_id, launch_state, message)
+                if launch_state is not state:
+                    self.ledger.set_run_state(self.run_id, state)
+        except LedgerError:
+            raise
+        result = LaunchResult(
+            run_id=self.run_id,
+            launch_id=self.launch_id,
+            state=state,
+            exit_code=code,
+            counts=counts,
+            held=self.held,
+            elapsed=elapsed,
+        )
+        self.progress.launch_finished(result)
+        return result
+
+
+def _options_record(opts: RunOptions) -> dict[str, object]:
+    record: dict[str, object] = {"workers": opts.workers}
+    if opts.rerun:
+        record["rerun"] = opts.rerun
+        record["downstream"] = opts.downstream
+    if opts.fresh:
+        record["fresh"] = True
+    if opts.fail_fast:
+        record["fail_fast"] = True
+    return record

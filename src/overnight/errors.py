@@ -1,0 +1,35 @@
+"""Errors a user can cause, each carrying the exit code the CLI turns it into.
+
+The CLI prints ``str(error)`` as one line and exits with ``error.exit_code``; no traceback
+is ever shown for one of these.
+"""
+
+
+class OvernightError(Exception):
+    """A problem the user can fix; its message is one line that says what and where."""
+
+    exit_code = 2
+
+
+class DefinitionError(OvernightError):
+    """A batch module that cannot be run: bad step, cycle, import failure."""
+
+
+class ConfigError(OvernightError):
+    """overnight.toml (or a command-line value) that is not valid."""
+
+
+class LedgerError(OvernightError):
+    """The ledger cannot be opened or written: permissions, disk full, corruption."""
+
+    exit_code = 2
+
+
+class AlreadyRunning(OvernightError):
+    """Another live launch holds the batch."""
+
+    exit_code = 3
+
+
+class InvalidTransition(RuntimeError):
+    """A state change the transition table forbids: a bug, never a user's mistake."""

@@ -1,0 +1,72 @@
+"""Where steps run: the interface the runner talks to, and what passes across it.
+
+The runner (engine.py) decides what runs when; an executor only starts a job, stops it
+when asked, and reports exactly one Outcome for it through ``job.done``. Local processes
+implement it in process.py; a remote queue can implement the same three methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Protocol
+
+from overnight.batch import Step
+from overnight.states import StepState
+
+
+@dataclass
+class Outcome:
+    state: StepState            # succeeded, failed, timed_out, cancelled or interrupted
+    exit_code: int | None
+    message: str | None
+    ended_at: float
+    started_at: float | None = None   # when the executor knows better than the runner
+
+
+@dataclass
+class Job:
+    """One attempt of one step."""
+
+    step: Step
+    run_id: int
+    launch_id: int
+    number: int                 # attempt number within the run (1, 2, ...)
+    date: date
+    log_path: str
+    env: dict[str, str]
+    cwd: str
+    started_at: float = 0.0
+    attempt_id: int = 0
+    remote_id: str | None = None
+    stop_reason: str | None = None     # "timeout" or "cancel" once stop() was called
+    done: Callable[[Job, Outcome], None] | None = None
+    handle: Any = field(default=None, repr=False)
+
+    def outcome_for_exit(self, exit_code: int, ended_at: float, message: str | None = None) -> Outcome:
+        """How a finished process's exit status reads, given why (if) it was stopped."""
+        if self.stop_reason == "timeout":
+            return Outcome(StepState.TIMED_OUT, exit_code, message or _timeout_message(self), ended_at)
+        if self.stop_reason == "cancel":
+            return Outcome(StepState.CANCELLED, exit_code, message or "cancelled", ended_at)
+        if exit_code == 0:
+            return Outcome(StepState.SUCCEEDED, 0, None, ended_at)
+        if exit_code < 0:
+            return Outcome(StepState.FAILED, exit_code, message or f"killed by signal {-exit_code}", ended_at)
+        return Outcome(StepState.FAILED, exit_code, message or f"exit code {exit_code}", ended_at)
+
+
+def _timeout_message(job: Job) -> str:
+    return f"timed out after {job.step.timeout:g}s"
+
+
+class Executor(Protocol):
+    def start(self, job: Job) -> None:
+        """Start the job; later call ``job.done(job, outcome)`` exactly once."""
+
+    def stop(self, job: Job, reason: str, force: bool = False) -> None:
+        """Stop a started job (reason "timeout" or "cancel"); its Outcome follows."""
+
+    def close(self) -> None:
+        """Release everything; no job is running any more."""

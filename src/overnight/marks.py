@@ -1,0 +1,54 @@
+"""An operator's word on a step (done, skip, redo), recorded with who and why."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from overnight.ledger import Ledger
+from overnight.loader import LoadedBatch
+from overnight.states import RunState, StepState
+
+TARGET = {"done": StepState.SUCCEEDED, "skip": StepState.SKIPPED, "redo": StepState.PENDING}
+
+
+def apply_mark(
+    ledger: Ledger,
+    loaded: LoadedBatch,
+    run_date: date,
+    steps: list[str],
+    action: str,
+    downstream: bool,
+    who: str,
+    reason: str | None,
+) -> list[tuple[str, StepState, StepState]]:
+    """Change the steps' states in one transaction. Call while holding the batch's lock."""
+    batch = loaded.batch
+    chosen = list(dict.fromkeys(steps))
+    if downstream:
+        dependents = batch.dependents()
+        stack = list(chosen)
+        while stack:
+            for dep in dependents[stack.pop()]:
+                if dep not in chosen:
+                    chosen.append(dep)
+                    stack.append(dep)
+    new = TARGET[action]
+    changes: list[tuple[str, StepState, StepState]] = []
+    with ledger.transaction():
+        ledger.reap_dead_launches(batch.name)
+        run = ledger.ensure_run(batch.name, run_date.isoformat())
+        states = ledger.sync_steps(run.id, loaded.order)
+        note = f"marked {action} by {who}" + (f": {reason}" if reason else "")
+        for name in chosen:
+            old = states[name]
+            if old is new:
+                continue
+            ledger.record_mark(run.id, name, action, old, new, who, reason)
+            ledger.set_step_state(run.id, name, old, new, None, note)
+            states[name] = new
+            changes.append((name, old, new))
+        if all(s.is_done for s in states.values()):
+            ledger.set_run_state(run.id, RunState.SUCCEEDED)
+        elif changes and run.state == RunState.SUCCEEDED:
+            ledger.set_run_state(run.id, RunState.FAILED)
+    return changes

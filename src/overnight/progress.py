@@ -1,0 +1,181 @@
+"""What the runner tells the person (or the cron mail) watching it.
+
+Plain timestamped lines when stdout is not a terminal; colours and a live line of what is
+running when it is. Rich is imported only in the second case: cron pays nothing for it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import date
+from typing import TYPE_CHECKING, Any, TextIO
+
+from overnight.durations import format_duration
+from overnight.states import StepState
+
+if TYPE_CHECKING:
+    from overnight.engine import LaunchResult
+    from overnight.executor import Job, Outcome
+
+_WORD = {
+    StepState.SUCCEEDED: "ok",
+    StepState.FAILED: "FAILED",
+    StepState.TIMED_OUT: "TIMEOUT",
+    StepState.CANCELLED: "cancelled",
+    StepState.INTERRUPTED: "INTERRUPTED",
+}
+
+
+def resume_command(batch: str, run_date: date) -> str:
+    return f"overnight run {batch} --date {run_date.isoformat()}"
+
+
+class Progress:
+    """Plain lines, one per event, flushed at once (so `tail -f` of a cron log keeps up)."""
+
+    tick_interval: float | None = None  # how often the runner should call tick()
+
+    def tick(self) -> None:
+        pass
+
+    def __init__(self, out: TextIO | None = None, quiet: bool = False) -> None:
+        self.out = out or sys.stdout
+        self.quiet = quiet
+        self.batch = ""
+        self.date: date | None = None
+
+    def _line(self, text: str, style: str = "") -> None:
+        self.out.write(f"{time.strftime('%H:%M:%S')} {text}\n")
+        self.out.flush()
+
+    # -- events ----------------------------------------------------------------------------
+
+    def launch_started(
+        self, *, batch: str, date: date, launch_id: int, total: int, to_run: int,
+        crashed: list[int],
+    ) -> None:
+        self.batch, self.date, self.started = batch, date, time.monotonic()
+        for launch in crashed:
+            self._line(f"launch {launch} of {batch} died without finishing: marked crashed", "yellow")
+        already = total - to_run
+        what = f"{to_run} of {total} steps to run" + (
+            f", {already} done in earlier launches or left as they are" if already else ""
+        )
+        self._line(f"{batch} for {date.isoformat()}: launch {launch_id}: {what}", "bold")
+
+    def step_done_before(self, name: str, state: StepState, launch_id: int | None) -> None:
+        if self.quiet:
+            return
+        by = f" in launch {launch_id}" if launch_id else ""
+        self._line(f"skip     {name} ({state}{by})", "dim")
+
+    def step_held(self, name: str, batch: str, run_date: date) -> None:
+        self._line(
+            f"HELD     {name}: not idempotent, and interrupted by a crash; check what it did, "
+            f"then `overnight mark {batch} {name} --redo --date {run_date}` to run it again "
+            f"(or --done if it finished)",
+            "bold red",
+        )
+
+    def step_started(self, job: Job) -> None:
+        if not self.quiet:
+            self._line(f"start    {job.step.name}" + (f" (attempt {job.number})" if job.number > 1 else ""))
+
+    def step_stopping(self, job: Job, reason: str) -> None:
+        self._line(f"stopping {job.step.name}: {reason}", "yellow")
+
+    def step_finished(self, job: Job, outcome: Outcome, retry_in: float | None) -> None:
+        took = format_duration(outcome.ended_at - job.started_at)
+        if outcome.state is StepState.SUCCEEDED:
+            if not self.quiet:
+                self._line(f"ok       {job.step.name} {took}", "green")
+            return
+        word = _WORD.get(outcome.state, str(outcome.state))
+        text = f"{word:<8} {job.step.name} after {took}: {outcome.message or ''}".rstrip(": ")
+        if retry_in is not None:
+            text += f"; retrying in {format_duration(retry_in)}"
+        self._line(f"{text}  (log: {job.log_path})", "red")
+
+    def step_failed_to_start(self, name: str, why: str) -> None:
+        self._line(f"FAILED   {name}: {why}", "red")
+
+    def step_skipped(self, name: str, why: str) -> None:
+        if not self.quiet:
+            self._line(f"skip     {name} ({why})", "dim")
+
+    def step_blocked(self, name: str, by: str) -> None:
+        self._line(f"blocked  {name} (by {by})", "yellow")
+
+    def cancelling(self, signal_name: str, running: int, force: bool) -> None:
+        how = "killing" if force else "stopping"
+        self._line(f"{signal_name}: cancelling, {how} {running} running step(s)", "yellow")
+
+    def launch_finished(self, result: LaunchResult) -> None:
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts.items()))
+        assert self.date is not None
+        self._line(
+            f"{self.batch} for {self.date.isoformat()}: {result.state} ({counts}) "
+            f"in {format_duration(result.elapsed)}",
+            "bold",
+        )
+        if result.exit_code in (1, 130):
+            self._line(f"to resume, after a fix: {resume_command(self.batch, self.date)}")
+
+
+class TerminalProgress(Progress):
+    """For a person at a terminal: colours, and a live line of what is running."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from rich.console import Console
+        from rich.live import Live
+        from rich.text import Text
+
+        self._text = Text
+        self.console = Console(highlight=False)
+        self.running: dict[str, float] = {}
+        # No refresh thread: the runner forks its workers, and a fork beside a thread can
+        # inherit a held lock. The runner calls tick() from its loop instead.
+        self.live = Live(self._status(), console=self.console, auto_refresh=False,
+                         transient=True, get_renderable=self._status)
+        self.live.start()
+
+    def _status(self) -> Any:
+        if not self.running:
+            return self._text("")
+        now = time.monotonic()
+        parts = [f"{n} {format_duration(now - t)}" for n, t in list(self.running.items())[:6]]
+        more = len(self.running) - 6
+        return self._text(
+            "running: " + ", ".join(parts) + (f" and {more} more" if more > 0 else ""), "cyan"
+        )
+
+    def _line(self, text: str, style: str = "") -> None:
+        self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] ", end="")
+        self.console.print(text, style=style or None, markup=False)
+
+    tick_interval = 0.5
+
+    def tick(self) -> None:
+        self.live.refresh()
+
+    def step_started(self, job: Job) -> None:
+        self.running[job.step.name] = time.monotonic()
+        super().step_started(job)
+        self.live.refresh()
+
+    def step_finished(self, job: Job, outcome: Outcome, retry_in: float | None) -> None:
+        self.running.pop(job.step.name, None)
+        super().step_finished(job, outcome, retry_in)
+
+    def launch_finished(self, result: LaunchResult) -> None:
+        self.running.clear()
+        self.live.stop()
+        super().launch_finished(result)
+
+
+def make_progress(quiet: bool = False) -> Progress:
+    if sys.stdout.isatty() and not quiet:
+        return TerminalProgress()
+    return Progress(quiet=quiet)

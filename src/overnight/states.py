@@ -1,0 +1,74 @@
+"""Step, attempt, launch and run states, and the one table of allowed step transitions."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from overnight.errors import InvalidTransition
+
+
+class StepState(StrEnum):
+    PENDING = "pending"          # not started in this launch yet (or waiting for a retry)
+    RUNNING = "running"          # an attempt is executing
+    SUCCEEDED = "succeeded"      # finished successfully (or an operator marked it done)
+    FAILED = "failed"            # its last attempt failed and no retry is left
+    TIMED_OUT = "timed_out"      # its last attempt ran past its timeout and was stopped
+    INTERRUPTED = "interrupted"  # the runner died while it ran; found by the next launch
+    CANCELLED = "cancelled"      # stopped by SIGINT/SIGTERM or `overnight cancel`
+    BLOCKED = "blocked"          # a prerequisite did not succeed
+    SKIPPED = "skipped"          # its `when` was false, or an operator said skip
+
+    @property
+    def is_done(self) -> bool:
+        """Done steps let their dependents go on and are not run again by a resume."""
+        return self in (StepState.SUCCEEDED, StepState.SKIPPED)
+
+    @property
+    def is_bad(self) -> bool:
+        return self in _BAD
+
+
+_BAD = frozenset(
+    {
+        StepState.FAILED,
+        StepState.TIMED_OUT,
+        StepState.INTERRUPTED,
+        StepState.CANCELLED,
+        StepState.BLOCKED,
+    }
+)
+
+
+class RunState(StrEnum):
+    """The state of a run (one batch for one date), and of each launch of it."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    CRASHED = "crashed"      # the runner died; the next launch found it
+
+
+S = StepState
+
+# Every state change of a step goes through check_step_transition (called by the ledger's
+# one writer); anything not listed here is a bug.
+STEP_TRANSITIONS: dict[StepState, frozenset[StepState]] = {
+    S.PENDING: frozenset({S.RUNNING, S.SKIPPED, S.BLOCKED, S.SUCCEEDED, S.PENDING}),
+    S.RUNNING: frozenset(
+        {S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.INTERRUPTED, S.CANCELLED, S.PENDING}
+    ),
+    # A resume, a --rerun, --fresh or an operator's mark can take any settled state back.
+    S.SUCCEEDED: frozenset({S.PENDING, S.SKIPPED}),
+    S.SKIPPED: frozenset({S.PENDING, S.SUCCEEDED}),
+    S.FAILED: frozenset({S.PENDING, S.SUCCEEDED, S.SKIPPED}),
+    S.TIMED_OUT: frozenset({S.PENDING, S.SUCCEEDED, S.SKIPPED}),
+    S.INTERRUPTED: frozenset({S.PENDING, S.SUCCEEDED, S.SKIPPED}),
+    S.CANCELLED: frozenset({S.PENDING, S.SUCCEEDED, S.SKIPPED}),
+    S.BLOCKED: frozenset({S.PENDING, S.SUCCEEDED, S.SKIPPED}),
+}
+
+
+def check_step_transition(step: str, old: StepState, new: StepState) -> None:
+    if new not in STEP_TRANSITIONS[old]:
+        raise InvalidTransition(f"step {step!r}: {old} -> {new} is not allowed")

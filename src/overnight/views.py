@@ -1,0 +1,301 @@
+"""What `status`, `history` and `list` print: read from the ledger, formatted by hand.
+
+Plain column formatting keeps these commands fast (no rich import); colour only on a tty.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from overnight.durations import format_duration
+from overnight.ledger import Ledger, RunRow
+
+if TYPE_CHECKING:
+    from overnight.config import Config
+
+_COLOURS = {
+    "succeeded": "32", "failed": "31", "timed_out": "31", "interrupted": "35",
+    "cancelled": "33", "blocked": "33", "crashed": "35", "running": "36", "skipped": "2",
+    "pending": "2",
+}
+
+
+def _paint(text: str, state: str) -> str:
+    if not sys.stdout.isatty() or state not in _COLOURS:
+        return text
+    return f"\x1b[{_COLOURS[state]}m{text}\x1b[0m"
+
+
+def _clock(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+
+
+def run_details(ledger: Ledger, run: RunRow) -> dict[str, Any]:
+    """Everything about one run, as plain data: what --json prints and the web shows."""
+    attempts: dict[str, list[dict[str, Any]]] = {}
+    for a in ledger.attempts(run.id):
+        attempts.setdefault(a.step, []).append(
+            {
+                "number": a.number,
+                "launch_id": a.launch_id,
+                "state": a.state,
+                "started_at": a.started_at,
+                "ended_at": a.ended_at,
+                "duration": a.duration,
+                "exit_code": a.exit_code,
+                "message": a.message,
+                "log_path": a.log_path,
+                "host": a.host,
+                "remote_id": a.remote_id,
+            }
+        )
+    steps = []
+    for s in ledger.steps(run.id):
+        tried = attempts.get(s.name, [])
+        last = tried[-1] if tried else None
+        steps.append(
+            {
+                "name": s.name,
+                "state": s.state,
+                "kind": s.kind,
+                "command": s.command,
+                "after": s.prerequisites,
+                "launch_id": s.launch_id,
+                "message": s.message,
+                "duration": last["duration"] if last else None,
+                "log_path": last["log_path"] if last else None,
+                "attempts": tried,
+            }
+        )
+    launches = [
+        {
+            "id": la.id,
+            "state": la.state,
+            "trigger": la.trigger,
+            "launched_by": la.launched_by,
+            "host": la.host,
+            "pid": la.pid,
+            "started_at": la.started_at,
+            "ended_at": la.ended_at,
+            "options": json.loads(la.options),
+            "message": la.message,
+        }
+        for la in ledger.launches(run.id)
+    ]
+    marks = [
+        {"step": m.step, "action": m.action, "from": m.old_state, "to": m.new_state,
+         "who": m.who, "reason": m.reason, "at": m.at}
+        for m in ledger.marks(run.id)
+    ]
+    reports = [
+        {"channel": r["channel"], "state": r["state"], "tries": r["tries"], "at": r["at"],
+         "message": r["message"], "launch_id": r["launch_id"]}
+        for r in ledger.conn.execute(
+            "SELECT * FROM reports WHERE run_id = ? ORDER BY id", (run.id,)
+        )
+    ]
+    return {
+        "batch": run.batch,
+        "date": run.date,
+        "run_id": run.id,
+        "state": run.state,
+        "steps": steps,
+        "launches": launches,
+        "marks": marks,
+        "reports": reports,
+    }
+
+
+def print_status(ledger: Ledger, run: RunRow, as_json: bool) -> None:
+    details = run_details(ledger, run)
+    if as_json:
+        _write(json.dumps(details, indent=2) + "\n")
+        return
+    out = [f"{run.batch} for {run.date}: {_paint(run.state, run.state)}\n"]
+    width = max([4] + [len(s["name"]) for s in details["steps"]])
+    out.append(f"  {'STEP':<{width}}  {'STATE':<11}  {'TIME':>8}  TRIES  LAUNCH  NOTE\n")
+    for s in details["steps"]:
+        note = s["message"] or ""
+        if s["state"] in ("failed", "timed_out", "interrupted", "cancelled") and s["log_path"]:
+            note = f"{note}  log: {s['log_path']}".strip()
+        state = _paint(f"{s['state']:<11}", s["state"])
+        out.append(
+            f"  {s['name']:<{width}}  {state}  "
+            f"{format_duration(s['duration']):>8}  {len(s['attempts']):>5}  "
+            f"{s['launch_id'] or '-':>6}  {note}\n"
+        )
+    for la in details["launches"]:
+        took = format_duration(la["ended_at"] - la["started_at"]) if la["ended_at"] else "running"
+        out.append(
+            f"  launch {la['id']}: {_paint(la['state'], la['state'])}, {la['trigger']} by "
+            f"{la['launched_by']} on {la['host']} (pid {la['pid']}), {_clock(la['started_at'])}, "
+            f"{took}\n"
+        )
+    for m in details["marks"]:
+        why = f": {m['reason']}" if m["reason"] else ""
+        out.append(
+            f"  mark: {m['step']} {m['from']} -> {m['to']} by {m['who']} at {_clock(m['at'])}{why}\n"
+        )
+    for r in details["reports"]:
+        if r["state"] != "sent":
+            out.append(f"  report not sent ({r['channel']}): {r['message']}\n")
+    _write("".join(out))
+
+
+def print_history(ledger: Ledger | None, batch: str | None, limit: int, as_json: bool) -> None:
+    runs = ledger.runs(batch, limit) if ledger else []
+    ids = [r.id for r in runs]
+    launches = ledger.launches_of_runs(ids) if ledger else {}
+    counts = ledger.state_counts(ids) if ledger else {}
+    fires = _fires(ledger, batch, limit) if ledger else []
+    reports = _reports(ledger, ids) if ledger else {}
+    if as_json:
+        data = {
+            "runs": [
+                {
+                    "batch": r.batch,
+                    "date": r.date,
+                    "state": r.state,
+                    "run_id": r.id,
+                    "steps": counts.get(r.id, {}),
+                    "launches": [
+                        {"id": la.id, "state": la.state, "trigger": la.trigger,
+                         "launched_by": la.launched_by, "started_at": la.started_at,
+                         "ended_at": la.ended_at, "message": la.message}
+                        for la in reversed(launches.get(r.id, []))
+                    ],
+                    "reports": reports.get(r.id, []),
+                }
+                for r in runs
+            ],
+            "fires": fires,
+        }
+        _write(json.dumps(data, indent=2) + "\n")
+        return
+    if not runs and not fires:
+        _write("no runs yet\n")
+        return
+    out = []
+    for r in runs:
+        c = counts.get(r.id, {})
+        total = sum(c.values())
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(c.items()))
+        state = _paint(f"{r.state:<9}", r.state)
+        out.append(f"{r.date}  {r.batch:<12} {state}  {total} steps: {summary}\n")
+        for la in reversed(launches.get(r.id, [])):
+            took = format_duration(la.ended_at - la.started_at) if la.ended_at else "running"
+            note = f"  {la.message}" if la.message else ""
+            lstate = _paint(f"{la.state:<9}", la.state)
+            out.append(
+                f"    launch {la.id:<5} {lstate} {la.trigger} by "
+                f"{la.launched_by}, {_clock(la.started_at)}, {took}{note}\n"
+            )
+        for rep in reports.get(r.id, []):
+            if rep["state"] != "sent":
+                out.append(f"    report not sent ({rep['channel']}): {rep['message']}\n")
+    notable = [f for f in fires if f["outcome"] != "launched"]
+    if notable:
+        out.append("scheduler:\n")
+        for f in notable:
+            out.append(
+                f"    {f['scheduled_at']}  {f['batch']:<12} {f['outcome']}"
+                + (f": {f['message']}" if f["message"] else "") + "\n"
+            )
+    _write("".join(out))
+
+
+def _fires(ledger: Ledger, batch: str | None, limit: int) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM fires" + (" WHERE batch = ?" if batch else "") + " ORDER BY id DESC LIMIT ?"
+    params: tuple[Any, ...] = (batch, limit) if batch else (limit,)
+    return [dict(r) for r in ledger.conn.execute(sql, params)]
+
+
+def _reports(ledger: Ledger, run_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {}
+    if not run_ids:
+        return out
+    marks = ",".join("?" * len(run_ids))
+    for r in ledger.conn.execute(
+        f"SELECT * FROM reports WHERE run_id IN ({marks}) ORDER BY id", run_ids
+    ):
+        out.setdefault(r["run_id"], []).append(
+            {"channel": r["channel"], "state": r["state"], "message": r["message"], "at": r["at"]}
+        )
+    return out
+
+
+def print_overview(config: Config, ledger: Ledger | None, as_json: bool) -> None:
+    """`overnight status` with no batch: the latest run of every batch."""
+    names = sorted(set(config.batches) | set(ledger.batches() if ledger else []))
+    rows = []
+    for name in names:
+        run = ledger.latest_run(name) if ledger else None
+        live = ledger.live_launch(name) if ledger else None
+        rows.append({
+            "batch": name,
+            "date": run.date if run else None,
+            "state": run.state if run else None,
+            "live_launch": live.id if live else None,
+        })
+    if as_json:
+        _write(json.dumps(rows, indent=2) + "\n")
+        return
+    if not rows:
+        _write("no batches configured and no runs yet\n")
+        return
+    for row in rows:
+        state = row["state"] or "never run"
+        _write(f"{row['batch']:<16} {row['date'] or '-':<10}  {_paint(state, state)}\n")
+
+
+def print_batch_list(config: Config, ledger: Ledger | None, as_json: bool) -> None:
+    rows = batch_rows(config, ledger)
+    if as_json:
+        _write(json.dumps(rows, indent=2) + "\n")
+        return
+    if not rows:
+        _write("no batches in the configuration (add [batches.NAME] to overnight.toml)\n")
+        return
+    _write(f"{'BATCH':<16} {'SCHEDULE':<14} {'NEXT':<26} {'LAST RUN':<22} LAST COMPLETED\n")
+    for r in rows:
+        last = f"{r['last_date']} {r['last_state']}" if r["last_date"] else "-"
+        _write(
+            f"{r['batch']:<16} {r['schedule'] or '-':<14} {r['next'] or '-':<26} "
+            f"{last:<22} {r['last_completed'] or '-'}\n"
+        )
+
+
+def batch_rows(config: Config, ledger: Ledger | None) -> list[dict[str, Any]]:
+    rows = []
+    for name, bc in sorted(config.batches.items()):
+        run = ledger.latest_run(name) if ledger else None
+        rows.append({
+            "batch": name,
+            "module": bc.module,
+            "schedule": bc.schedule,
+            "timezone": bc.timezone or config.timezone,
+            "next": next_fire_text(config, name),
+            "last_date": run.date if run else None,
+            "last_state": run.state if run else None,
+            "last_completed": ledger.last_completed_date(name) if ledger else None,
+        })
+    return rows
+
+
+def next_fire_text(config: Config, batch: str) -> str | None:
+    """The next fire time, once the scheduler's schedule module is there."""
+    bc = config.batches[batch]
+    if not bc.schedule:
+        return None
+    try:
+        from overnight.schedules import next_fire_for
+    except ImportError:
+        return None
+    return next_fire_for(config, batch)
