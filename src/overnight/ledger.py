@@ -223,6 +223,42 @@ def _describe_error(path: Path, error: BaseException) -> str:
     return f"{path}: ledger error: {text}"
 
 
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose every SQLite error (a damaged page met while reading, a full disk)
+    becomes one LedgerError naming the file, wherever in the program the query runs."""
+
+    def _guard(self, call, *args):  # noqa: ANN001, ANN202
+        try:
+            return call(*args)
+        except sqlite3.Error as e:
+            raise LedgerError(_describe_error(self.connection.ledger_path, e)) from None  # type: ignore[attr-defined]
+
+    def execute(self, sql, parameters=()):  # noqa: ANN001, ANN201
+        return self._guard(super().execute, sql, parameters)
+
+    def executemany(self, sql, seq):  # noqa: ANN001, ANN201
+        return self._guard(super().executemany, sql, seq)
+
+    def fetchone(self):  # noqa: ANN201
+        return self._guard(super().fetchone)
+
+    def fetchall(self):  # noqa: ANN201
+        return self._guard(super().fetchall)
+
+    def __next__(self):  # noqa: ANN204
+        return self._guard(super().__next__)
+
+
+class _Connection(sqlite3.Connection):
+    ledger_path: Path
+
+    def execute(self, sql, parameters=()):  # noqa: ANN001, ANN201
+        return self.cursor(_Cursor).execute(sql, parameters)
+
+    def executemany(self, sql, seq):  # noqa: ANN001, ANN201
+        return self.cursor(_Cursor).executemany(sql, seq)
+
+
 class Ledger:
     """One SQLite file. Open it with ``Ledger.open(path)``; use it from one thread."""
 
@@ -238,14 +274,18 @@ class Ledger:
         try:
             if readonly:
                 conn = sqlite3.connect(
-                    f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=10
+                    f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=10,
+                    factory=_Connection,
                 )
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+                conn = sqlite3.connect(str(path), isolation_level=None, timeout=30, factory=_Connection)
+            conn.ledger_path = path
             ledger = cls(path, conn)
             ledger._prepare(readonly)
             return ledger
+        except LedgerError:
+            raise
         except (sqlite3.Error, OSError) as e:
             raise LedgerError(_describe_error(path, e)) from None
 
