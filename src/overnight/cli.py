@@ -95,7 +95,26 @@ def _module_exists(name: str) -> bool:
 
 
 def main() -> None:
-    cli(prog_name="overnight")
+    """The console entry point. Every way out of a mistake is one line on stderr and an
+    exit code: click's own usage errors (a bad option value, an unknown option) would
+    otherwise print a usage block of several lines."""
+    try:
+        code = cli.main(prog_name="overnight", standalone_mode=False)
+    except click.UsageError as e:
+        where = e.ctx.command_path if e.ctx is not None else "overnight"
+        click.echo(f"{where}: {_one_line(e.format_message())} (see {where} --help)", err=True)
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        click.echo(f"overnight: {_one_line(e.format_message())}", err=True)
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("overnight: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 # -- shared helpers ----------------------------------------------------------------------
