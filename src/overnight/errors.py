@@ -33,3 +33,12 @@ class AlreadyRunning(OvernightError):
 
 class InvalidTransition(RuntimeError):
     """A state change the transition table forbids: a bug, never a user's mistake."""
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A value the user typed, quoted and cut short for a message: a hostile 10,000-character
+    name must not become a 10,000-character error line (repr also shows control characters)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(str(value))} characters)"
