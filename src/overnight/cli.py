@@ -7,6 +7,7 @@ the runner and `overnight run` does not pay for the web server.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -98,6 +99,10 @@ def main() -> None:
     """The console entry point. Every way out of a mistake is one line on stderr and an
     exit code: click's own usage errors (a bad option value, an unknown option) would
     otherwise print a usage block of several lines."""
+    # SIGTERM (`overnight cancel`, systemd, a shutdown) before the runner has its own
+    # handlers: stop as Ctrl-C does, recording nothing half-done, with one line and exit 130
+    # rather than a silent death by signal. The runner installs its own handlers first thing.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         code = cli.main(prog_name="overnight", standalone_mode=False)
     except click.UsageError as e:
@@ -111,6 +116,10 @@ def main() -> None:
         click.echo("overnight: interrupted", err=True)
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _one_line(text: str) -> str:

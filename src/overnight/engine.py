@@ -101,7 +101,15 @@ class Runner:
 
     def run(self) -> LaunchResult:
         started = time.monotonic()
-        self._prepare()
+        # From here on a signal is a clean cancel: it is noted, the launch is recorded and
+        # ends cancelled; installed before _prepare so that no moment is left uncovered.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            self.loop.add_signal_handler(sig, self._on_signal)
+        try:
+            self._prepare()
+        except BaseException:
+            self.loop.close()
+            raise
         sentinel = Sentinel()
         self.base_env = dict(os.environ)
         self.base_env.update(
@@ -113,8 +121,6 @@ class Runner:
         self.base_env[TOKEN_VARIABLE] = sentinel.token
         self.local = LocalExecutor(self.loop, sentinel, self.steps)
         self.remote: dict[str, Executor] = {}
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            self.loop.add_signal_handler(sig, self._on_signal)
         if self.progress.tick_interval:
             self._tick()
         clean = False
