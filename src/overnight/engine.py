@@ -338,7 +338,10 @@ class Runner:
                 self._set(name, StepState.RUNNING, StepState.PENDING, note)
             else:
                 self._set(name, StepState.RUNNING, outcome.state, outcome.message)
-                self._block_dependents(name)
+                if outcome.state is not StepState.CANCELLED:
+                    # A cancelled step did not fail: what depends on it was simply not
+                    # reached, and stays pending (not "blocked by" it in status and mail).
+                    self._block_dependents(name)
                 if self.options.fail_fast and outcome.state is not StepState.CANCELLED:
                     self.halted = True
             jobs = self._claim_ready()
