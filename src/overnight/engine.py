@@ -319,12 +319,12 @@ class Runner:
         if timer:
             timer.cancel()
         step = job.step
-        retry = (
+        retries_left = (
             outcome.state in RETRYABLE
             and self.tries.get(name, 0) <= step.retries
-            and not self.cancelling
             and (outcome.state is not StepState.INTERRUPTED or step.idempotent)
         )
+        retry = retries_left and not self.cancelling
         with self.ledger.transaction():
             self.ledger.finish_attempt(
                 job.attempt_id, outcome.state, outcome.ended_at, outcome.exit_code,
@@ -335,6 +335,11 @@ class Runner:
                 self._release(name)
             elif retry:
                 note = f"attempt {job.number} {outcome.state}: retrying in {step.retry_delay:g}s"
+                self._set(name, StepState.RUNNING, StepState.PENDING, note)
+            elif retries_left:
+                # Cancelled before its retry: the step has not failed for good (it has
+                # retries left), so it waits for the resume, as in its retry delay.
+                note = f"attempt {job.number} {outcome.state}: cancelled before its retry"
                 self._set(name, StepState.RUNNING, StepState.PENDING, note)
             else:
                 self._set(name, StepState.RUNNING, outcome.state, outcome.message)
