@@ -299,6 +299,7 @@ def run(
         return
 
     from overnight.engine import Runner, RunOptions
+    from overnight.errors import LedgerError
     from overnight.lock import BatchLock
     from overnight.progress import make_progress
 
@@ -327,7 +328,14 @@ def run(
             progress=make_progress(quiet),
             executors=_remote_executors(config, loaded),
         )
-        (config.log_dir / ref.name / run_date.isoformat()).mkdir(parents=True, exist_ok=True)
+        log_dir = config.log_dir / ref.name / run_date.isoformat()
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise LedgerError(
+                f"{log_dir}: cannot create the folder for the steps' logs ({e.strerror}): "
+                "check the space, owner and mode of the state directory"
+            ) from None
         result = runner.run()
         _after_launch(config, ref, ledger, result, mail)
     finally:

@@ -200,7 +200,14 @@ class LocalExecutor:
             self.callables.start(job)
             return
         command = job.step.render_command(job.date)
-        log_fd = os.open(job.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            log_fd = os.open(job.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            # Not a reason to take the whole launch down: the step fails, saying why.
+            message = f"cannot open its log file {job.log_path}: {e.strerror or e}"
+            outcome = Outcome(StepState.FAILED, None, message, time.time())
+            self.loop.call_later(0, lambda: job.done(job, outcome))  # type: ignore[misc]
+            return
         try:
             process = subprocess.Popen(
                 command,
@@ -428,7 +435,10 @@ def _worker_main(steps: dict[str, Step], cmd_fd: int, result_fd: int) -> None:
 
 
 def _run_callable(step: Step, message: dict, handler: logging.Handler) -> dict:
-    log_fd = os.open(message["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        log_fd = os.open(message["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as e:
+        return {"ok": False, "message": f"cannot open its log file {message['log']}: {e.strerror or e}"}
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)
