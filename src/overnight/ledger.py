@@ -218,6 +218,13 @@ def _describe_error(path: Path, error: BaseException) -> str:
             f"{path}: the ledger is damaged ({text}): move it aside and run again, "
             "or restore it from a backup"
         )
+    if "disk I/O error" in text:
+        # SQLite says no more than this for a full disk met outside a write (a reader that
+        # cannot create the -shm file) and for a file-size limit: name what to check.
+        return (
+            f"{path}: cannot read or write the ledger (disk I/O error): check the disk's free "
+            "space, quotas and health, then run the same command again"
+        )
     if "unable to open" in text:
         return f"{path}: cannot open the ledger: check that its folder exists and is writable"
     return f"{path}: ledger error: {text}"
