@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import signal
 import sqlite3
 import time
@@ -25,6 +26,10 @@ MARKER_VARIABLE = "OVERNIGHT_FAULT_MARKER"
 
 # Lines for the end-of-session summary (conftest.py prints them).
 SUMMARY: list[str] = []
+
+# One seed for the session's random moments; OVERNIGHT_FAULT_SEED=N replays a session.
+SEED = int(os.environ.get("OVERNIGHT_FAULT_SEED") or secrets.randbelow(2**32))
+REPLAY = f"seed {SEED} (replay with OVERNIGHT_FAULT_SEED={SEED})"
 
 WITNESS_BATCH = '''
 """A night of 21 steps: commands, callables, a parallel group, a retried step."""

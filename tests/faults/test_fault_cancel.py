@@ -18,7 +18,7 @@ import faultkit
 import pytest
 from faultkit import MARKER_VARIABLE, Witness
 
-SEED = int(os.environ.get("OVERNIGHT_FAULT_SEED") or secrets.randbelow(2**32))
+SEED = faultkit.SEED
 CANCELS = int(os.environ.get("OVERNIGHT_FAULT_CANCELS") or 4)
 SETTLED = {"succeeded", "pending", "cancelled", "skipped"}
 
@@ -33,7 +33,7 @@ def wait_for(condition, timeout: float = 30.0) -> None:  # noqa: ANN001
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "overnight-cancel"])
 def test_a_signal_cancels_cleanly_and_a_resume_finishes(project, how: str) -> None:
     rng = random.Random(f"{SEED}-{how}")
-    replay = f"seed {SEED} (replay with OVERNIGHT_FAULT_SEED={SEED})"
+    replay = faultkit.REPLAY
     faultkit.write_witness_batch(project)
     marker = f"cancel-{os.getpid()}-{secrets.token_hex(6)}"
     env = {MARKER_VARIABLE: marker}

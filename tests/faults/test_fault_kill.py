@@ -17,7 +17,7 @@ from datetime import date, timedelta
 import faultkit
 from faultkit import MARKER_VARIABLE, Witness
 
-SEED = int(os.environ.get("OVERNIGHT_FAULT_SEED") or secrets.randbelow(2**32))
+SEED = faultkit.SEED
 KILLS = int(os.environ.get("OVERNIGHT_FAULT_TRIALS") or 60)
 ORPHAN_WINDOW = 2.0   # seconds the sentinel gets to clean up after its runner died
 LAUNCH_TIMEOUT = 120  # a launch that has not ended by then is stuck: a failure
@@ -28,7 +28,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_leaves_no_process(project) 
     (but for a kill between finish and commit, counted), no process left, an intact ledger
     whose states obey the transition table; and a plain resume always finishes the run."""
     rng = random.Random(SEED)
-    replay = f"seed {SEED} (replay with OVERNIGHT_FAULT_SEED={SEED})"
+    replay = faultkit.REPLAY
     faultkit.write_witness_batch(project)
     marker = f"kill-{os.getpid()}-{secrets.token_hex(6)}"
     env = {MARKER_VARIABLE: marker}
