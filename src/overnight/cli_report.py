@@ -159,14 +159,11 @@ def _send_digest(config, batch: str, results, mail: bool | None, again: str) -> 
 
 
 def _mail_digest(config, ledger, batch: str, subject: str, text: str, run_ids: list[int]) -> None:  # noqa: ANN001
-    from email.message import EmailMessage
-
     from overnight import mailer
     from overnight.report import mail_recipients, warn
 
     to = mail_recipients(config, batch)
-    msg = EmailMessage()
-    msg["Subject"] = subject
+    msg = mailer.new_message(subject)
     msg.set_content(text)
     delivery = mailer.send(config.mail, msg, to)
     with ledger.transaction():

@@ -6,6 +6,7 @@ happened (`Delivery`), and the caller records that in the ledger so nothing is l
 
 from __future__ import annotations
 
+import email.policy
 import os
 import smtplib
 import ssl
@@ -22,6 +23,18 @@ DEFAULT_RETRY_DELAYS = (1.0, 2.0, 4.0)
 # A server that accepts the connection and then hangs gets at most this long per try,
 # whatever [mail] timeout says, so the retries stay bounded.
 MAX_TRY_SECONDS = 20.0
+
+
+# Python folds a header longer than 78 characters by moving its whole value to the next
+# line, which some readers then show with a leading space; our subjects are short enough
+# to leave on one line (RFC 5322 allows up to 998).
+POLICY = email.policy.default.clone(max_line_length=200)
+
+
+def new_message(subject: str) -> EmailMessage:
+    message = EmailMessage(policy=POLICY)
+    message["Subject"] = subject
+    return message
 
 
 @dataclass(frozen=True)

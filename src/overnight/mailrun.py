@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 from overnight.durations import format_duration
+from overnight.mailer import new_message
 
 # Past this much output, the mail keeps the head and the tail: the end is where errors are.
 MAX_OUTPUT = 2 * 1024 * 1024
@@ -67,7 +68,6 @@ def build_message(subject: str, done: Finished) -> EmailMessage:
         f"Run time:  {format_duration(done.took)}\n"
         f"Exit code: {done.exit_code} ({status})\n"
     )
-    msg = EmailMessage()
-    msg["Subject"] = subject if done.exit_code == 0 else f"{subject} [exit code {done.exit_code}]"
+    msg = new_message(subject if done.exit_code == 0 else f"{subject} [exit code {done.exit_code}]")
     msg.set_content(header + "\n" + (text if text.strip() else "(no output)\n"))
     return msg

@@ -57,8 +57,9 @@ class Report:
         return self.state != "succeeded"
 
     def message(self, sender: str, to: list[str]) -> EmailMessage:
-        msg = EmailMessage()
-        msg["Subject"] = self.subject
+        from overnight.mailer import new_message
+
+        msg = new_message(self.subject)
         msg["From"] = sender
         msg["To"] = ", ".join(to)
         msg.set_content(self.text)
