@@ -403,3 +403,41 @@ def test_the_subject_counts_failed_steps_out_of_all():
     assert subject_for("all", DATE, "failed", steps) == f"Overnight for {DATE}: all: failed (2 of 4)"
     one = subject_for("all", DATE, "succeeded", steps[:1])
     assert one == f"Overnight for {DATE}: all: succeeded (1 step)"
+
+
+def test_a_mail_server_that_hangs_is_given_its_timeout_once(project):
+    with socket.socket() as silent:  # accepts connections (the kernel does) but never greets
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        setup(project, CLEAN, mail="always", extra=(
+            f'[mail]\nhost = "127.0.0.1"\nport = {port}\ntimeout = 1\nto = ["ops@example.com"]\n'))
+        started = time.monotonic()
+        result = project.run("run", "nightly", "--date", DATE, "--mail")
+        took = time.monotonic() - started
+    assert result.returncode == 0
+    assert took < 1 + 10  # one try of 1 s, no retries of a hung server
+    assert project.query("SELECT state, tries, message FROM reports") == [
+        ("not_sent", 1, f"the mail server 127.0.0.1:{port} did not answer in time")
+    ]
+
+
+def test_the_report_points_out_a_step_much_slower_than_on_earlier_nights(project):
+    setup(project, CLEAN)
+    backfill = project.run("backfill", "nightly", "--from", "2026-11-20", "--to", "2026-11-23", "--no-mail")
+    assert backfill.returncode == 0, backfill.stderr
+    # Make the recorded history say: export took 10 s on the first three nights, 100 s on the fourth.
+    import sqlite3
+
+    conn = sqlite3.connect(project.ledger_path)
+    with conn:
+        conn.execute("UPDATE attempts SET ended_at = started_at + (CASE WHEN run_id = "
+                     "(SELECT id FROM runs WHERE date = '2026-11-23') THEN 100 ELSE 10 END) "
+                     "WHERE step = 'export'")
+    conn.close()
+    shown = project.run("report", "nightly", "--date", "2026-11-23")
+    assert shown.returncode == 0, shown.stderr
+    assert ("Slower than usual:\n  export took 1m40s; usually 10.0s (median of the 3 earlier attempts)"
+            in shown.stdout)
+    earlier = project.run("report", "nightly", "--date", "2026-11-22")
+    assert "Slower than usual" not in earlier.stdout

@@ -20,8 +20,8 @@ from overnight.config import MailConfig
 # attempts (a refused connection fails at once). OVERNIGHT_MAIL_RETRY_DELAYS="0.1,0.1"
 # overrides it (the tests use that; an empty value means a single try).
 DEFAULT_RETRY_DELAYS = (1.0, 2.0, 4.0)
-# A server that accepts the connection and then hangs gets at most this long per try,
-# whatever [mail] timeout says, so the retries stay bounded.
+# A server that accepts the connection and then hangs gets at most this long, whatever
+# [mail] timeout says, and is not tried again: the worst case stays bounded.
 MAX_TRY_SECONDS = 20.0
 
 
@@ -82,6 +82,8 @@ def send(mail: MailConfig, message: EmailMessage, to: list[str]) -> Delivery:
             return Delivery(False, tries, str(e))
         except (OSError, smtplib.SMTPException, ssl.SSLError) as e:
             reason = describe(mail, e)
+            if _timed_out(e):
+                break  # a server that hung once will likely hang again: do not wait twice
         if pause is None:
             break
         time.sleep(pause)
@@ -119,7 +121,7 @@ def describe(mail: MailConfig, error: BaseException) -> str:
     where = f"{mail.host}:{mail.port}"
     if isinstance(error, ConnectionRefusedError):
         return f"cannot connect to the mail server {where}: connection refused"
-    if isinstance(error, TimeoutError):
+    if _timed_out(error):
         return f"the mail server {where} did not answer in time"
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         return f"the mail server {where} refused the recipients: " + ", ".join(error.recipients)
@@ -130,6 +132,13 @@ def describe(mail: MailConfig, error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         return f"cannot reach the mail server {where}: {error.strerror}"
     return f"mail server {where}: {error}"
+
+
+def _timed_out(error: BaseException) -> bool:
+    # smtplib turns a read that timed out into SMTPServerDisconnected("... timed out").
+    return isinstance(error, TimeoutError) or (
+        isinstance(error, smtplib.SMTPServerDisconnected) and "timed out" in str(error)
+    )
 
 
 def _text(error: smtplib.SMTPResponseException) -> str:

@@ -14,6 +14,7 @@ import os
 import shlex
 import statistics
 import sys
+import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
@@ -219,8 +220,9 @@ def _text(c: _Context) -> str:
             elif lines is None and s["log_path"]:
                 out.append("    (the log cannot be read)")
     if c.blocked:
-        out += ["", "Blocked (not run because a prerequisite did not succeed):"]
-        out += [f"  {s['name']}: {s['message'] or 'blocked'}" for s in c.blocked]
+        names = ", ".join(s["name"] for s in c.blocked)
+        out += ["", f"Blocked, not run because a prerequisite did not succeed ({len(c.blocked)}):"]
+        out += textwrap.wrap(names, 88, initial_indent="  ", subsequent_indent="  ")
     if c.slow:
         out += ["", "Slower than usual:"]
         out += [f"  {c.slow_line(s)}" for s in c.slow]
@@ -270,9 +272,8 @@ def _html(c: _Context, subject: str) -> str:
                 out.append('<pre style="background:#f6f8fa;padding:6px;font-size:12px">'
                            + e("\n".join(lines)) + "</pre>")
     if c.blocked:
-        out.append("<h3>Blocked</h3><ul>")
-        out += [f"<li>{e(s['name'])}: {e(s['message'] or 'blocked')}</li>" for s in c.blocked]
-        out.append("</ul>")
+        out.append(f"<h3>Blocked ({len(c.blocked)})</h3><p>not run because a prerequisite did not "
+                   f"succeed: {e(', '.join(s['name'] for s in c.blocked))}</p>")
     if c.slow:
         out.append("<h3>Slower than usual</h3><ul>")
         out += [f"<li>{e(c.slow_line(s))}</li>" for s in c.slow]
