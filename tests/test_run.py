@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import OVERNIGHT, Project
 
 CHAIN_OF_FIVE = """
@@ -161,8 +160,8 @@ def test_step_environment_working_folder_and_callable_context(project: Project) 
         from pathlib import Path
         from overnight import Batch
         batch = Batch("env")
-        batch.command("show", "echo $OVERNIGHT_BATCH $OVERNIGHT_DATE $OVERNIGHT_STEP $OVERNIGHT_ATTEMPT $EXTRA > env.txt",
-                      env={"EXTRA": "x1"})
+        batch.command("show", "echo $OVERNIGHT_BATCH $OVERNIGHT_DATE $OVERNIGHT_STEP "
+                              "$OVERNIGHT_ATTEMPT $EXTRA > env.txt", env={"EXTRA": "x1"})
         batch.command("where", "pwd > where.txt", cwd="sub")
 
         @batch.step
@@ -426,7 +425,8 @@ def test_a_second_launch_of_a_live_batch_exits_3_and_names_the_holder(project: P
 
 
 def test_two_launches_started_together_exactly_one_runs(project: Project) -> None:
-    project.write_batch("five", CHAIN_OF_FIVE.replace('f"echo {name} >> runs.txt"', 'f"echo {name} >> runs.txt; sleep 0.2"'))
+    slow_chain = CHAIN_OF_FIVE.replace('>> runs.txt"', '>> runs.txt; sleep 0.2"')
+    project.write_batch("five", slow_chain)
     env = project.env()
     launches = [
         subprocess.Popen([*OVERNIGHT, "run", "five", "--date", "2026-11-26"], cwd=project.root, env=env,
@@ -518,7 +518,8 @@ def test_without_a_config_a_batch_path_runs_with_state_under_dot_overnight(tmp_p
     assert result.returncode == 0, result.stderr
     assert (tmp_path / ".overnight" / "ledger.db").exists()
     assert (folder / "here.txt").read_text().strip() == str(folder)
-    status = subprocess.run([*OVERNIGHT, "status", "solo", "--json"], cwd=tmp_path, capture_output=True, text=True)
+    status = subprocess.run([*OVERNIGHT, "status", "solo", "--json"], cwd=tmp_path,
+                            capture_output=True, text=True)
     assert '"state": "succeeded"' in status.stdout
 
 
