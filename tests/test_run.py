@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -552,5 +551,37 @@ def test_history_lists_runs_newest_first_with_their_launches(project: Project) -
     assert '"launched_by"' in data
 
 
-if sys.platform != "linux":  # pragma: no cover
-    pytest.skip("overnight runs on Linux", allow_module_level=True)
+def test_kill_9_during_a_callable_step_leaves_none_of_its_processes(project: Project) -> None:
+    marker = f"callable{os.getpid()}"
+    project.write_batch("pycrash", """
+        import subprocess
+        from pathlib import Path
+        from overnight import Batch
+        batch = Batch("pycrash")
+
+        @batch.step
+        def long_python(ctx):
+            Path("started").write_text("yes")
+            subprocess.run(["sh", "-c", "sleep 300 & sleep 300"])
+    """)
+    runner = project.start("run", "pycrash", "--date", "2026-11-26", OVERNIGHT_TEST_MARK=marker)
+    wait_for(lambda: (project.root / "started").exists() and len(pids_with(marker)) >= 3,
+             what="the callable and its children")
+    runner.kill()
+    runner.wait()
+    wait_for(lambda: not pids_with(marker), timeout=1.0, what="the callable's processes to die")
+
+
+def test_a_command_that_cannot_start_fails_with_the_reason(project: Project) -> None:
+    project.write_batch("missing", """
+        from overnight import Batch
+        batch = Batch("missing")
+        batch.command("ghost", ["/no/such/program", "x"])
+        batch.command("nowhere", "true", cwd="no-such-folder", after=[])
+    """)
+    result = project.run("run", "missing", "--date", "2026-11-26")
+    assert result.returncode == 1
+    steps = {s["name"]: s for s in project.status("missing")["steps"]}
+    assert steps["ghost"]["state"] == "failed"
+    assert "cannot start: No such file or directory: /no/such/program" in steps["ghost"]["message"]
+    assert "no-such-folder" in steps["nowhere"]["message"]
