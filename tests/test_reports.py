@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 from overnight.report import Slow, slow_steps, subject_for
 
@@ -59,8 +60,16 @@ class Mailbox:
         self.received.append((list(envelope.rcpt_tos), message))
         return "250 OK"
 
-    def start(self) -> None:
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+    def start(self, password: str | None = None) -> None:
+        """With `password`: only the user "night" with that password may send."""
+        options = {}
+        if password is not None:
+            def authenticator(server, session, envelope, mechanism, auth_data):  # noqa: ANN001
+                ok = (auth_data.login, auth_data.password) == (b"night", password.encode())
+                return AuthResult(success=ok, handled=False)  # handled=False: it answers 535
+
+            options = {"authenticator": authenticator, "auth_required": True, "auth_require_tls": False}
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **options)
         self.controller.start()
 
     def stop(self) -> None:
@@ -219,6 +228,25 @@ def test_report_send_without_a_reachable_server_exits_1_and_records_it(project):
     assert result.returncode == 1
     assert "connection refused" in result.stderr
     assert project.query("SELECT channel, state FROM reports") == [("mail", "not_sent")]
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+def test_the_password_comes_from_the_variable_named_by_password_env(project):
+    box = Mailbox()
+    box.start(password="s3cret")
+    try:
+        setup(project, NIGHT, extra=box.config(user='"night"', password_env='"NIGHT_SMTP_PASSWORD"'))
+        wrong = project.run("run", "nightly", "--date", DATE, **SCHEDULED, NIGHT_SMTP_PASSWORD="nope")
+        assert wrong.returncode == 1
+        assert box.received == []
+        right = project.run("run", "nightly", "--date", DATE, **SCHEDULED, NIGHT_SMTP_PASSWORD="s3cret")
+        assert right.returncode == 1
+        assert len(box.received) == 1
+    finally:
+        box.stop()
+    assert "s3cret" not in (project.root / "overnight.toml").read_text()
+    ((state, tries, message), _) = project.query("SELECT state, tries, message FROM reports ORDER BY id")
+    assert state == "not_sent" and tries == 1 and "refused the login of night" in message
 
 
 def test_a_missing_password_variable_is_reported_not_retried(project, mailbox):
