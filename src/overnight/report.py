@@ -352,6 +352,11 @@ def post_webhooks(config: Config, ledger: Ledger, hooks: list[Any], payload: dic
     from overnight.webhooks import post_all
 
     results = post_all(hooks, payload)
+    record_posted(ledger, results, run_ids, launch_id)
+    return results
+
+
+def record_posted(ledger: Ledger, results: list[Any], run_ids: list[int], launch_id: int | None) -> None:
     with ledger.transaction():
         for posted in results:
             for run_id in run_ids:
@@ -359,7 +364,6 @@ def post_webhooks(config: Config, ledger: Ledger, hooks: list[Any], payload: dic
                     run_id, launch_id, f"webhook:{posted.hook.url}",
                     "sent" if posted.sent else "not_sent", posted.tries, posted.reason,
                 )
-    return results
 
 
 def wants_mail(config: Config, batch: str, failed: bool, mail: bool | None) -> bool:
@@ -418,10 +422,7 @@ def _after_launch(config: Config, batch: str, ledger: Ledger, result: Any, mail:
                  f"overnight report {batch} --date {run.date} --send)")
     if thread is not None:
         thread.join()
-        with ledger.transaction():
-            for p in posted:
-                ledger.record_report(run.id, result.launch_id, f"webhook:{p.hook.url}",
-                                     "sent" if p.sent else "not_sent", p.tries, p.reason)
+        record_posted(ledger, posted, [run.id], result.launch_id)
         for p in posted:
             if not p.sent:
                 warn(f"webhook {p.hook.url} not posted: {p.reason}")
