@@ -154,7 +154,9 @@ def parse_date(value: str | None, config: Config, batch: str | None) -> date:
         from overnight.errors import shown
 
         detail = f" ({e})" if value not in str(e) else ""  # not the value a second time
-        raise ConfigError(f"--date {shown(value)}: not a valid date{detail}; use YYYY-MM-DD") from None
+        raise ConfigError(
+            f"--date {shown(value, quote=False)}: not a valid date{detail}; use YYYY-MM-DD"
+        ) from None
 
 
 class BatchRef:
@@ -174,7 +176,7 @@ class BatchRef:
         elif looks_like_path(ref):
             path = os.path.abspath(ref)
             if not os.path.isfile(path):
-                raise DefinitionError(f"{shown(ref)}: no such batch module file")
+                raise DefinitionError(f"{shown(ref, quote=False)}: no such batch module file")
             self.name = ""  # known once loaded
             self.module_ref = path
             self.base_dir = config.base_dir
@@ -287,7 +289,9 @@ def run(
         raise ConfigError("--rerun and --fresh cannot go together")
     for name in steps:
         if name not in loaded.batch.steps:
-            raise ConfigError(f"--rerun {shown(name)}: batch {ref.name!r} has no step of that name")
+            raise ConfigError(
+                f"--rerun {shown(name, quote=False)}: batch {ref.name!r} has no step of that name"
+            )
     _check_queues(config, loaded)
     if workers is None:
         workers = (ref.settings.workers if ref.settings and ref.settings.workers else None) or config.workers
@@ -337,9 +341,10 @@ def run(
                 "check the space, owner and mode of the state directory"
             ) from None
         result = runner.run()
-        _after_launch(config, ref, ledger, result, mail)
     finally:
         lock.release()
+    # After the lock is released: a slow mail server must not turn the next launch away.
+    _after_launch(config, ref, ledger, result, mail)
     ctx.exit(result.exit_code)
 
 
