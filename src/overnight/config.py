@@ -278,6 +278,9 @@ def _str(table: dict[str, Any], key: str, where: str) -> str | None:
     value = table.get(key)
     if value is not None and not isinstance(value, str):
         raise ConfigError(f"{where}: {key} must be a string, not {value!r}")
+    if value is not None and "\0" in value:
+        # TOML allows "\u0000"; no path, name or address can hold it (os calls raise).
+        raise ConfigError(f"{where}: {key} = {value!r} contains a NUL character")
     return value
 
 
