@@ -156,6 +156,7 @@ def test_a_disk_that_fills_while_a_step_runs_loses_no_record(small_disk) -> None
     line = one_line((process.returncode, err))
     assert str(project.ledger_path) in line and "disk is full" in line, line
     assert "free space, then run the same command again" in line
+    assert "ok       gate" not in out and "succeeded" not in out, out  # nothing claimed done
     view = check_consistent(project, day)
     assert view is not None and view.steps["gate"] != "succeeded"
     assert "last" not in Witness.read(project.root / "witness" / day).starts
