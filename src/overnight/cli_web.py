@@ -38,7 +38,9 @@ def web(ctx: click.Context, host: str, port: int) -> None:
         )
     app = create_app(config)
     where = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-    mode = f"{users} user(s)" if users else "read-only, no users yet (overnight user add NAME --role operator)"
+    mode = f"{users} user(s)" if users else (
+        "read-only, no users yet (overnight user add NAME --role operator)"
+    )
     click.echo(f"overnight web: {where}  ({mode}; ledger {config.ledger_path})", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
                 proxy_headers=False, server_header=False)
@@ -90,7 +92,8 @@ def user_list(ctx: click.Context) -> None:
     if not rows:
         click.echo("no users (the dashboard is read-only on 127.0.0.1 until you add one)")
     for u in rows:
-        click.echo(f"{u.name:<20} {u.role:<9} added {time.strftime('%Y-%m-%d', time.localtime(u.created_at))}")
+        added = time.strftime("%Y-%m-%d", time.localtime(u.created_at))
+        click.echo(f"{u.name:<20} {u.role:<9} added {added}")
 
 
 @user.command("remove")

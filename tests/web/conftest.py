@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -106,19 +105,19 @@ class Client:
             urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect()
         )
 
-    def request(self, method: str, path: str, data: dict | None = None) -> tuple[int, dict, bytes]:
+    def request(self, method: str, path: str, data: dict | None = None) -> tuple[int, Any, bytes]:
         body = urllib.parse.urlencode(data).encode() if data is not None else None
         req = urllib.request.Request(self.base + path, data=body, method=method)
         try:
             with self.opener.open(req, timeout=30) as r:
-                return r.status, dict(r.headers), r.read()
+                return r.status, r.headers, r.read()
         except urllib.error.HTTPError as e:
-            return e.code, dict(e.headers), e.read()
+            return e.code, e.headers, e.read()
 
-    def get(self, path: str) -> tuple[int, dict, bytes]:
+    def get(self, path: str) -> tuple[int, Any, bytes]:
         return self.request("GET", path)
 
-    def post(self, path: str, data: dict) -> tuple[int, dict, bytes]:
+    def post(self, path: str, data: dict) -> tuple[int, Any, bytes]:
         return self.request("POST", path, data)
 
     def csrf(self, path: str = "/login") -> str:

@@ -77,9 +77,10 @@ def test_an_operator_logs_in_launches_and_watches_the_night(project, serve, brow
         log_page = context.new_page()
         log_page.set_default_timeout(60_000)
         log_page.goto(server.url + "/run/demo/2026-11-20/log/load-a/1")
-        log_page.wait_for_function("document.getElementById('log').textContent.includes('waiting for the gate')")
+        log_text = "document.getElementById('log').textContent"
+        log_page.wait_for_function(f"{log_text}.includes('waiting for the gate')")
         (project.root / "gate").touch()
-        log_page.wait_for_function("document.getElementById('log').textContent.includes('gate open for 2026-11-20')")
+        log_page.wait_for_function(f"{log_text}.includes('gate open for 2026-11-20')")
         log_page.wait_for_function(
             "document.getElementById('log-status').textContent.includes('whole log')"
         )
@@ -116,7 +117,8 @@ def test_an_operator_logs_in_launches_and_watches_the_night(project, serve, brow
         page.click("form.mark button")
         page.wait_for_selector("#step-publish[data-state=skipped]")
         assert "published by hand" in page.locator("#launches").inner_text()
-        assert project.query("SELECT step, who, reason FROM marks") == [("publish", "olive", "published by hand")]
+        marks = project.query("SELECT step, who, reason FROM marks")
+        assert marks == [("publish", "olive", "published by hand")]
 
         # History: nights by steps, coloured by state; durations per step.
         page.goto(server.url + "/history/demo")
@@ -140,7 +142,9 @@ def test_an_operator_logs_in_launches_and_watches_the_night(project, serve, brow
 
 def test_without_users_the_dashboard_is_a_read_only_window(project, serve, browser):
     """On 127.0.0.1 with no users, anyone on the machine may look, nobody may launch."""
-    project.write_batch("demo", "from overnight import Batch\nbatch = Batch('demo')\nbatch.command('a', 'echo hi')\n")
+    project.write_batch(
+        "demo", "from overnight import Batch\nbatch = Batch('demo')\nbatch.command('a', 'true')\n"
+    )
     assert project.run("run", "demo", "--date", "2026-11-20").returncode == 0
     server = serve(project)
     page = browser.new_page()

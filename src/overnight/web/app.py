@@ -103,7 +103,9 @@ class Dashboard:
             token = request.session["csrf"] = auth.new_csrf_token()
         return token
 
-    def render(self, request: Request, name: str, viewer: Viewer, status: int = 200, **ctx: Any) -> HTMLResponse:
+    def render(
+        self, request: Request, name: str, viewer: Viewer, status: int = 200, **ctx: Any
+    ) -> HTMLResponse:
         flashes = request.session.pop("flash", [])
         html = self.env.get_template(name).render(
             request=request, viewer=viewer, csrf=self.csrf(request), flashes=flashes, **ctx
@@ -150,12 +152,13 @@ def _local_path(text: object, default: str = "/") -> str:
 # -- access control, as decorators on the endpoints ----------------------------------------
 
 Endpoint = Callable[..., Any]
+Wrapped = Callable[[Request], Awaitable[Response]]
 
 
-def page(dash: Dashboard, *, api: bool = False) -> Callable[[Endpoint], Callable[[Request], Awaitable[Response]]]:
+def page(dash: Dashboard, *, api: bool = False) -> Callable[[Endpoint], Wrapped]:
     """A read-only endpoint: anonymous people go to the login page (or get 401 from an API)."""
 
-    def wrap(fn: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    def wrap(fn: Endpoint) -> Wrapped:
         @wraps(fn)
         async def endpoint(request: Request) -> Response:
             def work() -> Response:
@@ -179,10 +182,10 @@ def page(dash: Dashboard, *, api: bool = False) -> Callable[[Endpoint], Callable
     return wrap
 
 
-def action(dash: Dashboard) -> Callable[[Endpoint], Callable[[Request], Awaitable[Response]]]:
+def action(dash: Dashboard) -> Callable[[Endpoint], Wrapped]:
     """A state-changing POST: an operator, with the session's CSRF token in the form."""
 
-    def wrap(fn: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    def wrap(fn: Endpoint) -> Wrapped:
         @wraps(fn)
         async def endpoint(request: Request) -> Response:
             form = await request.form()
@@ -193,7 +196,8 @@ def action(dash: Dashboard) -> Callable[[Endpoint], Callable[[Request], Awaitabl
                     viewer = dash.viewer(request, ledger)
                     if viewer.user is None:
                         why = "log in first" if viewer.users_exist else (
-                            "no dashboard users yet: create one with `overnight user add NAME --role operator`"
+                            "no dashboard users yet: create one with "
+                            "`overnight user add NAME --role operator`"
                         )
                         return _refuse(401 if viewer.users_exist else 403, why)
                     if not auth.same_token(form.get("csrf"), request.session.get("csrf")):
@@ -232,7 +236,8 @@ def create_app(config: Config) -> Starlette:
             finally:
                 if ledger is not None:
                     ledger.close()
-            return dash.render(request, "login.html", viewer, next=_local_path(request.query_params.get("next")))
+            back = _local_path(request.query_params.get("next"))
+            return dash.render(request, "login.html", viewer, next=back)
 
         return await run_in_threadpool(work)
 
@@ -246,7 +251,11 @@ def create_app(config: Config) -> Starlette:
                     return _refuse(403, "missing or wrong CSRF token: reload the page and try again")
                 name, password = form.get("name"), form.get("password")
                 user = ledger.get_user(name) if ledger is not None and isinstance(name, str) else None
-                if user is None or not isinstance(password, str) or not auth.check_password(password, user.password_hash):
+                good = (
+                    user is not None and isinstance(password, str)
+                    and auth.check_password(password, user.password_hash)
+                )
+                if user is None or not good:
                     request.session.pop("user", None)
                     return dash.render(
                         request, "login.html", Viewer(None, True), status=401,
@@ -299,7 +308,9 @@ def create_app(config: Config) -> Starlette:
         return {
             "batch": batch, "date": day, "run": run, "details": details, "live": live, "who": who,
             "now": time.time(),
-            "gantt": Markup(svg.gantt(details["steps"], time.time(), lambda s, n: f"{base}/log/{quote(s)}/{n}")),
+            "gantt": Markup(
+                svg.gantt(details["steps"], time.time(), lambda s, n: f"{base}/log/{quote(s)}/{n}")
+            ),
             "dag": Markup(svg.dag(details["steps"], lambda s: f"#step-{quote(s)}")),
         }
 
@@ -407,7 +418,9 @@ def create_app(config: Config) -> Starlette:
     def launch(request: Request, ledger: Ledger | None, viewer: Viewer, form: Any) -> Response:
         batch = dash.configured_batch(request.path_params["batch"])
         day = valid_date(form.get("date"))
-        outcome = actions.start(config, viewer.name or "", f"run {batch} for {day}", ["run", batch, "--date", day])
+        outcome = actions.start(
+            config, viewer.name or "", f"run {batch} for {day}", ["run", batch, "--date", day]
+        )
         return done(request, outcome, f"/run/{quote(batch)}/{day}")
 
     @action(dash)
@@ -439,7 +452,9 @@ def create_app(config: Config) -> Starlette:
 
     def step_of_run(ledger: Ledger | None, batch: str, day: str, step: object) -> str:
         run = ledger.find_run(batch, day) if ledger else None
-        if run is None or ledger is None or not isinstance(step, str) or step not in ledger.step_states(run.id):
+        if run is None or ledger is None or not isinstance(step, str):
+            raise HTTPException(404, "no such step")
+        if step not in ledger.step_states(run.id):
             raise HTTPException(404, "no such step")
         return step
 
@@ -466,11 +481,14 @@ def create_app(config: Config) -> Starlette:
             raise HTTPException(404, "no such mark")
         reason = str(form.get("reason") or "").strip()
         if not reason:
-            return done(request, actions.Outcome(False, f"mark {step}: say why"), f"/run/{quote(batch)}/{day}")
+            why = actions.Outcome(False, f"mark {step}: say why")
+            return done(request, why, f"/run/{quote(batch)}/{day}")
         args = ["mark", batch, "--date", day, f"--{what}", "--reason", reason[:500]]
         if form.get("downstream") == "1":
             args.append("--downstream")
-        outcome = actions.start(config, viewer.name or "", f"mark {step} {what}", [*args, "--", step], wait=20)
+        outcome = actions.start(
+            config, viewer.name or "", f"mark {step} {what}", [*args, "--", step], wait=20
+        )
         return done(request, outcome, f"/run/{quote(batch)}/{day}")
 
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -69,7 +69,9 @@ def gantt(
         )
     for row, s in enumerate(steps):
         y = top + row * row_h
-        out.append(f'<text x="{label_w - 6}" y="{y + 12}" class="label" text-anchor="end">{_attr(s["name"])}</text>')
+        out.append(
+            f'<text x="{label_w - 6}" y="{y + 12}" class="label" text-anchor="end">{_attr(s["name"])}</text>'
+        )
         for a in s["attempts"]:
             end = a["ended_at"] if a["ended_at"] is not None else now
             x = label_w + (a["started_at"] - t0) * scale
@@ -176,7 +178,8 @@ def history_grid(
             cell = cells.get((day, name))
             if cell is not None:
                 parts.append(
-                    f'<rect x="{x}" y="{top + row * ch}" width="{cw - 2}" height="{ch - 2}" class="c s-{cell}"/>'
+                    f'<rect x="{x}" y="{top + row * ch}" width="{cw - 2}" height="{ch - 2}" '
+                    f'class="c s-{cell}"/>'
                 )
         parts.append("</a>")
         out.append("".join(parts))
