@@ -692,12 +692,21 @@ class Ledger:
         if not runs:
             return runs, []
         oldest = runs[-1].date
-        cells = self.conn.execute(
-            "SELECT s.run_id, s.name, s.position, s.state, a.started_at, a.ended_at "
-            "FROM runs r JOIN steps s ON s.run_id = r.id "
-            "LEFT JOIN attempts a ON a.id = ("
-            "  SELECT max(id) FROM attempts WHERE run_id = s.run_id AND step = s.name) "
+        # The last attempt of each (run, step): scanning the attempts once in id order and
+        # keeping the last beats a correlated subquery per cell by several times.
+        last: dict[tuple[int, str], tuple[float, float | None]] = {}
+        for run_id, step, started, ended in self.conn.execute(
+            "SELECT a.run_id, a.step, a.started_at, a.ended_at FROM attempts a "
+            "JOIN runs r ON r.id = a.run_id WHERE r.batch = ? AND r.date >= ? ORDER BY a.id",
+            (batch, oldest),
+        ):
+            last[(run_id, step)] = (started, ended)
+        cells = []
+        for run_id, name, position, state in self.conn.execute(
+            "SELECT s.run_id, s.name, s.position, s.state FROM runs r JOIN steps s ON s.run_id = r.id "
             "WHERE r.batch = ? AND r.date >= ?",
             (batch, oldest),
-        ).fetchall()
-        return runs, [tuple(c) for c in cells]
+        ):
+            started, ended = last.get((run_id, name), (None, None))
+            cells.append((run_id, name, position, state, started, ended))
+        return runs, cells

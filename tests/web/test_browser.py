@@ -123,8 +123,12 @@ def test_an_operator_logs_in_launches_and_watches_the_night(project, serve, brow
         # History: nights by steps, coloured by state; durations per step.
         page.goto(server.url + "/history/demo")
         grid = page.locator("#grid svg")
-        assert grid.locator("rect.c.s-failed").count() == 1      # load-b on 2026-11-17
-        assert grid.locator("rect.c.s-blocked").count() == 1     # publish on 2026-11-17
+        # Each night's cells of one state are one path (M...z per cell): count the cells.
+        failed = grid.locator("path.c.s-failed")
+        assert failed.count() == 1 and failed.get_attribute("d").count("z") == 1   # load-b, 11-17
+        assert grid.locator("path.c.s-blocked").get_attribute("d").count("z") == 1   # publish
+        shapes = grid.locator("path.c").evaluate_all("ps => ps.map(p => p.getAttribute('d'))")
+        assert sum(d.count("z") for d in shapes) == 20   # 5 nights x 4 steps
         assert grid.locator("a").count() == 5                  # five nights
         assert page.locator("table.durations tbody tr").count() == 4
         page.screenshot(path=SCREENSHOTS / "06-history.png", full_page=True)

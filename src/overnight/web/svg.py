@@ -174,13 +174,15 @@ def history_grid(
             f'<a href="{_attr(run_link(day))}"><title>{day}: {_attr(state)}</title>'
             f'<rect x="{x}" y="{top - 12}" width="{cw - 2}" height="8" class="run s-{_attr(state)}"/>'
         ]
+        # One path per state per night, not one shape per cell: a year of nights by 50 steps
+        # is 18,000 cells, and the browser lays out a few hundred paths far faster.
+        shapes: dict[str, list[str]] = {}
         for row, name in enumerate(step_names):
             cell = cells.get((day, name))
             if cell is not None:
-                parts.append(
-                    f'<rect x="{x}" y="{top + row * ch}" width="{cw - 2}" height="{ch - 2}" '
-                    f'class="c s-{cell}"/>'
-                )
+                shapes.setdefault(cell, []).append(f"M{x} {top + row * ch}h{cw - 2}v{ch - 2}h{2 - cw}z")
+        for cell, boxes in shapes.items():
+            parts.append(f'<path d="{"".join(boxes)}" class="c s-{_attr(cell)}"/>')
         parts.append("</a>")
         out.append("".join(parts))
     out.append("</svg>")
