@@ -77,18 +77,17 @@ def test_an_operator_logs_in_launches_and_watches_the_night(project, serve, brow
         log_page = context.new_page()
         log_page.set_default_timeout(60_000)
         log_page.goto(server.url + "/run/demo/2026-11-20/log/load-a/1")
-        log_text = "document.getElementById('log').textContent"
-        log_page.wait_for_function(f"{log_text}.includes('waiting for the gate')")
+        # Waits use selectors, not JavaScript: the pages' Content-Security-Policy forbids eval.
+        log_page.wait_for_selector("#log:has-text('waiting for the gate')")
         (project.root / "gate").touch()
-        log_page.wait_for_function(f"{log_text}.includes('gate open for 2026-11-20')")
-        log_page.wait_for_function(
-            "document.getElementById('log-status').textContent.includes('whole log')"
-        )
+        log_page.wait_for_selector("#log:has-text('gate open for 2026-11-20')")
+        log_page.wait_for_selector("#log-status:has-text('whole log')")
+        log_page.wait_for_selector("#attempt-state:text-is('succeeded')")
         log_page.screenshot(path=SCREENSHOTS / "04-log.png", full_page=True)
         log_page.close()
 
         # Back on the run page, never reloaded: the run finishes before our eyes.
-        page.wait_for_function("document.getElementById('run-state').textContent === 'succeeded'")
+        page.wait_for_selector("#run-state:text-is('succeeded')")
         page.wait_for_selector("#step-publish[data-state=succeeded]")
         assert "olive" in page.locator("#step-extract").inner_text()
         assert page.locator("#gantt svg rect").count() >= 4   # one bar per attempt
@@ -103,10 +102,9 @@ def test_an_operator_logs_in_launches_and_watches_the_night(project, serve, brow
         # Re-run load-b and what depends on it: a second launch, by olive.
         page.locator("#step-load-b button[name=downstream]").click()
         page.wait_for_selector(".flash.ok")
-        page.wait_for_function(
-            "document.querySelectorAll('#step-publish a.attempt').length === 2"
-            " && document.getElementById('run-state').textContent === 'succeeded'"
-        )
+        page.locator("#step-publish a.attempt").nth(1).wait_for()
+        page.wait_for_selector("#step-publish[data-state=succeeded]")
+        page.wait_for_selector("#run-state:text-is('succeeded')")
         assert page.locator("#step-load-a a.attempt").count() == 1   # not downstream of load-b
         assert len(project.query("SELECT id FROM launches WHERE launched_by = 'olive'")) == 2
 
@@ -139,7 +137,7 @@ def test_an_operator_logs_in_launches_and_watches_the_night(project, serve, brow
         assert page.locator("#step-publish").get_attribute("data-state") == "blocked"
         page.screenshot(path=SCREENSHOTS / "07-run-failed.png", full_page=True)
         page.goto(server.url + "/run/demo/2026-11-17/log/load-b/1")
-        page.wait_for_function("document.getElementById('log').textContent.includes('load-b broke')")
+        page.wait_for_selector("#log:has-text('load-b broke')")
     finally:
         context.close()
 

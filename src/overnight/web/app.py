@@ -216,6 +216,36 @@ def action(dash: Dashboard) -> Callable[[Endpoint], Wrapped]:
     return wrap
 
 
+# Only our own files may script or style a page, no page may be framed, and the browser
+# must not guess content types: a second line of defence behind autoescaping.
+_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; "
+     b"base-uri 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
+class SecurityHeaders:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], *_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def _refuse(status: int, why: str) -> Response:
     return Response(why + "\n", status_code=status, media_type="text/plain")
 
@@ -522,6 +552,7 @@ def create_app(config: Config) -> Starlette:
     ]
     secret = auth.session_secret(config.state_dir)
     middleware = [
+        Middleware(SecurityHeaders),
         Middleware(SessionMiddleware, secret_key=secret, session_cookie="overnight_session",
                    max_age=14 * 86400, same_site="lax"),
     ]
@@ -534,7 +565,9 @@ def create_app(config: Config) -> Starlette:
 def history_context(batch: str, runs: list[RunRow], cells: list[tuple[Any, ...]]) -> dict[str, Any]:
     """The grid and the duration bars from ledger.history_grid's two lists."""
     day_of = {r.id: r.date for r in runs}
-    newest_position: dict[str, tuple[str, int]] = {}
+    age = {r.id: i for i, r in enumerate(runs)}  # 0: the newest night
+    # Rows: the newest night's steps in its order, then steps only older nights had.
+    newest_position: dict[str, tuple[int, int]] = {}
     states: dict[tuple[str, str], str] = {}
     durations: dict[tuple[str, str], float | None] = {}
     for run_id, step, position, state, started, ended in cells:
@@ -544,9 +577,9 @@ def history_context(batch: str, runs: list[RunRow], cells: list[tuple[Any, ...]]
         states[(day, step)] = state
         durations[(day, step)] = (ended - started) if (started is not None and ended is not None) else None
         seen = newest_position.get(step)
-        if seen is None or day > seen[0]:
-            newest_position[step] = (day, position)
-    names = sorted(newest_position, key=lambda s: (newest_position[s][1], s))
+        if seen is None or age[run_id] < seen[0]:
+            newest_position[step] = (age[run_id], position)
+    names = sorted(newest_position, key=lambda s: (*newest_position[s], s))
     dates = [(r.date, r.state) for r in runs]
     base = f"/run/{quote(batch)}"
     grid = svg.history_grid(dates, names, states, lambda d: f"{base}/{d}")
