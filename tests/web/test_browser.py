@@ -5,7 +5,9 @@ Screenshots of every page go to test-artifacts/screenshots/ for a person to revi
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 from conftest import SCREENSHOTS, add_user, wait_for
 
@@ -158,3 +160,58 @@ def test_without_users_the_dashboard_is_a_read_only_window(project, serve, brows
         wait_for(lambda: page.locator("#step-a").get_attribute("data-state") == "succeeded", what="step a")
     finally:
         page.close()
+
+
+def test_the_docs_words_start_the_dashboard_on_the_sample_night(tmp_path, browser):
+    """docs/web.md: `cd examples/sample && overnight user add admin --role operator && overnight web`,
+    then a person logs in, launches the night and watches it finish."""
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import free_port
+
+    sample = tmp_path / "sample"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "sample", sample,
+                    ignore=shutil.ignore_patterns(".overnight", "out", "break-import"))
+    env = {k: v for k, v in os.environ.items() if k != "OVERNIGHT_CONFIG"}
+    added = subprocess.run(
+        [sys.executable, "-m", "overnight", "user", "add", "admin", "--role", "operator"],
+        cwd=sample, env=env, input="night-owl-42\nnight-owl-42\n", capture_output=True, text=True,
+        timeout=60,
+    )
+    assert added.returncode == 0, added.stderr
+    port = free_port()
+    with open(tmp_path / "web.log", "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "overnight", "web", "--port", str(port)],
+            cwd=sample, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(60_000)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(url + "/login"), timeout=30, what="overnight web")
+        page.goto(url)
+        page.fill("input[name=name]", "admin")
+        page.fill("input[name=password]", "night-owl-42")
+        page.click("button:has-text('Log in')")
+        page.locator("#batch-nightly button:has-text('Launch')").click()
+        page.wait_for_url(re.compile(r"/run/nightly/\d{4}-\d{2}-\d{2}$"))
+        page.wait_for_selector("#run-state:text-is('succeeded')")
+        page.wait_for_selector("#step-tell-the-team[data-state=succeeded]")
+        assert page.locator("#gantt svg rect").count() >= 10
+        page.screenshot(path=SCREENSHOTS / "08-sample-night.png", full_page=True)
+    finally:
+        page.close()
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        return urllib.request.urlopen(url, timeout=5).status == 200
+    except OSError:
+        return False
