@@ -677,6 +677,13 @@ class Ledger:
     def remove_user(self, name: str) -> bool:
         return self._write("DELETE FROM users WHERE name = ?", (name,)).rowcount == 1
 
+    def last_fire(self, batch: str) -> dict[str, Any] | None:
+        """The scheduler's latest record for a batch (launched, skipped, missed...)."""
+        row = self.conn.execute(
+            "SELECT * FROM fires WHERE batch = ? ORDER BY id DESC LIMIT 1", (batch,)
+        ).fetchone()
+        return dict(row) if row else None
+
     def history_grid(self, batch: str, nights: int) -> tuple[list[RunRow], list[tuple[str, ...]]]:
         """The last `nights` runs of a batch (newest first) and, for the grid, one row per
         (run, step): run_id, step, position, state, and the last attempt's start and end.

@@ -33,6 +33,7 @@ from starlette.staticfiles import StaticFiles
 from overnight import views
 from overnight.config import Config
 from overnight.durations import format_duration
+from overnight.errors import OvernightError
 from overnight.ledger import Ledger, RunRow, UserRow
 from overnight.web import actions, auth, svg
 
@@ -318,7 +319,7 @@ def create_app(config: Config) -> Starlette:
             row["live"] = live
             row["live_date"] = ledger.get_run(live.run_id).date if (ledger and live) else None  # type: ignore[union-attr]
             row["default_date"] = config.default_date(row["batch"]).isoformat()
-            row["fire"] = _last_fire(ledger, row["batch"]) if ledger else None
+            row["fire"] = ledger.last_fire(row["batch"]) if ledger else None
         return dash.render(
             request, "batches.html", viewer, rows=rows, backfill=actions.backfill_available(),
         )
@@ -521,6 +522,10 @@ def create_app(config: Config) -> Starlette:
         )
         return done(request, outcome, f"/run/{quote(batch)}/{day}")
 
+    async def ledger_trouble(request: Request, exc: Exception) -> Response:
+        """The ledger cannot be read (damaged, newer schema...): say so in one line."""
+        return _refuse(503, f"overnight: {exc}")
+
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
         detail = getattr(exc, "detail", "not found")
@@ -558,7 +563,7 @@ def create_app(config: Config) -> Starlette:
     ]
     return Starlette(
         routes=routes, middleware=middleware,
-        exception_handlers={HTTPException: not_found},
+        exception_handlers={HTTPException: not_found, OvernightError: ledger_trouble},
     )
 
 
@@ -603,9 +608,3 @@ def _size(path: str | None) -> int:
         return Path(path).stat().st_size if path else 0
     except OSError:
         return 0
-
-
-def _last_fire(ledger: Ledger, batch: str) -> dict[str, Any] | None:
-    """The scheduler's latest word on a batch (its fires table), once it has one."""
-    rows = views._fires(ledger, batch, 1)
-    return rows[0] if rows else None
