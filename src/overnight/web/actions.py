@@ -19,9 +19,12 @@ from pathlib import Path
 
 from overnight.config import Config
 
-# How long to watch a new process for an immediate refusal (bad date, already running):
-# long enough to tell the person why, short enough not to keep the page waiting.
+# How long to watch a new process for an immediate refusal (bad date, already running)
+# when nothing tells us sooner that it is under way.
 _QUICK_EXIT = 1.5
+# A run is under way once it holds its batch's lock: wait for that, or for a refusal, up to
+# this long (a loaded machine may take seconds to import and validate a batch).
+RUN_START = 20.0
 
 
 @dataclass
@@ -47,8 +50,17 @@ def command(config: Config, *args: str) -> list[str]:
     return [*base, *args]
 
 
-def start(config: Config, user: str, what: str, args: list[str], wait: float = _QUICK_EXIT) -> Outcome:
-    """Start `overnight ARGS...` detached; report a refusal if it exits at once."""
+def start(
+    config: Config, user: str, what: str, args: list[str], wait: float = _QUICK_EXIT,
+    holds: str | None = None,
+) -> Outcome:
+    """Start `overnight ARGS...` detached; report a refusal if it exits at once.
+
+    With `holds` (a batch name), it is known to be under way as soon as it holds that
+    batch's lock, however busy the machine; until then a refusal (exit 2 or 3) may come.
+    """
+    from overnight.lock import holder
+
     log_dir = config.log_dir / "web"
     log_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -60,9 +72,14 @@ def start(config: Config, user: str, what: str, args: list[str], wait: float = _
             command(config, *args), cwd=config.base_dir, env=env, stdin=subprocess.DEVNULL,
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    try:
-        code = proc.wait(timeout=wait)
-    except subprocess.TimeoutExpired:
+    deadline = time.monotonic() + wait
+    while (code := proc.poll()) is None:
+        if holds is not None and (holder(config.state_dir, holds) or {}).get("pid") == proc.pid:
+            break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if code is None:
         _reap_later(proc)
         return Outcome(True, f"{what}: started (pid {proc.pid})")
     text = _last_line(out_path)

@@ -450,7 +450,8 @@ def create_app(config: Config) -> Starlette:
         batch = dash.configured_batch(request.path_params["batch"])
         day = valid_date(form.get("date"))
         outcome = actions.start(
-            config, viewer.name or "", f"run {batch} for {day}", ["run", batch, "--date", day]
+            config, viewer.name or "", f"run {batch} for {day}", ["run", batch, "--date", day],
+            wait=actions.RUN_START, holds=batch,
         )
         return done(request, outcome, f"/run/{quote(batch)}/{day}")
 
@@ -461,7 +462,7 @@ def create_app(config: Config) -> Starlette:
         if run is None:
             raise HTTPException(404, "no run to resume")
         outcome = actions.start(config, viewer.name or "", f"resume {batch} for {run.date}",
-                                ["run", batch, "--date", run.date])
+                                ["run", batch, "--date", run.date], wait=actions.RUN_START, holds=batch)
         return done(request, outcome, f"/run/{quote(batch)}/{run.date}")
 
     @action(dash)
@@ -499,7 +500,9 @@ def create_app(config: Config) -> Starlette:
         if downstream:
             args.append("--downstream")
         what = f"re-run {step}" + (" and what depends on it" if downstream else "")
-        outcome = actions.start(config, viewer.name or "", what, [*args, "--", step])
+        outcome = actions.start(
+            config, viewer.name or "", what, [*args, "--", step], wait=actions.RUN_START, holds=batch
+        )
         return done(request, outcome, f"/run/{quote(batch)}/{day}")
 
     @action(dash)
