@@ -6,7 +6,7 @@ import re
 import shutil
 import sqlite3
 
-from conftest import Client, add_user, wait_for
+from webtools import Client, add_user, wait_for
 
 GATED = """
     from overnight import Batch

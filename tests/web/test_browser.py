@@ -9,7 +9,7 @@ import os
 import re
 from pathlib import Path
 
-from conftest import SCREENSHOTS, add_user, wait_for
+from webtools import SCREENSHOTS, add_user, wait_for
 
 DEMO = """
     import time
@@ -169,7 +169,7 @@ def test_the_docs_words_start_the_dashboard_on_the_sample_night(tmp_path, browse
     import subprocess
     import sys
 
-    from conftest import free_port
+    from webtools import free_port
 
     sample = tmp_path / "sample"
     shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "sample", sample,

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import Client, add_user, free_port, wait_for
+from webtools import Client, add_user, free_port, wait_for
 
 SIMPLE = """
     from overnight import Batch
