@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from overnight.ledger import RunRow
 from overnight.web import svg
-from overnight.web.app import _local_path, history_context
+from overnight.web.app import history_context
+from overnight.web.site import local_path
 
 
 def _step(name: str, after: list[str], state: str = "succeeded", attempts: list | None = None) -> dict:
@@ -63,6 +64,6 @@ def test_the_grid_lists_the_newest_nights_steps_in_order_then_steps_gone_since()
 
 
 def test_after_login_it_only_goes_to_a_path_on_this_site():
-    assert _local_path("/run/x") == "/run/x"
+    assert local_path("/run/x") == "/run/x"
     for bad in ("//evil.example/", "https://evil.example/", "/\\\\evil.example", None, 3):
-        assert _local_path(bad) == "/"
+        assert local_path(bad) == "/"

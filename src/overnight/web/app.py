@@ -9,16 +9,11 @@ files are opened only at the path the ledger recorded.
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Awaitable, Callable
-from datetime import date
-from functools import wraps
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -32,223 +27,14 @@ from starlette.staticfiles import StaticFiles
 
 from overnight import views
 from overnight.config import Config
-from overnight.durations import format_duration
 from overnight.errors import OvernightError
-from overnight.ledger import Ledger, RunRow, UserRow
+from overnight.ledger import Ledger, RunRow
 from overnight.web import actions, auth, svg
+from overnight.web.access import SecurityHeaders, action, page, refuse
+from overnight.web.site import HERE, Dashboard, Viewer, flash, local_path, valid_date
 
-HERE = Path(__file__).parent
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _LOG_CHUNK = 256 * 1024
 MAX_NIGHTS = 3650
-
-
-class Viewer:
-    """Who is asking, and what they may do."""
-
-    def __init__(self, user: UserRow | None, users_exist: bool) -> None:
-        self.user = user
-        self.users_exist = users_exist
-
-    @property
-    def name(self) -> str | None:
-        return self.user.name if self.user else None
-
-    @property
-    def may_read(self) -> bool:
-        # With no users at all (only possible on a loopback address) the dashboard is a
-        # read-only window; launching always needs a user.
-        return self.user is not None or not self.users_exist
-
-    @property
-    def may_act(self) -> bool:
-        return self.user is not None and self.user.role == "operator"
-
-
-def _clock(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
-
-
-class Dashboard:
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.env = Environment(
-            loader=FileSystemLoader(HERE / "templates"),
-            autoescape=select_autoescape(["html"]),
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        self.env.filters["clock"] = _clock
-        self.env.filters["dur"] = format_duration
-        self.env.filters["q"] = lambda s: quote(str(s), safe="")
-
-    # -- the ledger, one short read-only connection per request ---------------------------
-
-    def open_ledger(self) -> Ledger | None:
-        if not self.config.ledger_path.exists():
-            return None
-        return Ledger.open(self.config.ledger_path, readonly=True)
-
-    def viewer(self, request: Request, ledger: Ledger | None) -> Viewer:
-        if ledger is None:
-            return Viewer(None, False)
-        name = request.session.get("user")
-        user = ledger.get_user(name) if isinstance(name, str) else None
-        return Viewer(user, ledger.count_users() > 0)
-
-    # -- rendering -------------------------------------------------------------------------
-
-    def csrf(self, request: Request) -> str:
-        token = request.session.get("csrf")
-        if not isinstance(token, str):
-            token = request.session["csrf"] = auth.new_csrf_token()
-        return token
-
-    def render(
-        self, request: Request, name: str, viewer: Viewer, status: int = 200, **ctx: Any
-    ) -> HTMLResponse:
-        flashes = request.session.pop("flash", [])
-        html = self.env.get_template(name).render(
-            request=request, viewer=viewer, csrf=self.csrf(request), flashes=flashes, **ctx
-        )
-        return HTMLResponse(html, status_code=status)
-
-    def fragment(self, name: str, **ctx: Any) -> str:
-        return self.env.get_template(name).render(**ctx)
-
-    # -- names from the request, checked against the config and the ledger ----------------
-
-    def known_batch(self, ledger: Ledger | None, name: str) -> str:
-        if name in self.config.batches or (ledger is not None and name in ledger.batches()):
-            return name
-        raise HTTPException(404, "no such batch")
-
-    def configured_batch(self, name: str) -> str:
-        if name in self.config.batches:
-            return name
-        raise HTTPException(404, "no such batch")
-
-
-def valid_date(text: object) -> str:
-    if isinstance(text, str) and _DATE.fullmatch(text):
-        try:
-            return date.fromisoformat(text).isoformat()
-        except ValueError:
-            pass
-    raise HTTPException(404, "no such date")
-
-
-def _flash(request: Request, ok: bool, message: str) -> None:
-    request.session.setdefault("flash", [])
-    request.session["flash"] = [*request.session["flash"], ["ok" if ok else "error", message]]
-
-
-def _local_path(text: object, default: str = "/") -> str:
-    """Where to go after logging in: a path on this site only (no open redirect)."""
-    if isinstance(text, str) and text.startswith("/") and not text.startswith("//") and "\\" not in text:
-        return text
-    return default
-
-
-# -- access control, as decorators on the endpoints ----------------------------------------
-
-Endpoint = Callable[..., Any]
-Wrapped = Callable[[Request], Awaitable[Response]]
-
-
-def page(dash: Dashboard, *, api: bool = False) -> Callable[[Endpoint], Wrapped]:
-    """A read-only endpoint: anonymous people go to the login page (or get 401 from an API)."""
-
-    def wrap(fn: Endpoint) -> Wrapped:
-        @wraps(fn)
-        async def endpoint(request: Request) -> Response:
-            def work() -> Response:
-                ledger = dash.open_ledger()
-                try:
-                    viewer = dash.viewer(request, ledger)
-                    if not viewer.may_read:
-                        if api:
-                            return JSONResponse({"error": "log in first"}, status_code=401)
-                        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
-                    return fn(request, ledger, viewer)
-                finally:
-                    if ledger is not None:
-                        ledger.close()
-
-            return await run_in_threadpool(work)
-
-        return endpoint
-
-    return wrap
-
-
-def action(dash: Dashboard) -> Callable[[Endpoint], Wrapped]:
-    """A state-changing POST: an operator, with the session's CSRF token in the form."""
-
-    def wrap(fn: Endpoint) -> Wrapped:
-        @wraps(fn)
-        async def endpoint(request: Request) -> Response:
-            form = await request.form()
-
-            def work() -> Response:
-                ledger = dash.open_ledger()
-                try:
-                    viewer = dash.viewer(request, ledger)
-                    if viewer.user is None:
-                        why = "log in first" if viewer.users_exist else (
-                            "no dashboard users yet: create one with "
-                            "`overnight user add NAME --role operator`"
-                        )
-                        return _refuse(401 if viewer.users_exist else 403, why)
-                    if not auth.same_token(form.get("csrf"), request.session.get("csrf")):
-                        return _refuse(403, "missing or wrong CSRF token: reload the page and try again")
-                    if not viewer.may_act:
-                        return _refuse(403, f"{viewer.name} is a viewer: only operators may do this")
-                    return fn(request, ledger, viewer, form)
-                finally:
-                    if ledger is not None:
-                        ledger.close()
-
-            return await run_in_threadpool(work)
-
-        return endpoint
-
-    return wrap
-
-
-# Only our own files may script or style a page, no page may be framed, and the browser
-# must not guess content types: a second line of defence behind autoescaping.
-_HEADERS = [
-    (b"content-security-policy",
-     b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; "
-     b"base-uri 'none'"),
-    (b"x-frame-options", b"DENY"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-]
-
-
-class SecurityHeaders:
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], *_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-def _refuse(status: int, why: str) -> Response:
-    return Response(why + "\n", status_code=status, media_type="text/plain")
 
 
 # -- the app -------------------------------------------------------------------------------
@@ -267,7 +53,7 @@ def create_app(config: Config) -> Starlette:
             finally:
                 if ledger is not None:
                     ledger.close()
-            back = _local_path(request.query_params.get("next"))
+            back = local_path(request.query_params.get("next"))
             return dash.render(request, "login.html", viewer, next=back)
 
         return await run_in_threadpool(work)
@@ -279,7 +65,7 @@ def create_app(config: Config) -> Starlette:
             ledger = dash.open_ledger()
             try:
                 if not auth.same_token(form.get("csrf"), request.session.get("csrf")):
-                    return _refuse(403, "missing or wrong CSRF token: reload the page and try again")
+                    return refuse(403, "missing or wrong CSRF token: reload the page and try again")
                 name, password = form.get("name"), form.get("password")
                 user = ledger.get_user(name) if ledger is not None and isinstance(name, str) else None
                 good = (
@@ -290,12 +76,12 @@ def create_app(config: Config) -> Starlette:
                     request.session.pop("user", None)
                     return dash.render(
                         request, "login.html", Viewer(None, True), status=401,
-                        next=_local_path(form.get("next")), error="wrong name or password",
+                        next=local_path(form.get("next")), error="wrong name or password",
                     )
                 request.session.clear()  # no session fixation: a fresh session and token
                 request.session["user"] = user.name
                 request.session["csrf"] = auth.new_csrf_token()
-                return RedirectResponse(_local_path(form.get("next")), status_code=303)
+                return RedirectResponse(local_path(form.get("next")), status_code=303)
             finally:
                 if ledger is not None:
                     ledger.close()
@@ -305,7 +91,7 @@ def create_app(config: Config) -> Starlette:
     async def logout(request: Request) -> Response:
         form = await request.form()
         if not auth.same_token(form.get("csrf"), request.session.get("csrf")):
-            return _refuse(403, "missing or wrong CSRF token: reload the page and try again")
+            return refuse(403, "missing or wrong CSRF token: reload the page and try again")
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
@@ -442,7 +228,7 @@ def create_app(config: Config) -> Starlette:
     # -- actions -----------------------------------------------------------------------
 
     def done(request: Request, outcome: actions.Outcome, to: str) -> Response:
-        _flash(request, outcome.ok, outcome.message)
+        flash(request, outcome.ok, outcome.message)
         return RedirectResponse(to, status_code=303)
 
     @action(dash)
@@ -469,7 +255,7 @@ def create_app(config: Config) -> Starlette:
     def cancel(request: Request, ledger: Ledger | None, viewer: Viewer, form: Any) -> Response:
         batch = dash.configured_batch(request.path_params["batch"])
         outcome = actions.start(config, viewer.name or "", f"cancel {batch}", ["cancel", batch], wait=5)
-        return done(request, outcome, _local_path(form.get("back")))
+        return done(request, outcome, local_path(form.get("back")))
 
     @action(dash)
     def backfill(request: Request, ledger: Ledger | None, viewer: Viewer, form: Any) -> Response:
@@ -527,9 +313,9 @@ def create_app(config: Config) -> Starlette:
 
     async def ledger_trouble(request: Request, exc: Exception) -> Response:
         """The ledger cannot be read (damaged, newer schema...): say so in one line."""
-        return _refuse(503, f"overnight: {exc}")
+        return refuse(503, f"overnight: {exc}")
 
-    async def not_found(request: Request, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
         detail = getattr(exc, "detail", "not found")
         if request.method == "GET" and not request.url.path.endswith(("/live", "/tail")):
@@ -537,7 +323,7 @@ def create_app(config: Config) -> Starlette:
                 request=request, viewer=Viewer(None, True), csrf="", flashes=[], status=status, detail=detail,
             )
             return HTMLResponse(html, status_code=status)
-        return _refuse(status, str(detail))
+        return refuse(status, str(detail))
 
     routes = [
         Route("/", batches),
@@ -566,7 +352,7 @@ def create_app(config: Config) -> Starlette:
     ]
     return Starlette(
         routes=routes, middleware=middleware,
-        exception_handlers={HTTPException: not_found, OvernightError: ledger_trouble},
+        exception_handlers={HTTPException: http_error, OvernightError: ledger_trouble},
     )
 
 
