@@ -677,12 +677,14 @@ class Ledger:
     def remove_user(self, name: str) -> bool:
         return self._write("DELETE FROM users WHERE name = ?", (name,)).rowcount == 1
 
-    def last_fire(self, batch: str) -> dict[str, Any] | None:
-        """The scheduler's latest record for a batch (launched, skipped, missed...)."""
-        row = self.conn.execute(
-            "SELECT * FROM fires WHERE batch = ? ORDER BY id DESC LIMIT 1", (batch,)
-        ).fetchone()
-        return dict(row) if row else None
+    def fires_of(self, batch: str, limit: int) -> list[dict[str, Any]]:
+        """The scheduler's latest records for a batch (launched, skipped, missed...), newest first."""
+        return [
+            dict(r)
+            for r in self.conn.execute(
+                "SELECT * FROM fires WHERE batch = ? ORDER BY id DESC LIMIT ?", (batch, limit)
+            )
+        ]
 
     def history_grid(self, batch: str, nights: int) -> tuple[list[RunRow], list[tuple[str, ...]]]:
         """The last `nights` runs of a batch (newest first) and, for the grid, one row per

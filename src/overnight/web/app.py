@@ -105,7 +105,8 @@ def create_app(config: Config) -> Starlette:
             row["live"] = live
             row["live_date"] = ledger.get_run(live.run_id).date if (ledger and live) else None  # type: ignore[union-attr]
             row["default_date"] = config.default_date(row["batch"]).isoformat()
-            row["fire"] = ledger.last_fire(row["batch"]) if ledger else None
+            fires = ledger.fires_of(row["batch"], 1) if ledger else []
+            row["fire"] = fires[0] if fires else None
         return dash.render(
             request, "batches.html", viewer, rows=rows, backfill=actions.backfill_available(),
         )
@@ -222,7 +223,8 @@ def create_app(config: Config) -> Starlette:
             raise HTTPException(404, "no such number of nights")
         nights = max(1, min(MAX_NIGHTS, int(nights_text)))
         runs, cells = ledger.history_grid(batch, nights) if ledger else ([], [])
-        return dash.render(request, "history.html", viewer, batch=batch, nights=nights,
+        fires = ledger.fires_of(batch, 20) if ledger else []
+        return dash.render(request, "history.html", viewer, batch=batch, nights=nights, fires=fires,
                            **history_context(batch, runs, cells))
 
     # -- actions -----------------------------------------------------------------------
