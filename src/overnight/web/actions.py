@@ -88,6 +88,18 @@ def start(
     return Outcome(False, f"{what}: exit {code}" + (f": {text}" if text else ""))
 
 
+def wait_for_lock(config: Config, batch: str, seconds: float) -> bool:
+    """Wait until nobody holds the batch's lock (True), or `seconds` pass (False)."""
+    from overnight.lock import holder
+
+    deadline = time.monotonic() + seconds
+    while holder(config.state_dir, batch) is not None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def _last_line(path: Path) -> str:
     try:
         lines = path.read_text(errors="replace").strip().splitlines()

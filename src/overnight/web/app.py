@@ -233,10 +233,17 @@ def create_app(config: Config) -> Starlette:
         flash(request, outcome.ok, outcome.message)
         return RedirectResponse(to, status_code=303)
 
+    def let_finishing_launch_go(ledger: Ledger | None, batch: str) -> None:
+        """A launch the ledger already shows ended may hold the batch's lock a moment longer
+        (sending its report): wait for it briefly rather than be refused for nothing."""
+        if ledger is None or ledger.live_launch(batch) is None:
+            actions.wait_for_lock(config, batch, 5.0)
+
     @action(dash)
     def launch(request: Request, ledger: Ledger | None, viewer: Viewer, form: Any) -> Response:
         batch = dash.configured_batch(request.path_params["batch"])
         day = valid_date(form.get("date"))
+        let_finishing_launch_go(ledger, batch)
         outcome = actions.start(
             config, viewer.name or "", f"run {batch} for {day}", ["run", batch, "--date", day],
             wait=actions.RUN_START, holds=batch,
@@ -249,6 +256,7 @@ def create_app(config: Config) -> Starlette:
         run = ledger.latest_run(batch) if ledger else None
         if run is None:
             raise HTTPException(404, "no run to resume")
+        let_finishing_launch_go(ledger, batch)
         outcome = actions.start(config, viewer.name or "", f"resume {batch} for {run.date}",
                                 ["run", batch, "--date", run.date], wait=actions.RUN_START, holds=batch)
         return done(request, outcome, f"/run/{quote(batch)}/{run.date}")
@@ -288,6 +296,7 @@ def create_app(config: Config) -> Starlette:
         if downstream:
             args.append("--downstream")
         what = f"re-run {step}" + (" and what depends on it" if downstream else "")
+        let_finishing_launch_go(ledger, batch)
         outcome = actions.start(
             config, viewer.name or "", what, [*args, "--", step], wait=actions.RUN_START, holds=batch
         )
@@ -308,6 +317,7 @@ def create_app(config: Config) -> Starlette:
         args = ["mark", batch, "--date", day, f"--{what}", "--reason", reason[:500]]
         if form.get("downstream") == "1":
             args.append("--downstream")
+        let_finishing_launch_go(ledger, batch)
         outcome = actions.start(
             config, viewer.name or "", f"mark {step} {what}", [*args, "--", step], wait=20
         )
