@@ -130,6 +130,8 @@ def test_an_operator_logs_in_launches_and_watches_the_night(project, serve, brow
         shapes = grid.locator("path.c").evaluate_all("ps => ps.map(p => p.getAttribute('d'))")
         assert sum(d.count("z") for d in shapes) == 20   # 5 nights x 4 steps
         assert grid.locator("a").count() == 5                  # five nights
+        failed.hover()                                         # the page names the cell
+        assert page.locator(".tip").inner_text() == "load-b on 2026-11-17: failed"
         assert page.locator("table.durations tbody tr").count() == 4
         page.screenshot(path=SCREENSHOTS / "06-history.png", full_page=True)
 

@@ -7,6 +7,7 @@ year of nights has tens of thousands of cells and must render in milliseconds.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from html import escape
@@ -157,7 +158,10 @@ def history_grid(
     label_w, cw, ch, top = 170, 12, 15, 74
     width = label_w + cw * len(dates) + 4
     height = top + ch * len(step_names) + 4
-    out = [f'<svg class="grid" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">']
+    out = [
+        f'<svg class="grid" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'data-geometry="{label_w} {cw} {ch} {top}">'
+    ]
     for row, name in enumerate(step_names):
         out.append(
             f'<text x="{label_w - 6}" y="{top + row * ch + 11}" class="label" text-anchor="end">'
@@ -171,7 +175,7 @@ def history_grid(
                 f"{day}</text>"
             )
         parts = [
-            f'<a href="{_attr(run_link(day))}"><title>{day}: {_attr(state)}</title>'
+            f'<a href="{_attr(run_link(day))}">'
             f'<rect x="{x}" y="{top - 12}" width="{cw - 2}" height="8" class="run s-{_attr(state)}"/>'
         ]
         # One path per state per night, not one shape per cell: a year of nights by 50 steps
@@ -186,7 +190,27 @@ def history_grid(
         parts.append("</a>")
         out.append("".join(parts))
     out.append("</svg>")
+    # What the page's script needs to name the cell under the pointer: one letter per cell.
+    data = {
+        "dates": [d for d, _ in dates],
+        "runs": [_CODE.get(state, "?") for _, state in dates],
+        "steps": list(step_names),
+        "cells": ["".join(_CODE.get(cells.get((d, n), ""), ".") for n in step_names) for d, _ in dates],
+        "codes": {v: k for k, v in _CODE.items()},
+    }
+    # "</" cannot appear in JSON from these names (validated), but escape it anyway.
+    out.append(
+        '<script type="application/json" class="grid-data">'
+        + json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+        + "</script>"
+    )
     return "".join(out)
+
+
+_CODE = {
+    "succeeded": "s", "failed": "f", "timed_out": "t", "interrupted": "i", "cancelled": "c",
+    "blocked": "b", "running": "r", "skipped": "k", "pending": "p", "crashed": "x",
+}
 
 
 def duration_bars(points: Sequence[tuple[float | None, str]], width: int = 180, height: int = 26) -> str:

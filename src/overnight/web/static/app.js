@@ -56,7 +56,38 @@ function followLog(pre) {
   poll();
 }
 
+// The history grid: name the night, step and state under the pointer.
+function explainGrid(svg) {
+  const holder = svg.parentElement.querySelector("script.grid-data");
+  if (!holder) return;
+  const data = JSON.parse(holder.textContent);
+  const [left, cw, ch, top] = svg.dataset.geometry.split(" ").map(Number);
+  const tip = document.createElement("div");
+  tip.className = "tip";
+  document.body.appendChild(tip);
+  svg.addEventListener("mousemove", (e) => {
+    const box = svg.getBoundingClientRect();
+    const col = Math.floor((e.clientX - box.left - left) / cw);
+    const y = e.clientY - box.top;
+    const row = Math.floor((y - top) / ch);
+    let text = "";
+    if (col >= 0 && col < data.dates.length) {
+      if (y >= top - 12 && y < top - 4) text = data.dates[col] + ": run " + data.codes[data.runs[col]];
+      else if (row >= 0 && row < data.steps.length) {
+        const code = data.cells[col][row];
+        text = data.steps[row] + " on " + data.dates[col] + ": " + (code === "." ? "not in that night" : data.codes[code]);
+      }
+    }
+    tip.textContent = text;
+    tip.style.display = text ? "block" : "none";
+    tip.style.left = e.clientX + 14 + "px";
+    tip.style.top = e.clientY + 14 + "px";
+  });
+  svg.addEventListener("mouseleave", () => { tip.style.display = "none"; });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("svg.grid").forEach(explainGrid);
   const run = document.getElementById("run");
   if (run) followRun(run);
   const log = document.getElementById("log");
