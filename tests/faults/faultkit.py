@@ -289,15 +289,19 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
+CLEANUP = {"slowest": 0.0}  # the longest any trial's processes took to disappear (seconds)
+
+
 def orphans_after(marker: str, within: float) -> list[int]:
     """Processes of the test still alive `within` seconds from now (then killed, so that
     one failure does not cascade into the next trial)."""
-    deadline = time.monotonic() + within
+    start = time.monotonic()
     while True:
         found = processes_with(marker)
-        if not found or time.monotonic() > deadline:
+        if not found or time.monotonic() > start + within:
             break
-        time.sleep(0.02)
+        time.sleep(0.01)
+    CLEANUP["slowest"] = max(CLEANUP["slowest"], time.monotonic() - start)
     for pid in found:
         try:
             os.kill(pid, signal.SIGKILL)

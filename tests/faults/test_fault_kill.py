@@ -33,6 +33,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_leaves_no_process(project) 
     marker = f"kill-{os.getpid()}-{secrets.token_hex(6)}"
     env = {MARKER_VARIABLE: marker}
     kills = trials = window = orphans = finished_first = 0
+    faultkit.CLEANUP["slowest"] = 0.0
     day = date(2026, 1, 1)
 
     def launch() -> subprocess.Popen[str]:
@@ -82,7 +83,8 @@ def test_sigkill_at_random_moments_loses_nothing_and_leaves_no_process(project) 
 
     summary = (
         f"SIGKILL: {trials} runs, {kills} kills, {finished_first} launches ended before their kill, "
-        f"{window} steps ran twice (killed between finish and commit), {orphans} orphans; {replay}"
+        f"{window} steps ran twice (killed between finish and commit), {orphans} orphans "
+        f"(slowest cleanup after a kill {faultkit.CLEANUP['slowest']:.2f}s); {replay}"
     )
     faultkit.SUMMARY.append(summary)
     print(summary)
