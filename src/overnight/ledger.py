@@ -286,6 +286,9 @@ class Ledger:
 
     @classmethod
     def open(cls, path: Path, *, readonly: bool = False) -> Ledger:
+        if os.path.lexists(path) and not path.is_file():
+            # SQLite would call a folder here "unable to open" or "disk I/O error".
+            raise LedgerError(f"{path}: is not a file: move it aside, or point state_dir elsewhere")
         try:
             if readonly:
                 conn = sqlite3.connect(
