@@ -148,6 +148,11 @@ def ledger_dump(path: Path) -> str:
         conn.close()
 
 
+def snapshot(path: Path) -> bytes | None:
+    """The file's bytes (None for a folder or nothing): for ledgers too damaged to dump."""
+    return path.read_bytes() if path.is_file() else None
+
+
 @dataclass
 class RunView:
     """A run as the ledger has it after a launch ended (cleanly or not)."""

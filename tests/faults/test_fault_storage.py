@@ -240,7 +240,13 @@ def newer_schema(path: Path) -> None:
     conn.close()
 
 
+def folder(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
 FAULTS = {
+    "a-folder": (folder, "is not a file", "move it aside"),
     "truncated": (truncate, "damaged", "move it aside"),
     "garbage": (garbage, "damaged", "move it aside"),
     "damaged-page": (damaged_page, "damaged", "move it aside"),
@@ -256,7 +262,7 @@ def test_a_damaged_or_newer_ledger_is_one_line_for_every_command(gated, fault: s
     damage, what, todo = FAULTS[fault]
     good = gated.ledger_path.read_bytes()
     damage(gated.ledger_path)
-    broken = gated.ledger_path.read_bytes()
+    broken = faultkit.snapshot(gated.ledger_path)
     for args in (
         ["run", "gated", "--date", "2026-11-10"], ["status", "gated"], ["status"],
         ["history"], ["list"], ["mark", "gated", "first", "--redo", "--date", "2026-11-07"],
@@ -268,9 +274,11 @@ def test_a_damaged_or_newer_ledger_is_one_line_for_every_command(gated, fault: s
         assert result.returncode == 2, f"{args}: exit {result.returncode}: {result.stderr}"
         line = one_line(result)
         assert str(gated.ledger_path) in line and what in line and todo in line, f"{args}: {line}"
-        assert gated.ledger_path.read_bytes() == broken, f"{args} wrote into the damaged ledger"
+        assert faultkit.snapshot(gated.ledger_path) == broken, f"{args} wrote into the damaged ledger"
     assert not (gated.root / "witness" / "2026-11-10").exists(), "a step ran without a record"
     # Restored from the backup, the ledger carries on as if nothing had happened.
+    if gated.ledger_path.is_dir():
+        gated.ledger_path.rmdir()
     gated.ledger_path.write_bytes(good)
     for suffix in ("-wal", "-shm"):
         Path(str(gated.ledger_path) + suffix).unlink(missing_ok=True)
