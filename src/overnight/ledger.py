@@ -21,7 +21,7 @@ from typing import Any
 from overnight.errors import InvalidTransition, LedgerError
 from overnight.states import RunState, StepState, check_step_transition
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each entry takes the schema from version i to i + 1. Never edit a released entry: add one.
 MIGRATIONS: list[str] = [
@@ -119,6 +119,15 @@ MIGRATIONS: list[str] = [
         password_hash TEXT NOT NULL,
         role TEXT NOT NULL,
         created_at REAL NOT NULL
+    );
+    """,
+    # 2: the scheduler's cursor per batch: every fire at or before handled_until (a Unix
+    # time) has been dealt with, so after downtime it knows exactly what it missed.
+    """
+    CREATE TABLE schedule_cursors (
+        batch TEXT PRIMARY KEY,
+        handled_until REAL NOT NULL,
+        updated_at REAL NOT NULL
     );
     """,
 ]
@@ -631,6 +640,21 @@ class Ledger:
             "INSERT INTO fires (batch, scheduled_at, date, outcome, recorded_at, pid, message) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (batch, scheduled_at, date, outcome, time.time(), pid, message),
+        )
+
+    def schedule_cursors(self) -> dict[str, float]:
+        """Per batch, the instant up to which the scheduler has dealt with every fire."""
+        return {
+            batch: until
+            for batch, until in self.conn.execute("SELECT batch, handled_until FROM schedule_cursors")
+        }
+
+    def save_schedule_cursor(self, batch: str, handled_until: float) -> None:
+        self._write(
+            "INSERT INTO schedule_cursors (batch, handled_until, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (batch) DO UPDATE SET handled_until = excluded.handled_until, "
+            "updated_at = excluded.updated_at",
+            (batch, handled_until, time.time()),
         )
 
     def record_report(
