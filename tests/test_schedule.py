@@ -234,6 +234,42 @@ def test_hour_wildcard_or_step_fires_as_an_interval(expr, expected, repeat):
     assert [fire.at.isoformat()[11:] for fire in fires] == expected
 
 
+def test_interval_schedule_keeps_wall_times_just_after_a_half_hour_fall_back():
+    """cronsim 2.8 given an aware start skips 02:15 here; placing wall times ourselves does not."""
+    schedule = Schedule.parse("15 */2 * * *", LORD_HOWE)
+
+    fires = fires_between(
+        schedule,
+        datetime(2026, 4, 4, 13, tzinfo=UTC),  # 00:00 +11:00
+        datetime(2026, 4, 4, 18, 30, tzinfo=UTC),  # 05:00 +10:30
+    )
+
+    assert instants(fires) == [
+        "2026-04-05T00:15:00+11:00",
+        "2026-04-05T02:15:00+10:30",
+        "2026-04-05T04:15:00+10:30",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expr", "gap", "repeat", "start", "missing"),
+    [
+        ("30 1 * * *", "shift", "first", date(2026, 10, 29), None),
+        ("30 1 * * *", "shift", "last", date(2026, 10, 29), None),
+        ("30 2 * * *", "shift", "first", date(2026, 3, 5), None),
+        ("30 2 * * *", "skip", "first", date(2026, 3, 5), date(2026, 3, 7)),
+    ],
+)
+def test_a_week_across_a_transition_has_one_fire_per_night(expr, gap, repeat, start, missing):
+    schedule = Schedule.parse(expr, NY, gap=gap, repeat=repeat)
+    begin = datetime.combine(start, datetime.min.time(), schedule.zone)
+
+    fires = fires_between(schedule, begin, begin + timedelta(days=7))
+
+    dates = [start + timedelta(days=n - 1) for n in range(7)]
+    assert [fire.date for fire in fires] == [d for d in dates if d != missing]
+
+
 def test_minute_wildcard_with_fixed_hour_is_a_time_of_day():
     """Unlike Debian cron, `*/15 1` fires once per wall time in the repeated hour."""
     schedule = Schedule.parse("*/15 1 * * *", NY, repeat="last")
