@@ -212,6 +212,8 @@ class Scheduler:
                 self.cursors[name] = plan.handled_until
             if plan.waiting:
                 self.waiting.add(name)
+        for name, decision, pid, message in done:
+            self._tell(name, decision, pid, message)  # first: the log keeps it if the ledger fails
         with self.ledger.transaction():
             for name, decision, pid, message in done:
                 fire = decision.fire
@@ -220,8 +222,6 @@ class Scheduler:
                 )
             for name in self.schedules:
                 self.ledger.save_schedule_cursor(name, self.cursors[name])
-        for name, decision, pid, message in done:
-            self._tell(name, decision, pid, message)
         return [d for _, d, _, _ in done]
 
     def _live(self, name: str) -> str | None:
@@ -326,11 +326,15 @@ class Scheduler:
                         stop = True
                 if stop:
                     break
-                now = self.clock()
-                self.loop_once(now)
+                try:
+                    self.loop_once(self.clock())
+                except LedgerError as e:
+                    # A full disk or a ledger locked too long: say so, and try again soon.
+                    # The cursors in memory have moved on, so no fire is launched twice.
+                    self.log(f"could not record in the ledger, carrying on: {e}")
                 if self._signals:
                     continue
-                select.select([read_fd], [], [], self.sleep_for(now))
+                select.select([read_fd], [], [], self.sleep_for(self.clock()))
                 try:
                     while os.read(read_fd, 512):
                         pass
