@@ -200,6 +200,34 @@ def test_the_daemon_launches_a_separate_process_and_kill_9_leaves_the_night_runn
     assert (launch["trigger"], launch["launched_by"]) == ("scheduled", "scheduler")
 
 
+def test_the_daemon_reaps_each_finished_night_while_it_lives(project):
+    scheduled(project, "nightly", QUICK, schedule="* * * * *")
+    once(project, "2026-11-28T00:59:50Z")
+    daemon = Daemon(project, OVERNIGHT_CLOCK_SKEW=skew_to(datetime(2026, 11, 28, 0, 59, 57, tzinfo=UTC)))
+    try:
+        daemon.wait_for_line("launched nightly")
+        # The child's exit wakes the daemon (SIGCHLD), well before its next minute tick.
+        assert "ended with exit code 0" in daemon.wait_for_line("nightly (pid", timeout=30)
+        children = subprocess.run(
+            ["ps", "-o", "stat=", "--ppid", str(daemon.proc.pid)], capture_output=True, text=True
+        )
+        assert children.stdout.strip() == ""  # no zombie left behind
+        assert daemon.proc.poll() is None
+    finally:
+        daemon.stop()
+    assert runs(project) == [("2026-11-27", "succeeded")]
+
+
+def test_the_daemon_never_sleeps_past_a_fire_nor_longer_than_a_minute(project):
+    scheduled(project, "nightly", QUICK, schedule="0 3 * * *")
+    daemon = quiet_scheduler(project)
+    try:
+        assert daemon.sleep_for(datetime(2026, 11, 27, 1, 0, tzinfo=UTC)) <= 60.01  # a clock jump shows
+        assert 1.9 < daemon.sleep_for(datetime(2026, 11, 27, 2, 59, 58, tzinfo=UTC)) < 2.1
+    finally:
+        daemon.close()
+
+
 def test_the_daemon_sleeps_between_fires_reloads_on_sighup_and_stops_on_sigterm(project):
     scheduled(project, "nightly", QUICK, schedule="0 3 1 1 *")
     daemon = Daemon(project)
