@@ -244,7 +244,6 @@ class Scheduler:
         log_dir = config.log_dir / "scheduler" / name
         log_dir.mkdir(parents=True, exist_ok=True)
         stamp = fire.at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-        # A plain string: pathlib would intern each new file name, for the daemon's lifetime.
         log_path = os.path.join(log_dir, f"{fire.date.isoformat()}-{stamp}.log")
         argv = [*self.command, "--config", str(config.path), "run", name, "--date", fire.date.isoformat()]
         env = dict(os.environ, OVERNIGHT_TRIGGER="scheduled", OVERNIGHT_LAUNCHED_BY="scheduler")
