@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from overnight.lock import holder
 from overnight.scheduler import LAUNCHED, SKIPPED_RUNNING, Scheduler
 
 QUICK = """
@@ -103,7 +104,8 @@ def test_all_launches_each_missed_date_in_order_one_at_a_time(project):
         assert [d for d, _ in runs(project)][-1] == day
         assert len(fires(project)) == len(runs(project))
         (project.root / f"release-{day}").touch()
-        wait_for(lambda: not live(project), what=f"the run for {day} to end")
+        wait_for(lambda: not live(project) and holder(project.state_dir, "nightly") is None,
+                 what=f"the run for {day} to end and let go of the batch")
     once(project, now)
     assert runs(project) == [
         ("2026-11-24", "succeeded"), ("2026-11-25", "succeeded"), ("2026-11-26", "succeeded")
