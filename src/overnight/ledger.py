@@ -21,7 +21,7 @@ from typing import Any
 from overnight.errors import InvalidTransition, LedgerError
 from overnight.states import RunState, StepState, check_step_transition
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each entry takes the schema from version i to i + 1. Never edit a released entry: add one.
 MIGRATIONS: list[str] = [
@@ -119,6 +119,15 @@ MIGRATIONS: list[str] = [
         password_hash TEXT NOT NULL,
         role TEXT NOT NULL,
         created_at REAL NOT NULL
+    );
+    """,
+    # 2: the scheduler's cursor per batch: every fire at or before handled_until (a Unix
+    # time) has been dealt with, so after downtime it knows exactly what it missed.
+    """
+    CREATE TABLE schedule_cursors (
+        batch TEXT PRIMARY KEY,
+        handled_until REAL NOT NULL,
+        updated_at REAL NOT NULL
     );
     """,
 ]
@@ -274,6 +283,10 @@ class _Connection(sqlite3.Connection):
         return self.cursor(_Cursor).executemany(sql, seq)
 
 
+class _NeedsUpgrade(Exception):
+    """A read-only open found an older schema."""
+
+
 class Ledger:
     """One SQLite file. Open it with ``Ledger.open(path)``; use it from one thread."""
 
@@ -300,7 +313,14 @@ class Ledger:
                 conn = sqlite3.connect(str(path), isolation_level=None, timeout=30, factory=_Connection)
             conn.ledger_path = path
             ledger = cls(path, conn)
-            ledger._prepare(readonly)
+            try:
+                ledger._prepare(readonly)
+            except _NeedsUpgrade:
+                # A reader of an older ledger upgrades it first (a few quick statements in
+                # one transaction), so `status` works right after installing a new version.
+                conn.close()
+                cls.open(path).close()
+                return cls.open(path, readonly=True)
             return ledger
         except LedgerError:
             raise
@@ -324,7 +344,7 @@ class Ledger:
             )
         if version < SCHEMA_VERSION:
             if readonly:
-                raise LedgerError(f"{self.path}: needs an upgrade; run any overnight command that writes")
+                raise _NeedsUpgrade
             self._migrate(version)
         # A quick check that catches a file replaced by garbage with a valid header.
         c.execute("SELECT count(*) FROM runs WHERE id = 0").fetchone()
@@ -689,6 +709,21 @@ class Ledger:
             "INSERT INTO fires (batch, scheduled_at, date, outcome, recorded_at, pid, message) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (batch, scheduled_at, date, outcome, time.time(), pid, message),
+        )
+
+    def schedule_cursors(self) -> dict[str, float]:
+        """Per batch, the instant up to which the scheduler has dealt with every fire."""
+        return {
+            batch: until
+            for batch, until in self.conn.execute("SELECT batch, handled_until FROM schedule_cursors")
+        }
+
+    def save_schedule_cursor(self, batch: str, handled_until: float) -> None:
+        self._write(
+            "INSERT INTO schedule_cursors (batch, handled_until, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (batch) DO UPDATE SET handled_until = excluded.handled_until, "
+            "updated_at = excluded.updated_at",
+            (batch, handled_until, time.time()),
         )
 
     def record_report(
