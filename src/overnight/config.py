@@ -186,6 +186,12 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             result_backend=_str(table, "result_backend", w),
             pickup_timeout=_duration(table, "pickup_timeout", w, 600.0),
         )
+    if any(bc.schedule is not None for bc in config.batches.values()):
+        # A typo in a schedule must show in whatever command comes first, not only when the
+        # daemon is next restarted (and then refuses to start, and no night runs).
+        from overnight.schedules import schedules
+
+        schedules(config)
     return config
 
 
