@@ -5,6 +5,7 @@ real CLI; the same list writes docs/bad-input.md, so the table and the tests nev
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 
 GOOD_CONFIG = """\
@@ -151,6 +152,22 @@ CASES: list[Case] = [
                 'module = "good.py\\u0000"'),
     config_case("module-name-escape-sequence", GOOD_CONFIG.replace('"good.py"', '"go\\u001b[2Jod"'),
                 'module = "go\\u001b[2Jod"'),
+    # -- schedules (checked by every command, not only the scheduler's) -----------------
+    extra_config("schedule-minute-out-of-range", 'schedule = "61 * * * *"'),
+    extra_config("schedule-three-fields", 'schedule = "* * *"'),
+    extra_config("schedule-unknown-alias", 'schedule = "@sometimes"'),
+    extra_config("schedule-never-fires", 'schedule = "0 1 31 2 *"'),
+    extra_config("schedule-bad-weekday-range", 'schedule = "0 1 * * MON-XYZ"'),
+    extra_config("schedule-not-a-string", "schedule = 5"),
+    extra_config("schedule-in-next", 'schedule = "0 25 * * *"', args=["next"]),
+    extra_config("dst-repeat-unknown", 'schedule = "30 1 * * *"\ndst_repeat = "both"'),
+    extra_config("scheduler-now-not-an-instant", 'schedule = "0 1 * * *"',
+                 args=["scheduler", "--once", "--now", "garbage"]),
+    extra_config("next-after-without-offset", 'schedule = "0 1 * * *"',
+                 args=["next", "--after", "2026-11-01T01:30:00"]),
+    extra_config("scheduler-now-without-once", 'schedule = "0 1 * * *"',
+                 args=["scheduler", "--now", "2026-11-01T01:00:00+00:00"]),
+    extra_config("next-unknown-batch", 'schedule = "0 1 * * *"', args=["next", "nope"]),
     extra_config("mail-policy-unknown", 'mail = "sometimes"'),
     extra_config("catchup-unknown", 'catchup = "maybe"'),
     extra_config("catchup-window-not-a-duration", 'catchup_window = "forever"'),
@@ -220,11 +237,16 @@ def markdown(messages: dict[str, str]) -> str:
         "Each case runs through the real command line; each exits with code 2, prints this",
         "one line on stderr and nothing else, and leaves the ledger as it was.",
         "",
-        "| case | input | message |",
-        "|---|---|---|",
+        "| case | what is broken | command | message |",
+        "|---|---|---|---|",
     ]
     for case in CASES:
-        lines.append(f"| {case.id} | {_cell(case.show)} | {_cell(messages[case.id])} |")
+        command = " ".join(["overnight", *(shlex.quote(a) for a in case.args)])
+        command = (f"OVERNIGHT_CONFIG={case.env['OVERNIGHT_CONFIG']} " if case.env else "") + command
+        command = command.replace(LONG, "aaaa…(10,000 a)")
+        lines.append(
+            f"| {case.id} | {_cell(case.show)} | {_cell(command)} | {_cell(messages[case.id])} |"
+        )
     return "\n".join(lines) + "\n"
 
 
