@@ -75,9 +75,10 @@ def test_ten_launches_at_once_one_runs_the_others_exit_3_naming_it(project) -> N
 
 
 def test_a_scheduled_launch_racing_a_manual_one(project) -> None:
-    """The scheduler's launch is stood in for by `overnight run` with
-    OVERNIGHT_TRIGGER=scheduled (the trigger the scheduler sets): whichever comes first
-    runs, the other exits 3, and the run holds one launch."""
+    """Both started at the same instant, the scheduler's launch as the daemon makes it
+    (`overnight run` with OVERNIGHT_TRIGGER=scheduled): whichever comes first runs, the
+    other exits 3, and the run holds one launch. (The real daemon racing a manual run is
+    in test_fault_scheduler.py.)"""
     project.write_batch("gated", GATED_BATCH)
     (project.root / "gates").mkdir()
     for day in range(1, 7):
