@@ -105,6 +105,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         code = cli.main(prog_name="overnight", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:
+        e.show()  # `overnight` alone: the help, as click shows it
+        sys.exit(e.exit_code)
     except click.UsageError as e:
         where = e.ctx.command_path if e.ctx is not None else "overnight"
         click.echo(f"{where}: {_one_line(e.format_message())} (see {where} --help)", err=True)

@@ -84,3 +84,11 @@ def test_the_docs_table_is_generated_from_the_corpus(template: Path, tmp_path: P
     assert DOCS.exists() and DOCS.read_text() == text, (
         f"{DOCS} is out of date: run OVERNIGHT_UPDATE_DOCS=1 pytest {Path(__file__).name}"
     )
+
+
+def test_overnight_alone_prints_its_help_not_one_crushed_line(tmp_path: Path) -> None:
+    """The one exception to one line: no command at all is a request for the help."""
+    result = overnight(tmp_path, [])
+    assert result.returncode == 2
+    assert result.stderr.startswith("Usage: overnight [OPTIONS] COMMAND [ARGS]...\n")
+    assert "\n  run " in result.stderr and "Traceback" not in result.stderr
