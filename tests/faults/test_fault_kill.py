@@ -78,6 +78,11 @@ def test_sigkill_at_random_moments_loses_nothing_and_leaves_no_process(project) 
         left = faultkit.orphans_after(marker, ORPHAN_WINDOW)
         assert not left, f"{replay}: {day}: left alive after a clean end: {faultkit.describe(left)}"
         view = faultkit.read_run(project.ledger_path, "witness", day.isoformat())
+        assert view is not None
+        launches = [la["state"] for la in view.launches]
+        assert launches[-1] == "succeeded" and set(launches[:-1]) <= {"crashed", "succeeded", "failed"}, (
+            f"{replay}: {day}: launches {launches}: a killed launch must be found and marked crashed"
+        )
         window += faultkit.window_reruns(view, Witness.read(project.root / "witness" / day.isoformat()))
         day += timedelta(days=1)
 
