@@ -1,0 +1,338 @@
+"""Steps with queue= set: sent to Celery, watched until their one Outcome is known.
+
+The runner's thread dispatches (send_task with the task id already in the ledger) and asks
+for stops; one watcher thread learns every state change. With a Redis result backend it
+does not poll: the backend publishes each task's record when it is stored, and the watcher
+listens to those messages; a sweep every `tick` seconds checks deadlines (pickup wait, a
+worker's heartbeat gone quiet) and covers messages missed while Redis was away. Outcomes
+go back to the runner's loop with call_soon_threadsafe, so the runner never blocks on
+Celery.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from overnight.executor import Job, Outcome
+from overnight.process import KILL_GRACE
+from overnight.remote_run import lost_after
+from overnight.states import StepState
+
+if TYPE_CHECKING:
+    from overnight.config import CeleryConfig, Config
+    from overnight.loader import LoadedBatch
+    from overnight.loop import EventLoop
+
+# How often a worker says it is alive (seconds); a worker silent for lost_after() of it is gone.
+HEARTBEAT = float(os.environ.get("OVERNIGHT_REMOTE_HEARTBEAT", "5"))
+STEP_VARIABLES = (
+    "OVERNIGHT_BATCH", "OVERNIGHT_DATE", "OVERNIGHT_RUN_ID", "OVERNIGHT_LAUNCH_ID",
+    "OVERNIGHT_STEP", "OVERNIGHT_ATTEMPT",
+)
+
+
+def celery_executor_factory(config: Config, loaded: LoadedBatch) -> Callable[[EventLoop], CeleryExecutor]:
+    """What cli.py hands the runner: builds the executor (and imports Celery) on first use."""
+    assert config.celery is not None
+    settings = config.celery
+    batch_config = config.batches.get(loaded.batch.name)
+    module_path = str(loaded.path)
+
+    def make(loop: EventLoop) -> CeleryExecutor:
+        return CeleryExecutor(loop, settings, module_path=module_path,
+                              module_ref=batch_config.module if batch_config else module_path)
+
+    return make
+
+
+@dataclass
+class _Watch:
+    job: Job
+    sent_at: float                  # monotonic: when it was sent, or re-attached
+    started: bool = False
+    host: str | None = None
+    node: str | None = None         # the Celery worker's name, for a targeted stop
+    beat: float | None = None       # the last heartbeat value seen...
+    beat_seen: float = 0.0          # ...and when (our clock: hosts' clocks may differ)
+    error: str | None = None        # the last failure to read the result backend
+    finished: bool = False
+
+
+class CeleryExecutor:
+    def __init__(self, loop: EventLoop, settings: CeleryConfig, *, module_path: str, module_ref: str) -> None:
+        from overnight.celery_app import make_app
+
+        self.loop = loop
+        self.settings = settings
+        self.module_path = module_path
+        self.module_ref = module_ref
+        self.app = make_app(settings)
+        self.backend = self.app.backend
+        self.watches: dict[str, _Watch] = {}
+        self.lock = threading.Lock()
+        self.closing = threading.Event()
+        self.tick = min(0.5, HEARTBEAT / 2)
+        self.watcher = threading.Thread(target=self._watch_loop, name="overnight-celery", daemon=True)
+        self.watcher.start()
+
+    # -- the runner's side -----------------------------------------------------------------
+
+    def prepare(self, job: Job) -> None:
+        job.remote_id = str(uuid.uuid4())
+
+    def start(self, job: Job) -> None:
+        step = job.step
+        env = {k: job.env[k] for k in STEP_VARIABLES if k in job.env}
+        env.update(step.env)
+        payload = {
+            "batch": step.batch,
+            "step": step.name,
+            "kind": step.kind,
+            "command": step.render_command(job.date) if step.command is not None else None,
+            "module": self.module_ref,
+            "module_path": self.module_path,
+            "date": job.date.isoformat(),
+            "attempt": job.number,
+            "run_id": job.run_id,
+            "cwd": step.cwd,
+            "env": env,
+            "timeout": step.timeout,
+            "kill_grace": KILL_GRACE,
+            "heartbeat": HEARTBEAT,
+        }
+        assert job.remote_id is not None
+        watch = _Watch(job, time.monotonic())
+        with self.lock:
+            self.watches[job.remote_id] = watch
+        try:
+            self.app.send_task(
+                "overnight.run_step", args=[payload], queue=step.queue, task_id=job.remote_id,
+                routing_key=step.queue,
+            )
+        except Exception as e:  # noqa: BLE001 - kombu's errors vary by transport
+            message = f"not sent to queue {step.queue!r}: cannot reach the broker {self._broker()}: {_one_line(e)}"
+            self._finish(watch, lambda: Outcome(StepState.FAILED, None, message, time.time()))
+
+    def reattach(self, job: Job) -> None:
+        """Watch a task sent by an earlier launch (its runner died) until it ends."""
+        assert job.remote_id is not None
+        with self.lock:
+            self.watches[job.remote_id] = _Watch(job, time.monotonic())
+
+    def stop(self, job: Job, reason: str, force: bool = False) -> None:
+        watch = self.watches.get(job.remote_id or "")
+        if watch is None or watch.finished:
+            return
+        job.stop_reason = job.stop_reason or reason
+        task_id = job.remote_id
+        assert task_id is not None
+        try:
+            if not watch.started:
+                # Not taken by a worker yet (as far as we know): make sure none ever runs it.
+                self._abandon(task_id, f"stopped ({reason}) before a worker took it")
+                meta = self.backend.get_task_meta(task_id, cache=False)
+                if meta.get("status") in ("PENDING", "REVOKED"):
+                    why = (f"timed out after {job.step.timeout:g}s" if job.stop_reason == "timeout"
+                           else "cancelled")
+                    state = StepState.TIMED_OUT if job.stop_reason == "timeout" else StepState.CANCELLED
+                    message = f"{why} while waiting for a worker on queue {job.step.queue!r}"
+                    self._finish(watch, lambda: Outcome(state, None, message, time.time()))
+                    return
+            from overnight.celery_app import STOP_COMMAND, STOP_KEY
+
+            self.backend.client.set(STOP_KEY + task_id, 2 if force else 1, ex=7 * 86400)
+            self.app.control.broadcast(
+                STOP_COMMAND, arguments={"task_id": task_id},
+                destination=[watch.node] if watch.node else None,
+            )
+        except Exception:  # noqa: BLE001 - broker away: the heartbeat check ends it
+            pass
+
+    def close(self) -> None:
+        self.closing.set()
+        self.watcher.join(timeout=5)
+        try:
+            self.app.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    # -- the watcher thread ----------------------------------------------------------------
+
+    def _watch_loop(self) -> None:
+        pubsub = None
+        next_sweep = 0.0
+        while not self.closing.is_set():
+            due: set[str] = set()
+            try:
+                if pubsub is None:
+                    pubsub = self._subscribe()
+                if pubsub is None:
+                    self.closing.wait(self.tick)
+                message = pubsub.get_message(timeout=self.tick) if pubsub else None
+                while message is not None:
+                    if message.get("type") == "pmessage":
+                        due.add(_task_id(message["channel"], self.backend))
+                    message = pubsub.get_message(timeout=0)
+            except Exception:  # noqa: BLE001 - Redis away: sweep, and subscribe again later
+                pubsub = None
+                self.closing.wait(self.tick)
+            now = time.monotonic()
+            if now >= next_sweep:
+                next_sweep = now + self.tick
+                with self.lock:
+                    due |= set(self.watches)
+            for task_id in due:
+                watch = self.watches.get(task_id)
+                if watch is not None and not watch.finished:
+                    self._check(watch, task_id)
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _subscribe(self) -> Any:
+        client = getattr(self.backend, "client", None)
+        if client is None:  # not a Redis backend: the sweep alone finds results
+            return None
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        prefix = self.backend.task_keyprefix
+        pubsub.psubscribe((prefix.decode() if isinstance(prefix, bytes) else prefix) + "*")
+        # Whatever happened before we listened is found by the first sweep.
+        return pubsub
+
+    def _check(self, watch: _Watch, task_id: str) -> None:
+        now = time.monotonic()
+        try:
+            meta = self.backend.get_task_meta(task_id, cache=False)
+        except Exception as e:  # noqa: BLE001
+            watch.error = _one_line(e)
+            meta = None
+        else:
+            watch.error = None
+        status = meta.get("status") if meta else None
+        info = meta.get("result") if meta else None
+        queue = watch.job.step.queue
+        if status == "SUCCESS":
+            self._finish(watch, lambda: self._outcome(watch, info))
+        elif status == "FAILURE":
+            self._finish(watch, lambda: _failure_outcome(info, watch.host))
+        elif status == "REVOKED":
+            text = info.get("abandoned") if isinstance(info, dict) else None
+            message = f"revoked: {text}" if text else "revoked in Celery"
+            self._finish(watch, lambda: Outcome(StepState.INTERRUPTED, None, message, time.time()))
+        elif status == "STARTED" and isinstance(info, dict):
+            watch.host, watch.node = info.get("host"), info.get("node")
+            if not watch.started or info.get("heartbeat") != watch.beat:
+                watch.started, watch.beat, watch.beat_seen = True, info.get("heartbeat"), now
+            elif now - watch.beat_seen > lost_after(HEARTBEAT):
+                self._give_up(watch, task_id, StepState.INTERRUPTED,
+                              f"its worker on {watch.host} stopped answering while it ran "
+                              f"(no heartbeat for {now - watch.beat_seen:.0f}s)")
+        elif status is None and watch.started and now - watch.beat_seen > lost_after(HEARTBEAT):
+            self._give_up(watch, task_id, StepState.INTERRUPTED,
+                          f"lost contact with the result backend while it ran on {watch.host}: {watch.error}")
+        elif not watch.started and now - watch.sent_at > self.settings.pickup_timeout:
+            if watch.error:
+                message = (f"no news from queue {queue!r} for {self.settings.pickup_timeout:g}s: "
+                           f"cannot reach the result backend: {watch.error}")
+            else:
+                message = (f"no worker took it from queue {queue!r} within "
+                           f"{self.settings.pickup_timeout:g}s (is `overnight worker --queue {queue}` running?)")
+            self._give_up(watch, task_id, StepState.FAILED, message)
+
+    def _give_up(self, watch: _Watch, task_id: str, state: StepState, message: str) -> None:
+        """Stop waiting; a worker that has it (or gets it later) sees REVOKED and stops."""
+        try:
+            self._abandon(task_id, message)
+            meta = self.backend.get_task_meta(task_id, cache=False)
+            if meta.get("status") == "SUCCESS":  # it ended just now after all
+                self._finish(watch, lambda: self._outcome(watch, meta.get("result")))
+                return
+        except Exception:  # noqa: BLE001 - still away: give up all the same
+            pass
+        self._finish(watch, lambda: Outcome(state, None, message, time.time(), host=watch.host))
+
+    def _abandon(self, task_id: str, message: str) -> None:
+        from overnight.celery_app import ABANDONED
+
+        self.backend.store_result(task_id, {"abandoned": message}, ABANDONED)
+
+    def _finish(self, watch: _Watch, outcome: Callable[[], Outcome]) -> None:
+        """Hand the job's one Outcome to the runner's thread (exactly once)."""
+        with self.lock:
+            if watch.finished:
+                return
+            watch.finished = True
+            self.watches.pop(watch.job.remote_id or "", None)
+        job = watch.job
+        self.loop.call_soon_threadsafe(lambda: job.done(job, outcome()))  # type: ignore[misc]
+
+    # -- on the runner's thread: what a finished task means ----------------------------
+
+    def _outcome(self, watch: _Watch, info: Any) -> Outcome:
+        job = watch.job
+        now = time.time()
+        if not isinstance(info, dict):
+            return Outcome(StepState.FAILED, None, f"unexpected result from the worker: {info!r}", now)
+        host = info.get("host") or watch.host
+        if info.get("outcome") == "interrupted":
+            return Outcome(StepState.INTERRUPTED, None, info.get("message"), now, host=host)
+        _write_output(job.log_path, info, host)
+        # Timings: the worker's duration, placed on our clock (the hosts' clocks may differ).
+        started = now - max(0.0, info["ended_at"] - info["started_at"])
+        exit_code = int(info["exit_code"])
+        stopped = info.get("stopped")
+        if stopped == "timeout" and job.stop_reason is None:
+            job.stop_reason = "timeout"
+        if stopped == "abandoned" and job.stop_reason is None:
+            outcome = Outcome(StepState.INTERRUPTED, exit_code, "stopped: the coordinator gave up on it", now)
+        else:
+            outcome = job.outcome_for_exit(exit_code, now, info.get("message"))
+        outcome.started_at = started
+        outcome.host = host
+        return outcome
+
+    def _broker(self) -> str:
+        from kombu.utils.url import maybe_sanitize_url
+
+        return str(maybe_sanitize_url(self.settings.broker))
+
+
+def _failure_outcome(info: Any, host: str | None) -> Outcome:
+    kind = info.get("exc_type") if isinstance(info, dict) else None
+    text = info.get("exc_message") if isinstance(info, dict) else info
+    if isinstance(text, (list, tuple)):
+        text = " ".join(str(t) for t in text)
+    if kind == "WorkerLostError":
+        return Outcome(StepState.INTERRUPTED, None, f"its worker process died: {text}", time.time(), host=host)
+    return Outcome(StepState.FAILED, None, f"the worker failed: {kind}: {text}", time.time(), host=host)
+
+
+def _write_output(log_path: str, info: dict[str, Any], host: str | None) -> None:
+    output = base64.b64decode(info.get("output") or "")
+    with open(log_path, "ab") as f:
+        skipped = info.get("output_skipped") or 0
+        if skipped:
+            f.write(f"overnight: the first {skipped} bytes of output are only on {host}: "
+                    f"{info.get('log')}\n".encode())
+        f.write(output)
+
+
+def _task_id(channel: bytes | str, backend: Any) -> str:
+    prefix = backend.task_keyprefix
+    channel = channel.decode() if isinstance(channel, bytes) else channel
+    prefix = prefix.decode() if isinstance(prefix, bytes) else prefix
+    return channel[len(prefix):]
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
