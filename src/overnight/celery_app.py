@@ -98,7 +98,7 @@ def _init_pool_process(**_: Any) -> None:
     if os.getppid() == 1:
         os._exit(1)
     _wake_r, _wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    signal.signal(signal.SIGUSR1, _wake)
+    signal.signal(signal.SIGUSR2, _wake)  # SIGUSR1 is billiard's soft time limit in pool processes
 
 
 def _wake(signum: int, frame: Any) -> None:
@@ -169,7 +169,7 @@ def overnight_stop(state: Any, task_id: str) -> dict[str, str]:
     for request in list(worker_state.active_requests):
         if request.id == task_id and request.worker_pid:
             try:
-                os.kill(request.worker_pid, signal.SIGUSR1)
+                os.kill(request.worker_pid, signal.SIGUSR2)
             except ProcessLookupError:
                 break
             return {"ok": "stopping"}

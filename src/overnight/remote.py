@@ -117,7 +117,8 @@ class CeleryExecutor:
                 routing_key=step.queue,
             )
         except Exception as e:  # noqa: BLE001 - kombu's errors vary by transport
-            message = f"not sent to queue {step.queue!r}: cannot reach the broker {self._broker()}: {_one_line(e)}"
+            message = (f"not sent to queue {step.queue!r}: cannot reach the broker {self._broker()}: "
+                       f"{_one_line(e)}")
             self._finish(watch, lambda: Outcome(StepState.FAILED, None, message, time.time()))
 
     def reattach(self, job: Job) -> None:
@@ -244,8 +245,8 @@ class CeleryExecutor:
                 message = (f"no news from queue {queue!r} for {self.settings.pickup_timeout:g}s: "
                            f"cannot reach the result backend: {watch.error}")
             else:
-                message = (f"no worker took it from queue {queue!r} within "
-                           f"{self.settings.pickup_timeout:g}s (is `overnight worker --queue {queue}` running?)")
+                message = (f"no worker took it from queue {queue!r} within {self.settings.pickup_timeout:g}s "
+                           f"(is `overnight worker --queue {queue}` running?)")
             self._give_up(watch, task_id, StepState.FAILED, message)
 
     def _give_up(self, watch: _Watch, task_id: str, state: StepState, message: str) -> None:
@@ -311,9 +312,10 @@ def _failure_outcome(info: Any, host: str | None) -> Outcome:
     text = info.get("exc_message") if isinstance(info, dict) else info
     if isinstance(text, (list, tuple)):
         text = " ".join(str(t) for t in text)
+    now = time.time()
     if kind == "WorkerLostError":
-        return Outcome(StepState.INTERRUPTED, None, f"its worker process died: {text}", time.time(), host=host)
-    return Outcome(StepState.FAILED, None, f"the worker failed: {kind}: {text}", time.time(), host=host)
+        return Outcome(StepState.INTERRUPTED, None, f"its worker process died: {text}", now, host=host)
+    return Outcome(StepState.FAILED, None, f"the worker failed: {kind}: {text}", now, host=host)
 
 
 def _write_output(log_path: str, info: dict[str, Any], host: str | None) -> None:
