@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from overnight.config import CeleryConfig
 
 TASK_NAME = "overnight.run_step"
+PING_NAME = "overnight.ping"
 STOP_COMMAND = "overnight_stop"
 STOP_KEY = "overnight-stop-"          # + task id: the coordinator's stop request, 1 or 2 (force)
 ABANDONED = "REVOKED"                 # the state the coordinator stores when it gives up on a task
@@ -65,7 +66,13 @@ def make_app(settings: CeleryConfig) -> Celery:
         worker_send_task_events=False,
     )
     app.task(name=TASK_NAME, bind=True)(run_step)
+    app.task(name=PING_NAME)(ping)
     return app
+
+
+def ping() -> str:
+    """A no-op task: is a worker on that queue answering (and Celery's own round trip)."""
+    return socket.gethostname()
 
 
 # -- the worker's settings, set by `overnight worker` before its pool forks ---------------

@@ -157,8 +157,9 @@ class CeleryExecutor:
             pass
 
     def close(self) -> None:
+        # The watcher ends by itself within a tick; waiting for it would add that tick to
+        # every launch. Nothing it does after this point reaches the runner.
         self.closing.set()
-        self.watcher.join(timeout=5)
         try:
             self.app.close()
         except Exception:  # noqa: BLE001
@@ -170,7 +171,7 @@ class CeleryExecutor:
         pubsub = None
         next_sweep = 0.0
         while not self.closing.is_set():
-            due: set[str] = set()
+            due: dict[str, dict[str, Any] | None] = {}  # task id -> its record, if it came along
             try:
                 if pubsub is None:
                     pubsub = self._subscribe()
@@ -179,7 +180,9 @@ class CeleryExecutor:
                 message = pubsub.get_message(timeout=self.tick) if pubsub else None
                 while message is not None:
                     if message.get("type") == "pmessage":
-                        due.add(_task_id(message["channel"], self.backend))
+                        task_id = _task_id(message["channel"], self.backend)
+                        if task_id in self.watches:
+                            due[task_id] = self.backend.decode_result(message["data"])
                     message = pubsub.get_message(timeout=0)
             except Exception:  # noqa: BLE001 - Redis away: sweep, and subscribe again later
                 pubsub = None
@@ -188,11 +191,12 @@ class CeleryExecutor:
             if now >= next_sweep:
                 next_sweep = now + self.tick
                 with self.lock:
-                    due |= set(self.watches)
-            for task_id in due:
+                    for task_id in self.watches:
+                        due.setdefault(task_id, None)
+            for task_id, meta in due.items():
                 watch = self.watches.get(task_id)
                 if watch is not None and not watch.finished:
-                    self._check(watch, task_id)
+                    self._check(watch, task_id, meta)
         if pubsub is not None:
             try:
                 pubsub.close()
@@ -209,15 +213,15 @@ class CeleryExecutor:
         # Whatever happened before we listened is found by the first sweep.
         return pubsub
 
-    def _check(self, watch: _Watch, task_id: str) -> None:
+    def _check(self, watch: _Watch, task_id: str, meta: dict[str, Any] | None) -> None:
         now = time.monotonic()
-        try:
-            meta = self.backend.get_task_meta(task_id, cache=False)
-        except Exception as e:  # noqa: BLE001
-            watch.error = _one_line(e)
-            meta = None
-        else:
-            watch.error = None
+        if meta is None:
+            try:
+                meta = self.backend.get_task_meta(task_id, cache=False)
+            except Exception as e:  # noqa: BLE001
+                watch.error = _one_line(e)
+            else:
+                watch.error = None
         status = meta.get("status") if meta else None
         info = meta.get("result") if meta else None
         queue = watch.job.step.queue
@@ -269,7 +273,7 @@ class CeleryExecutor:
     def _finish(self, watch: _Watch, outcome: Callable[[], Outcome]) -> None:
         """Hand the job's one Outcome to the runner's thread (exactly once)."""
         with self.lock:
-            if watch.finished:
+            if watch.finished or self.closing.is_set():
                 return
             watch.finished = True
             self.watches.pop(watch.job.remote_id or "", None)
@@ -308,10 +312,9 @@ class CeleryExecutor:
 
 
 def _failure_outcome(info: Any, host: str | None) -> Outcome:
-    kind = info.get("exc_type") if isinstance(info, dict) else None
-    text = info.get("exc_message") if isinstance(info, dict) else info
-    if isinstance(text, (list, tuple)):
-        text = " ".join(str(t) for t in text)
+    """The task itself failed (Celery stored the exception), not the step."""
+    kind = type(info).__name__ if isinstance(info, BaseException) else "error"
+    text = _one_line(info) if isinstance(info, BaseException) else str(info)
     now = time.time()
     if kind == "WorkerLostError":
         return Outcome(StepState.INTERRUPTED, None, f"its worker process died: {text}", now, host=host)

@@ -14,7 +14,8 @@ SLOW_ON_FIRST_ATTEMPT = """
     W = Path(__file__).with_name("witness.txt")
     batch.command(
         "slow",
-        f"echo start $OVERNIGHT_ATTEMPT $$ >> {W}; if [ $OVERNIGHT_ATTEMPT = 1 ]; then sleep 60; fi; echo end >> {W}",
+        f"echo start $OVERNIGHT_ATTEMPT $$ >> {W}; "
+        f"if [ $OVERNIGHT_ATTEMPT = 1 ]; then sleep 60; fi; echo end >> {W}",
         queue="{queue}",
     )
     batch.command("after", "echo after")
@@ -78,8 +79,8 @@ COORDINATOR = """
     batch = Batch("night")
     W = Path(__file__).with_name("witness.txt")
     GO = Path(__file__).with_name("go")
-    batch.command("remote", f"echo start >> {W}; while [ ! -e {GO} ]; do sleep 0.05; done; echo remote output; "
-                  f"echo end >> {W}", queue="alpha")
+    batch.command("remote", f"echo start >> {W}; while [ ! -e {GO} ]; do sleep 0.05; done; "
+                  f"echo remote output; echo end >> {W}", queue="alpha")
     batch.command("local-after", "echo after")
 """
 

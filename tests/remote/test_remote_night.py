@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
-import time
 
 from tests.remote.conftest import wait_for
 
@@ -23,7 +21,8 @@ NIGHT = """
 
     batch.command("export", f"echo exported {{date}}; echo export >> {W}")
     with batch.parallel():
-        batch.command("dump-db", f"echo dump on $OVERNIGHT_STEP; sleep 0.3; echo dump-db >> {W}", queue="alpha")
+        batch.command("dump-db", f"echo dump on $OVERNIGHT_STEP; sleep 0.3; echo dump-db >> {W}",
+                      queue="alpha")
         batch.command("pos-export", ["sh", "-c", "echo pos export for $OVERNIGHT_DATE; echo oops >&2"],
                       queue="beta")
         batch.command("local-report", "echo local report")
@@ -170,6 +169,3 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
 
-
-def _unused(*_: object) -> None:  # keep imports honest for ruff
-    json, time  # noqa: B018

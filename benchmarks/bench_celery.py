@@ -1,0 +1,151 @@
+"""The cost of a remote step over Celery's own round trip for a no-op task.
+
+Starts a throwaway redis-server and one `overnight worker` (prefork, concurrency 1) on
+127.0.0.1, then measures in the same run:
+
+- celery_rtt_ms: send_task + result.get() of a no-op task (`overnight.ping`), median;
+- remote_step_ms: what one more remote `true` step adds to a launch of sequential steps
+  run by the real Runner: (launch of 2N steps - launch of N steps) / N, median over reps,
+  so a launch's fixed costs are left out. It is everything a step costs: two ledger
+  commits, dispatch, the worker's STARTED record, spawning `true` in its own process
+  group on the worker, the result, and the runner learning of it;
+- local_step_ms: the same batch run locally, for scale;
+- overhead_ms = remote_step_ms - celery_rtt_ms (target: under 5 ms).
+
+    python -m benchmarks.bench_celery [REPS]
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+STEPS = 20
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(condition, timeout: float, what: str) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def _night(root: Path, queue: str | None, steps: int) -> Path:
+    where = f', queue="{queue}"' if queue else ""
+    name = f"bench-{'remote' if queue else 'local'}-{steps}"
+    lines = ["from overnight import Batch", f'batch = Batch("{name}")']
+    lines += [f'batch.command("noop-{i}", ["true"]{where})' for i in range(steps)]
+    path = root / f"{name}.py"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _launch(config, module: Path, day: date) -> float:  # noqa: ANN001
+    """One launch of the batch through the real Runner; its seconds."""
+    from overnight.cli import _remote_executors
+    from overnight.engine import Runner, RunOptions
+    from overnight.ledger import Ledger
+    from overnight.loader import load_batch
+    from overnight.progress import Progress
+
+    loaded = load_batch(str(module), config.base_dir)
+    ledger = Ledger.open(config.ledger_path)
+    log_dir = config.log_dir
+    (log_dir / loaded.batch.name / day.isoformat()).mkdir(parents=True, exist_ok=True)
+    runner = Runner(
+        loaded.batch.name, loaded.order, ledger, options=RunOptions(date=day), workdir=config.base_dir,
+        log_dir=log_dir, progress=Progress(out=io.StringIO(), quiet=True),
+        executors=_remote_executors(config, loaded),
+    )
+    result = runner.run()
+    ledger.close()
+    if result.exit_code != 0:
+        raise RuntimeError(f"the benchmark batch failed: {result.counts}")
+    return result.elapsed
+
+
+def run(reps: int = 5) -> dict:
+    from overnight.celery_app import PING_NAME, make_app
+    from overnight.config import load_config
+
+    with tempfile.TemporaryDirectory(prefix="bench-celery-") as tmp:
+        root = Path(tmp)
+        port = _free_port()
+        broker = f"redis://127.0.0.1:{port}/0"
+        redis = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+             "--dir", tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        (root / "overnight.toml").write_text(
+            f'[overnight]\nstate_dir = "state"\ntimezone = "UTC"\n\n[celery]\nbroker = "{broker}"\n'
+        )
+        env = {k: v for k, v in os.environ.items() if k != "OVERNIGHT_CONFIG"}
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "overnight", "worker", "--queue", "bench", "--concurrency", "1",
+             "--loglevel", "WARNING"],
+            cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        app = make_app(load_config(str(root / "overnight.toml")).celery)  # type: ignore[arg-type]
+        try:
+            def serving() -> bool:
+                try:
+                    answer = app.control.inspect(timeout=0.5).active_queues() or {}
+                except Exception:  # noqa: BLE001 - not up yet
+                    return False
+                return any(q["name"] == "bench" for qs in answer.values() for q in qs)
+
+            _wait(serving, 60, "the worker")
+            rtts = []
+            for i in range(10 + reps * STEPS):
+                started = time.perf_counter()
+                app.send_task(PING_NAME, queue="bench").get(timeout=30)
+                if i >= 10:  # the first ones warm connections up
+                    rtts.append(time.perf_counter() - started)
+
+            config = load_config(str(root / "overnight.toml"))
+            day = date(2026, 1, 1)
+            _launch(config, _night(root, "bench", 2), day)  # warm-up: imports, connections
+            remote_steps, local_steps = [], []
+            for queue, out in (("bench", remote_steps), (None, local_steps)):
+                short, long = _night(root, queue, STEPS), _night(root, queue, 2 * STEPS)
+                for i in range(reps):
+                    when = day + timedelta(days=i + 1)
+                    out.append((_launch(config, long, when) - _launch(config, short, when)) / STEPS)
+        finally:
+            app.close()
+            worker.terminate()
+            worker.wait(30)
+            redis.terminate()
+            redis.wait(10)
+    rtt = statistics.median(rtts) * 1000
+    step = statistics.median(remote_steps) * 1000
+    return {
+        "celery_rtt_ms": round(rtt, 2),
+        "remote_step_ms": round(step, 2),
+        "local_step_ms": round(statistics.median(local_steps) * 1000, 2),
+        "overhead_ms": round(step - rtt, 2),
+        "target_overhead_ms": 5.0,
+        "steps_per_launch": STEPS,
+        "reps": reps,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(int(sys.argv[1]) if len(sys.argv) > 1 else 5), indent=2))
