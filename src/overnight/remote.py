@@ -40,8 +40,22 @@ STEP_VARIABLES = (
 
 def celery_executor_factory(config: Config, loaded: LoadedBatch) -> Callable[[EventLoop], CeleryExecutor]:
     """What cli.py hands the runner: builds the executor (and imports Celery) on first use."""
+    import importlib.util
+
+    from overnight.errors import ConfigError
+
     assert config.celery is not None
     settings = config.celery
+    where = f"{config.path}: [celery]"
+    if importlib.util.find_spec("celery") is None:
+        raise ConfigError(f"{where}: Celery is not installed here: pip install 'overnight[celery]'")
+    backend = settings.result_backend or settings.broker
+    if not backend.startswith(("redis://", "rediss://")):
+        # The watcher listens to the records Redis publishes; other backends would be polled
+        # or (rpc://) not shared at all between a coordinator and its successor.
+        raise ConfigError(
+            f"{where}: result_backend must be a Redis URL (redis://host:6379/1), not {backend.split(':')[0]}:"
+        )
     batch_config = config.batches.get(loaded.batch.name)
     module_path = str(loaded.path)
 
@@ -108,6 +122,7 @@ class CeleryExecutor:
             "heartbeat": HEARTBEAT,
         }
         assert job.remote_id is not None
+        os.close(os.open(job.log_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))  # filled at the end
         watch = _Watch(job, time.monotonic())
         with self.lock:
             self.watches[job.remote_id] = watch
@@ -230,7 +245,7 @@ class CeleryExecutor:
         elif status == "FAILURE":
             self._finish(watch, lambda: _failure_outcome(info, watch.host))
         elif status == "REVOKED":
-            text = info.get("abandoned") if isinstance(info, dict) else None
+            text = _one_line(info) if isinstance(info, BaseException) else None
             message = f"revoked: {text}" if text else "revoked in Celery"
             self._finish(watch, lambda: Outcome(StepState.INTERRUPTED, None, message, time.time()))
         elif status == "STARTED" and isinstance(info, dict):
@@ -266,9 +281,11 @@ class CeleryExecutor:
         self._finish(watch, lambda: Outcome(state, None, message, time.time(), host=watch.host))
 
     def _abandon(self, task_id: str, message: str) -> None:
+        from celery.exceptions import TaskRevokedError
+
         from overnight.celery_app import ABANDONED
 
-        self.backend.store_result(task_id, {"abandoned": message}, ABANDONED)
+        self.backend.store_result(task_id, TaskRevokedError(message), ABANDONED)
 
     def _finish(self, watch: _Watch, outcome: Callable[[], Outcome]) -> None:
         """Hand the job's one Outcome to the runner's thread (exactly once)."""

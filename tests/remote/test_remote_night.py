@@ -169,3 +169,16 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
 
+
+
+def test_a_result_backend_that_is_not_redis_is_refused(project):
+    project.write_config('[celery]\nbroker = "redis://127.0.0.1:1/0"\nresult_backend = "rpc://"\n')
+    project.write_batch("night", """
+        from overnight import Batch
+        batch = Batch("night")
+        batch.command("remote", "true", queue="alpha")
+    """)
+    result = project.run("run", "night")
+    assert result.returncode == 2
+    assert "result_backend must be a Redis URL" in result.stderr and "Traceback" not in result.stderr
+    assert not project.ledger_path.exists() or project.query("SELECT count(*) FROM attempts") == [(0,)]
