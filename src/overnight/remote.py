@@ -76,6 +76,7 @@ class _Watch:
     beat: float | None = None       # the last heartbeat value seen...
     beat_seen: float = 0.0          # ...and when (our clock: hosts' clocks may differ)
     error: str | None = None        # the last failure to read the result backend
+    reattached: bool = False        # sent by a launch that died (maybe never sent at all)
     finished: bool = False
 
 
@@ -140,7 +141,7 @@ class CeleryExecutor:
         """Watch a task sent by an earlier launch (its runner died) until it ends."""
         assert job.remote_id is not None
         with self.lock:
-            self.watches[job.remote_id] = _Watch(job, time.monotonic())
+            self.watches[job.remote_id] = _Watch(job, time.monotonic(), reattached=True)
 
     def stop(self, job: Job, reason: str, force: bool = False) -> None:
         watch = self.watches.get(job.remote_id or "")
@@ -210,8 +211,13 @@ class CeleryExecutor:
                         due.setdefault(task_id, None)
             for task_id, meta in due.items():
                 watch = self.watches.get(task_id)
-                if watch is not None and not watch.finished:
+                if watch is None or watch.finished:
+                    continue
+                try:
                     self._check(watch, task_id, meta)
+                except Exception as e:  # noqa: BLE001 - a bug here must not leave the runner waiting
+                    self._finish(watch, lambda e=e: Outcome(
+                        StepState.INTERRUPTED, None, f"overnight lost track of it: {e!r}", time.time()))
         if pubsub is not None:
             try:
                 pubsub.close()
@@ -263,10 +269,24 @@ class CeleryExecutor:
             if watch.error:
                 message = (f"no news from queue {queue!r} for {self.settings.pickup_timeout:g}s: "
                            f"cannot reach the result backend: {watch.error}")
+            elif watch.reattached:
+                message = (f"not started on queue {queue!r} within {self.settings.pickup_timeout:g}s of "
+                           "re-attaching (the runner died around the time it was sent)")
+            elif self._queue_served(queue):
+                watch.sent_at = now  # its workers are busy with other steps: it waits its turn
+                return
             else:
                 message = (f"no worker took it from queue {queue!r} within {self.settings.pickup_timeout:g}s "
                            f"(is `overnight worker --queue {queue}` running?)")
             self._give_up(watch, task_id, StepState.FAILED, message)
+
+    def _queue_served(self, queue: str | None) -> bool:
+        """Whether any live worker consumes `queue` (asked once per pickup wait)."""
+        try:
+            answer = self.app.control.inspect(timeout=1.0).active_queues() or {}
+        except Exception:  # noqa: BLE001 - the broker is away: nobody is known to serve it
+            return False
+        return any(q.get("name") == queue for queues in answer.values() for q in queues or ())
 
     def _give_up(self, watch: _Watch, task_id: str, state: StepState, message: str) -> None:
         """Stop waiting; a worker that has it (or gets it later) sees REVOKED and stops."""

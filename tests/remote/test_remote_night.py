@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import time
 
 from tests.remote.conftest import wait_for
 
@@ -182,3 +183,28 @@ def test_a_result_backend_that_is_not_redis_is_refused(project):
     assert result.returncode == 2
     assert "result_backend must be a Redis URL" in result.stderr and "Traceback" not in result.stderr
     assert not project.ledger_path.exists() or project.query("SELECT count(*) FROM attempts") == [(0,)]
+
+
+def test_a_step_waiting_for_a_busy_worker_is_not_failed_by_the_pickup_wait(remote_project, cluster):
+    """The pickup wait is for queues nobody serves: behind busy workers a step waits its turn."""
+    p = remote_project
+    p.write_config(cluster.config(pickup_timeout="1s"))
+    p.write_batch("night", """
+        from pathlib import Path
+        from overnight import Batch
+        batch = Batch("night")
+        HERE = Path(__file__).parent
+        with batch.parallel():
+            for i in (1, 2):  # the two worker processes of queue alpha are busy with these
+                batch.command(f"hog-{i}", f"echo hog >> {HERE}/witness.txt; "
+                              f"while [ ! -e {HERE}/go ]; do sleep 0.05; done", queue="alpha")
+            batch.command("third", "echo third", queue="alpha")
+    """)
+    runner = p.start("run", "night", "--workers", "3")
+    wait_for(lambda: (p.root / "witness.txt").exists() and
+             len((p.root / "witness.txt").read_text().splitlines()) == 2, 30, "both hogs to start")
+    time.sleep(2.5)  # past the pickup wait, with "third" still queued
+    (p.root / "go").write_text("")
+    out, err = runner.communicate(timeout=60)
+    assert runner.returncode == 0, out + err
+    assert p.states("night") == {"hog-1": "succeeded", "hog-2": "succeeded", "third": "succeeded"}
