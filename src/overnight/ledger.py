@@ -647,3 +647,16 @@ class Ledger:
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (run_id, launch_id, channel, state, tries, time.time(), message),
         )
+
+    def step_durations(self, batch: str, before: str, runs: int = 14) -> dict[str, list[float]]:
+        """Each step's successful attempt durations in the `runs` latest runs of `batch`
+        dated before `before`: what "usual" means when a report points out a slow step."""
+        out: dict[str, list[float]] = {}
+        for step, seconds in self.conn.execute(
+            "SELECT a.step, a.ended_at - a.started_at FROM attempts a WHERE a.state = ? "
+            "AND a.ended_at IS NOT NULL AND a.run_id IN (SELECT id FROM runs WHERE batch = ? "
+            "AND date < ? ORDER BY date DESC LIMIT ?)",
+            (StepState.SUCCEEDED.value, batch, before, runs),
+        ):
+            out.setdefault(step, []).append(seconds)
+        return out
