@@ -208,3 +208,28 @@ def test_a_step_waiting_for_a_busy_worker_is_not_failed_by_the_pickup_wait(remot
     out, err = runner.communicate(timeout=60)
     assert runner.returncode == 0, out + err
     assert p.states("night") == {"hog-1": "succeeded", "hog-2": "succeeded", "third": "succeeded"}
+
+
+def test_the_mail_report_shows_remote_steps_and_the_output_of_a_failed_one(remote_project, cluster):
+    from tests.test_reports import Mailbox, text_of
+
+    box = Mailbox()
+    box.start()
+    try:
+        p = remote_project
+        p.write_batch("night", """
+            from overnight import Batch
+            batch = Batch("night")
+            batch.command("dump-db", "echo dumped 42 rows", queue="alpha")
+            batch.command("pos-export", "echo cannot open /srv/pos/export.csv; exit 4", queue="beta")
+        """, config=False)
+        p.write_config('[batches.night]\nmodule = "night.py"\nmail = "always"\n\n'
+                       + cluster.config() + box.config())
+        result = p.run("run", "night", "--mail")
+        assert result.returncode == 1
+        wait_for(lambda: box.messages, 30, "the report")
+        text = text_of(box.messages[0])
+        assert "  dump-db " in text and "  pos-export " in text
+        assert "| cannot open /srv/pos/export.csv" in text
+    finally:
+        box.stop()
