@@ -72,7 +72,6 @@ class _Watch:
     sent_at: float                  # monotonic: when it was sent, or re-attached
     started: bool = False
     host: str | None = None
-    node: str | None = None         # the Celery worker's name, for a targeted stop
     beat: float | None = None       # the last heartbeat value seen...
     beat_seen: float = 0.0          # ...and when (our clock: hosts' clocks may differ)
     error: str | None = None        # the last failure to read the result backend
@@ -151,8 +150,9 @@ class CeleryExecutor:
         task_id = job.remote_id
         assert task_id is not None
         try:
-            if not watch.started:
-                # Not taken by a worker yet (as far as we know): make sure none ever runs it.
+            meta = self.backend.get_task_meta(task_id, cache=False)
+            if meta.get("status") == "PENDING":
+                # Not taken by a worker yet: make sure none ever runs it, and say so now.
                 self._abandon(task_id, f"stopped ({reason}) before a worker took it")
                 meta = self.backend.get_task_meta(task_id, cache=False)
                 if meta.get("status") in ("PENDING", "REVOKED"):
@@ -162,13 +162,15 @@ class CeleryExecutor:
                     message = f"{why} while waiting for a worker on queue {job.step.queue!r}"
                     self._finish(watch, lambda: Outcome(state, None, message, time.time()))
                     return
+            if meta.get("status") != "STARTED":
+                return  # it has ended: the watcher brings its result
+            info = meta.get("result")
+            node = info.get("node") if isinstance(info, dict) else None
             from overnight.celery_app import STOP_COMMAND, STOP_KEY
 
             self.backend.client.set(STOP_KEY + task_id, 2 if force else 1, ex=7 * 86400)
-            self.app.control.broadcast(
-                STOP_COMMAND, arguments={"task_id": task_id},
-                destination=[watch.node] if watch.node else None,
-            )
+            self.app.control.broadcast(STOP_COMMAND, arguments={"task_id": task_id},
+                                       destination=[node] if node else None)
         except Exception:  # noqa: BLE001 - broker away: the heartbeat check ends it
             pass
 
@@ -255,7 +257,7 @@ class CeleryExecutor:
             message = f"revoked: {text}" if text else "revoked in Celery"
             self._finish(watch, lambda: Outcome(StepState.INTERRUPTED, None, message, time.time()))
         elif status == "STARTED" and isinstance(info, dict):
-            watch.host, watch.node = info.get("host"), info.get("node")
+            watch.host = info.get("host")
             if not watch.started or info.get("heartbeat") != watch.beat:
                 watch.started, watch.beat, watch.beat_seen = True, info.get("heartbeat"), now
             elif now - watch.beat_seen > lost_after(HEARTBEAT):

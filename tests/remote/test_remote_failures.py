@@ -168,3 +168,27 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_with_the_coordinator_dead_the_worker_still_enforces_the_timeout(remote_project):
+    """The worker's own timeout is the backstop; the next run records the step timed out."""
+    p = remote_project
+    p.write_batch("night", """
+        from pathlib import Path
+        from overnight import Batch
+        batch = Batch("night")
+        W = Path(__file__).with_name("witness.txt")
+        batch.command("stuck", f"echo start $$ >> {W}; sleep 60; echo end >> {W}", queue="beta", timeout="2s")
+    """)
+    runner = p.start("run", "night")
+    wait_for(lambda: witness(p), 30, "the remote step to start")
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait(10)
+    step_pid = int(witness(p)[0].split()[1])
+    wait_for(lambda: not _alive(step_pid), 30, "the worker to stop the step at its timeout")
+    result = p.run("run", "night")
+    assert result.returncode == 1
+    attempts = p.status("night")["steps"][0]["attempts"]
+    assert [a["state"] for a in attempts] == ["timed_out"]
+    assert "timed out after 2s" in attempts[0]["message"]
+    assert witness(p)[1:] == []  # never got to its end, and was not started again
