@@ -115,24 +115,33 @@ def _wake(signum: int, frame: Any) -> None:
         pass
 
 
+def claim(backend: Any, task_id: str, state: str, result: Any) -> bool:
+    """Write the task's first record, atomically: False if it already has one.
+
+    The worker claims a task by writing STARTED; the coordinator gives up on a task nobody
+    took by writing REVOKED. Whoever writes first wins, so a step never starts after the
+    coordinator gave up on it, and two deliveries of one task never both run it. The record
+    is Celery's own format, published as Celery publishes it (the coordinator listens).
+    """
+    meta = backend._get_result_meta(
+        result=backend.encode_result(result, state), state=state, traceback=None, request=None
+    )
+    meta["task_id"] = task_id
+    key = backend.get_key_for_task(task_id)
+    value = backend.encode(meta)
+    expires = int(backend.expires) if backend.expires else None
+    if not backend.client.set(key, value, nx=True, ex=expires):
+        return False
+    backend.client.publish(key, value)
+    return True
+
+
 def run_step(task: Any, payload: dict[str, Any]) -> dict[str, Any]:
     """The task: run one step of a batch here, once, and return how it went."""
     from overnight.remote_run import execute, stale
 
     task_id = task.request.id
     backend = task.backend
-    before = backend.get_task_meta(task_id, cache=False)
-    if before.get("status") != "PENDING":
-        # Delivered before (its worker died, or it outlived the visibility timeout), or
-        # abandoned by the coordinator: never run it a second time.
-        info = before.get("result")
-        if before.get("status") == "STARTED" and stale(info, payload["heartbeat"]):
-            return {
-                "outcome": "interrupted",
-                "host": info.get("host") if isinstance(info, dict) else None,
-                "message": "its worker died while it ran (the task came back to the queue)",
-            }
-        raise Ignore()
     if WORKER is None:
         raise RuntimeError("this task runs only in `overnight worker`")
     host = socket.gethostname()
@@ -142,6 +151,18 @@ def run_step(task: Any, payload: dict[str, Any]) -> dict[str, Any]:
     )
     record = {"host": host, "node": task.request.hostname, "pid": os.getpid(), "since": since,
               "log": str(log_path)}
+    if not claim(backend, task_id, "STARTED", {**record, "heartbeat": since}):
+        # Delivered before (its worker died, or it outlived the visibility timeout), or
+        # abandoned by the coordinator: never run it a second time.
+        before = backend.get_task_meta(task_id, cache=False)
+        info = before.get("result")
+        if before.get("status") == "STARTED" and stale(info, payload["heartbeat"]):
+            return {
+                "outcome": "interrupted",
+                "host": info.get("host") if isinstance(info, dict) else None,
+                "message": "its worker died while it ran (the task came back to the queue)",
+            }
+        raise Ignore()
 
     def heartbeat() -> bool:
         """Tell the coordinator we live; False if it has given up on this task."""
@@ -161,7 +182,6 @@ def run_step(task: Any, payload: dict[str, Any]) -> dict[str, Any]:
             return 0
         return int(value) if value else 0
 
-    task.update_state(state="STARTED", meta={**record, "heartbeat": since})
     result = execute(payload, WORKER, log_path, heartbeat, stop_requested, _wake_r)
     result["host"] = host
     return result

@@ -150,18 +150,11 @@ class CeleryExecutor:
         task_id = job.remote_id
         assert task_id is not None
         try:
+            if self._claim(task_id, f"stopped ({reason}) before a worker took it"):
+                # No worker took it yet, and now none ever will: it ends here.
+                self._finish(watch, lambda: _stopped_in_queue(job))
+                return
             meta = self.backend.get_task_meta(task_id, cache=False)
-            if meta.get("status") == "PENDING":
-                # Not taken by a worker yet: make sure none ever runs it, and say so now.
-                self._abandon(task_id, f"stopped ({reason}) before a worker took it")
-                meta = self.backend.get_task_meta(task_id, cache=False)
-                if meta.get("status") in ("PENDING", "REVOKED"):
-                    why = (f"timed out after {job.step.timeout:g}s" if job.stop_reason == "timeout"
-                           else "cancelled")
-                    state = StepState.TIMED_OUT if job.stop_reason == "timeout" else StepState.CANCELLED
-                    message = f"{why} while waiting for a worker on queue {job.step.queue!r}"
-                    self._finish(watch, lambda: Outcome(state, None, message, time.time()))
-                    return
             if meta.get("status") != "STARTED":
                 return  # it has ended: the watcher brings its result
             info = meta.get("result")
@@ -252,6 +245,8 @@ class CeleryExecutor:
             self._finish(watch, lambda: self._outcome(watch, info))
         elif status == "FAILURE":
             self._finish(watch, lambda: _failure_outcome(info, watch.host))
+        elif status == "REVOKED" and watch.job.stop_reason:  # stop() gave up on it in the queue
+            self._finish(watch, lambda: _stopped_in_queue(watch.job))
         elif status == "REVOKED":
             text = _one_line(info) if isinstance(info, BaseException) else None
             message = f"revoked: {text}" if text else "revoked in Celery"
@@ -280,7 +275,13 @@ class CeleryExecutor:
             else:
                 message = (f"no worker took it from queue {queue!r} within {self.settings.pickup_timeout:g}s "
                            f"(is `overnight worker --queue {queue}` running?)")
-            self._give_up(watch, task_id, StepState.FAILED, message)
+            try:
+                claimed = self._claim(task_id, message)
+            except Exception:  # noqa: BLE001 - Redis away: nobody can have taken it either
+                claimed = True
+            if claimed:
+                self._finish(watch, lambda: Outcome(StepState.FAILED, None, message, time.time()))
+            # else a worker took it just now: go on watching
 
     def _queue_served(self, queue: str | None) -> bool:
         """Whether any live worker consumes `queue` (asked once per pickup wait)."""
@@ -302,7 +303,16 @@ class CeleryExecutor:
             pass
         self._finish(watch, lambda: Outcome(state, None, message, time.time(), host=watch.host))
 
+    def _claim(self, task_id: str, message: str) -> bool:
+        """Give up on a task no worker has taken: True if none had (none ever will)."""
+        from celery.exceptions import TaskRevokedError
+
+        from overnight.celery_app import ABANDONED, claim
+
+        return claim(self.backend, task_id, ABANDONED, TaskRevokedError(message))
+
     def _abandon(self, task_id: str, message: str) -> None:
+        """Give up on a task a worker took (and seems to have lost): it stops if it lives."""
         from celery.exceptions import TaskRevokedError
 
         from overnight.celery_app import ABANDONED
@@ -348,6 +358,12 @@ class CeleryExecutor:
         from kombu.utils.url import maybe_sanitize_url
 
         return str(maybe_sanitize_url(self.settings.broker))
+
+
+def _stopped_in_queue(job: Job) -> Outcome:
+    why = f"timed out after {job.step.timeout:g}s" if job.stop_reason == "timeout" else "cancelled"
+    state = StepState.TIMED_OUT if job.stop_reason == "timeout" else StepState.CANCELLED
+    return Outcome(state, None, f"{why} while waiting for a worker on queue {job.step.queue!r}", time.time())
 
 
 def _failure_outcome(info: Any, host: str | None) -> Outcome:

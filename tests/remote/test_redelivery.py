@@ -5,11 +5,15 @@ from __future__ import annotations
 import time
 import uuid
 
+import pytest
 from celery.exceptions import TaskRevokedError
 
 from overnight.celery_app import TASK_NAME, make_app
 from overnight.config import CeleryConfig
 from tests.remote.conftest import wait_for
+
+# Celery's Redis backend calls a method redis-py deprecates; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated setex:DeprecationWarning")
 
 
 def _payload(witness, name: str = "dup") -> dict:  # noqa: ANN001

@@ -233,3 +233,25 @@ def test_the_mail_report_shows_remote_steps_and_the_output_of_a_failed_one(remot
         assert "| cannot open /srv/pos/export.csv" in text
     finally:
         box.stop()
+
+
+def test_a_step_that_times_out_in_the_queue_is_timed_out_and_never_run_later(remote_project, cluster):
+    from overnight.celery_app import make_app
+    from overnight.config import CeleryConfig
+
+    p = remote_project
+    p.write_batch("night", """
+        from overnight import Batch
+        batch = Batch("night")
+        batch.command("queued", "echo ran", queue="nobody-yet", timeout="1s")
+    """)
+    result = p.run("run", "night")
+    assert result.returncode == 1
+    attempt = p.status("night")["steps"][0]["attempts"][-1]
+    assert attempt["state"] == "timed_out"
+    assert attempt["message"] == "timed out after 1s while waiting for a worker on queue 'nobody-yet'"
+    app = make_app(CeleryConfig(broker=cluster.broker))
+    try:  # a worker that serves the queue later finds the task given up, and drops it
+        assert app.AsyncResult(attempt["remote_id"]).state == "REVOKED"
+    finally:
+        app.close()
