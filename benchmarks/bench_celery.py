@@ -10,7 +10,10 @@ Starts a throwaway redis-server and one `overnight worker` (prefork, concurrency
   commits, dispatch, the worker's STARTED record, spawning `true` in its own process
   group on the worker, the result, and the runner learning of it;
 - local_step_ms: the same batch run locally, for scale;
-- overhead_ms = remote_step_ms - celery_rtt_ms (target: under 5 ms).
+- overhead_ms = remote_step_ms - celery_rtt_ms (target: under 5 ms);
+- ledger_commit_ms: one durable ledger commit on the same file system, median. Every step,
+  local or remote, costs one (its end and the start of the next share it), so it is part of
+  overhead_ms; on a busy disk it can dominate it.
 
     python -m benchmarks.bench_celery [REPS]
 """
@@ -81,6 +84,24 @@ def _launch(config, module: Path, day: date) -> float:  # noqa: ANN001
     return result.elapsed
 
 
+def _commit_ms(folder: Path) -> float:
+    import sqlite3
+
+    conn = sqlite3.connect(folder / "commit.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE t (x)")
+    times = []
+    for i in range(200):
+        started = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t VALUES (?)", (i,))
+        conn.execute("COMMIT")
+        times.append(time.perf_counter() - started)
+    conn.close()
+    return statistics.median(times) * 1000
+
+
 def run(reps: int = 5) -> dict:
     from overnight.celery_app import PING_NAME, make_app
     from overnight.config import load_config
@@ -128,6 +149,7 @@ def run(reps: int = 5) -> dict:
                 for i in range(reps):
                     when = day + timedelta(days=i + 1)
                     out.append((_launch(config, long, when) - _launch(config, short, when)) / STEPS)
+            commit = _commit_ms(root)
         finally:
             app.close()
             worker.terminate()
@@ -141,6 +163,7 @@ def run(reps: int = 5) -> dict:
         "remote_step_ms": round(step, 2),
         "local_step_ms": round(statistics.median(local_steps) * 1000, 2),
         "overhead_ms": round(step - rtt, 2),
+        "ledger_commit_ms": round(commit, 2),
         "target_overhead_ms": 5.0,
         "steps_per_launch": STEPS,
         "reps": reps,
