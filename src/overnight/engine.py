@@ -91,6 +91,7 @@ class Runner:
         self.tries: dict[str, int] = {}         # attempts made in this launch
         self.numbers: dict[str, int] = {}       # attempts made in the run, all launches
         self.held: list[str] = []
+        self.reattaching: dict[str, AttemptRow] = {}  # remote attempts a dead launch left running
         self.notices: list[tuple[str, str]] = []  # (blocked step, cause), told after commit
         self.halted = False                     # --fail-fast tripped: start nothing new
         self.cancelling = 0                     # signals received
@@ -171,7 +172,7 @@ class Runner:
             done_before: list[tuple[str, StepState, int | None]] = []
             for step in self.order:
                 name, state = step.name, states[step.name]
-                if name in self.reattach:
+                if name in self.reattaching:
                     self.state[name] = state  # running elsewhere: this launch waits for it
                     self.runnable.add(name)
                     continue
@@ -224,11 +225,10 @@ class Runner:
         they ended, so a finished one is recorded (not run again) and a running one awaited.
         Without a remote executor for them any more, they are interrupted as local ones are.
         """
-        self.reattach: dict[str, AttemptRow] = {}
         for attempt in self.ledger.running_attempts(self.run_id):
             step = self.steps.get(attempt.step)
             if attempt.remote_id and step is not None and step.queue and "celery" in self.remote_factories:
-                self.reattach[attempt.step] = attempt
+                self.reattaching[attempt.step] = attempt
                 continue
             self.ledger.finish_attempt(
                 attempt.id, StepState.INTERRUPTED, time.time(), None, "the runner died while this ran"
@@ -239,7 +239,7 @@ class Runner:
                 states[attempt.step] = StepState.INTERRUPTED
 
     def _reattach(self) -> None:
-        for name, attempt in self.reattach.items():
+        for name, attempt in self.reattaching.items():
             step = self.steps[name]
             job = Job(
                 step=step, run_id=self.run_id, launch_id=attempt.launch_id, number=attempt.number,

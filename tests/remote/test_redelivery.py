@@ -10,7 +10,8 @@ from celery.exceptions import TaskRevokedError
 
 from overnight.celery_app import TASK_NAME, make_app
 from overnight.config import CeleryConfig
-from tests.remote.conftest import wait_for
+
+from .cluster import wait_for
 
 # Celery's Redis backend calls a method redis-py deprecates; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated setex:DeprecationWarning")

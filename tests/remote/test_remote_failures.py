@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
-from tests.remote.conftest import Redis, Worker, wait_for
+from .cluster import Redis, Worker, wait_for
 
 SLOW_ON_FIRST_ATTEMPT = """
     from pathlib import Path

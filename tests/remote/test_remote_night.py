@@ -6,7 +6,7 @@ import signal
 import socket
 import time
 
-from tests.remote.conftest import wait_for
+from .cluster import wait_for
 
 NIGHT = """
     import time
@@ -211,7 +211,7 @@ def test_a_step_waiting_for_a_busy_worker_is_not_failed_by_the_pickup_wait(remot
 
 
 def test_the_mail_report_shows_remote_steps_and_the_output_of_a_failed_one(remote_project, cluster):
-    from tests.test_reports import Mailbox, text_of
+    from test_reports import Mailbox, text_of
 
     box = Mailbox()
     box.start()
