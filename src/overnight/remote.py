@@ -259,9 +259,11 @@ class CeleryExecutor:
                 self._give_up(watch, task_id, StepState.INTERRUPTED,
                               f"its worker on {watch.host} stopped answering while it ran "
                               f"(no heartbeat for {now - watch.beat_seen:.0f}s)")
-        elif status is None and watch.started and now - watch.beat_seen > lost_after(HEARTBEAT):
+        elif watch.started and now - watch.beat_seen > lost_after(HEARTBEAT):
+            # The backend cannot be read, or forgot the task (a Redis restarted without its data).
+            why = f"cannot reach the result backend: {watch.error}" if watch.error else "its record is gone"
             self._give_up(watch, task_id, StepState.INTERRUPTED,
-                          f"lost contact with the result backend while it ran on {watch.host}: {watch.error}")
+                          f"lost track of it while it ran on {watch.host}: {why}")
         elif not watch.started and now - watch.sent_at > self.settings.pickup_timeout:
             if watch.error:
                 message = (f"no news from queue {queue!r} for {self.settings.pickup_timeout:g}s: "

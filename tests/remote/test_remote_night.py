@@ -255,3 +255,19 @@ def test_a_step_that_times_out_in_the_queue_is_timed_out_and_never_run_later(rem
         assert app.AsyncResult(attempt["remote_id"]).state == "REVOKED"
     finally:
         app.close()
+
+
+def test_a_remote_steps_output_comes_back_capped_to_its_last_megabyte(remote_project):
+    p = remote_project
+    p.write_batch("night", """
+        from overnight import Batch
+        batch = Batch("night")
+        batch.command("chatty", ["python3", "-c",
+                      "[print(f'line {i:07d} ' + 'x' * 80) for i in range(20000)]"], queue="alpha")
+    """)
+    assert p.run("run", "night").returncode == 0
+    log = p.run("logs", "night", "chatty").stdout
+    first, *rest = log.splitlines()
+    assert first.startswith("overnight: the first ") and "bytes of output are only on" in first
+    assert rest[-1].startswith("line 0019999 ")
+    assert 1024 * 1024 - 100 < len("\n".join(rest)) <= 1024 * 1024
