@@ -3,14 +3,16 @@
 Starts a throwaway redis-server and one `overnight worker` (prefork, concurrency 1) on
 127.0.0.1, then measures in the same run:
 
-- celery_rtt_ms: send_task + result.get() of a no-op task (`overnight.ping`), median;
+- celery_rtt_ms: send_task + result.get() of a no-op task (`overnight.ping`), median of
+  STEPS per rep, median over reps;
 - remote_step_ms: what one more remote `true` step adds to a launch of sequential steps
   run by the real Runner: (launch of 2N steps - launch of N steps) / N, median over reps,
   so a launch's fixed costs are left out. It is everything a step costs: two ledger
   commits, dispatch, the worker's STARTED record, spawning `true` in its own process
   group on the worker, the result, and the runner learning of it;
 - local_step_ms: the same batch run locally, for scale;
-- overhead_ms = remote_step_ms - celery_rtt_ms (target: under 5 ms);
+- overhead_ms: remote step minus Celery round trip, measured back to back in each rep,
+  median over reps (target: under 5 ms);
 - ledger_commit_ms: one durable ledger commit on the same file system, median. Every step,
   local or remote, costs one (its end and the start of the next share it), so it is part of
   overhead_ms; on a busy disk it can dominate it.
@@ -133,22 +135,34 @@ def run(reps: int = 5) -> dict:
                 return any(q["name"] == "bench" for qs in answer.values() for q in qs)
 
             _wait(serving, 60, "the worker")
-            rtts = []
-            for i in range(10 + reps * STEPS):
-                started = time.perf_counter()
-                app.send_task(PING_NAME, queue="bench").get(timeout=30)
-                if i >= 10:  # the first ones warm connections up
-                    rtts.append(time.perf_counter() - started)
 
+            def ping_rtt() -> float:
+                """Median round trip of STEPS no-op tasks, seconds."""
+                times = []
+                for _ in range(STEPS):
+                    started = time.perf_counter()
+                    app.send_task(PING_NAME, queue="bench").get(timeout=30)
+                    times.append(time.perf_counter() - started)
+                return statistics.median(times)
+
+            ping_rtt()  # warm-up: connections
             config = load_config(str(root / "overnight.toml"))
             day = date(2026, 1, 1)
             _launch(config, _night(root, "bench", 2), day)  # warm-up: imports, connections
-            remote_steps, local_steps = [], []
-            for queue, out in (("bench", remote_steps), (None, local_steps)):
-                short, long = _night(root, queue, STEPS), _night(root, queue, 2 * STEPS)
-                for i in range(reps):
-                    when = day + timedelta(days=i + 1)
-                    out.append((_launch(config, long, when) - _launch(config, short, when)) / STEPS)
+            nights = {q: (_night(root, q, STEPS), _night(root, q, 2 * STEPS)) for q in ("bench", None)}
+            rtts, remote_steps, local_steps, overheads = [], [], [], []
+            for i in range(reps):
+                # One of each per rep, back to back, so a busy moment weighs on both sides
+                # of the difference alike.
+                when = day + timedelta(days=i + 1)
+                per_step = {}
+                for queue, (short, long) in nights.items():
+                    per_step[queue] = (_launch(config, long, when) - _launch(config, short, when)) / STEPS
+                rtt = ping_rtt()
+                rtts.append(rtt)
+                remote_steps.append(per_step["bench"])
+                local_steps.append(per_step[None])
+                overheads.append(per_step["bench"] - rtt)
             commit = _commit_ms(root)
         finally:
             app.close()
@@ -156,13 +170,14 @@ def run(reps: int = 5) -> dict:
             worker.wait(30)
             redis.terminate()
             redis.wait(10)
-    rtt = statistics.median(rtts) * 1000
-    step = statistics.median(remote_steps) * 1000
+    def ms(values: list[float]) -> float:
+        return round(statistics.median(values) * 1000, 2)
+
     return {
-        "celery_rtt_ms": round(rtt, 2),
-        "remote_step_ms": round(step, 2),
-        "local_step_ms": round(statistics.median(local_steps) * 1000, 2),
-        "overhead_ms": round(step - rtt, 2),
+        "celery_rtt_ms": ms(rtts),
+        "remote_step_ms": ms(remote_steps),
+        "local_step_ms": ms(local_steps),
+        "overhead_ms": ms(overheads),
         "ledger_commit_ms": round(commit, 2),
         "target_overhead_ms": 5.0,
         "steps_per_launch": STEPS,
