@@ -32,10 +32,7 @@ if TYPE_CHECKING:
 
 # How often a worker says it is alive (seconds); a worker silent for lost_after() of it is gone.
 HEARTBEAT = float(os.environ.get("OVERNIGHT_REMOTE_HEARTBEAT", "5"))
-STEP_VARIABLES = (
-    "OVERNIGHT_BATCH", "OVERNIGHT_DATE", "OVERNIGHT_RUN_ID", "OVERNIGHT_LAUNCH_ID",
-    "OVERNIGHT_STEP", "OVERNIGHT_ATTEMPT",
-)
+RESENDS = 3  # times a task missing from its queue is sent again before the step fails
 
 
 def celery_executor_factory(config: Config, loaded: LoadedBatch) -> Callable[[EventLoop], CeleryExecutor]:
@@ -75,7 +72,7 @@ class _Watch:
     beat: float | None = None       # the last heartbeat value seen...
     beat_seen: float = 0.0          # ...and when (our clock: hosts' clocks may differ)
     error: str | None = None        # the last failure to read the result backend
-    reattached: bool = False        # sent by a launch that died (maybe never sent at all)
+    resends: int = 0                # times sent again because it was nowhere to be found
     finished: bool = False
 
 
@@ -102,8 +99,26 @@ class CeleryExecutor:
         job.remote_id = str(uuid.uuid4())
 
     def start(self, job: Job) -> None:
+        assert job.remote_id is not None
+        os.close(os.open(job.log_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))  # filled at the end
+        watch = _Watch(job, time.monotonic())
+        with self.lock:
+            self.watches[job.remote_id] = watch
+        try:
+            self._send(job)
+        except Exception as e:  # noqa: BLE001 - kombu's errors vary by transport
+            message = (f"not sent to queue {job.step.queue!r}: cannot reach the broker {self._broker()}: "
+                       f"{_one_line(e)}")
+            self._finish(watch, lambda: Outcome(StepState.FAILED, None, message, time.time()))
+
+    def _send(self, job: Job) -> None:
+        """Queue the task. Sending one task id twice is harmless: only one delivery claims it."""
         step = job.step
-        env = {k: job.env[k] for k in STEP_VARIABLES if k in job.env}
+        env = {
+            "OVERNIGHT_BATCH": step.batch, "OVERNIGHT_DATE": job.date.isoformat(),
+            "OVERNIGHT_RUN_ID": str(job.run_id), "OVERNIGHT_LAUNCH_ID": str(job.launch_id),
+            "OVERNIGHT_STEP": step.name, "OVERNIGHT_ATTEMPT": str(job.number),
+        }
         env.update(step.env)
         payload = {
             "batch": step.batch,
@@ -121,26 +136,14 @@ class CeleryExecutor:
             "kill_grace": KILL_GRACE,
             "heartbeat": HEARTBEAT,
         }
-        assert job.remote_id is not None
-        os.close(os.open(job.log_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))  # filled at the end
-        watch = _Watch(job, time.monotonic())
-        with self.lock:
-            self.watches[job.remote_id] = watch
-        try:
-            self.app.send_task(
-                "overnight.run_step", args=[payload], queue=step.queue, task_id=job.remote_id,
-                routing_key=step.queue,
-            )
-        except Exception as e:  # noqa: BLE001 - kombu's errors vary by transport
-            message = (f"not sent to queue {step.queue!r}: cannot reach the broker {self._broker()}: "
-                       f"{_one_line(e)}")
-            self._finish(watch, lambda: Outcome(StepState.FAILED, None, message, time.time()))
+        self.app.send_task("overnight.run_step", args=[payload], queue=step.queue, task_id=job.remote_id,
+                           routing_key=step.queue)
 
     def reattach(self, job: Job) -> None:
         """Watch a task sent by an earlier launch (its runner died) until it ends."""
         assert job.remote_id is not None
         with self.lock:
-            self.watches[job.remote_id] = _Watch(job, time.monotonic(), reattached=True)
+            self.watches[job.remote_id] = _Watch(job, time.monotonic())
 
     def stop(self, job: Job, reason: str, force: bool = False) -> None:
         watch = self.watches.get(job.remote_id or "")
@@ -268,12 +271,19 @@ class CeleryExecutor:
             if watch.error:
                 message = (f"no news from queue {queue!r} for {self.settings.pickup_timeout:g}s: "
                            f"cannot reach the result backend: {watch.error}")
-            elif watch.reattached:
-                message = (f"not started on queue {queue!r} within {self.settings.pickup_timeout:g}s of "
-                           "re-attaching (the runner died around the time it was sent)")
             elif self._queue_served(queue):
-                watch.sent_at = now  # its workers are busy with other steps: it waits its turn
-                return
+                # Its workers are busy with other steps: it waits its turn, unless the task is
+                # nowhere (a broker restarted without its data, a runner that died before
+                # sending it): then it is sent again.
+                watch.sent_at = now
+                if not self._missing(task_id, queue):
+                    return
+                if watch.resends < RESENDS:
+                    watch.resends += 1
+                    self._send(watch.job)
+                    return
+                message = (f"the task is missing from queue {queue!r} and from its workers, "
+                           f"even after sending it {RESENDS} more times")
             else:
                 message = (f"no worker took it from queue {queue!r} within {self.settings.pickup_timeout:g}s "
                            f"(is `overnight worker --queue {queue}` running?)")
@@ -292,6 +302,20 @@ class CeleryExecutor:
         except Exception:  # noqa: BLE001 - the broker is away: nobody is known to serve it
             return False
         return any(q.get("name") == queue for queues in answer.values() for q in queues or ())
+
+    def _missing(self, task_id: str, queue: str | None) -> bool:
+        """Whether the task is neither on a worker nor waiting in its (Redis) queue."""
+        try:
+            known = self.app.control.inspect(timeout=1.0).query_task(task_id) or {}
+            if any(known.values()):
+                return False
+            if not self.settings.broker.startswith(("redis://", "rediss://")) or queue is None:
+                return False  # no cheap way to look into the queue: assume it waits there
+            with self.app.connection_for_read() as conn:
+                client = conn.default_channel.client
+                return not any(task_id.encode() in m for m in client.lrange(queue, 0, -1))
+        except Exception:  # noqa: BLE001 - cannot tell: assume it waits
+            return False
 
     def _give_up(self, watch: _Watch, task_id: str, state: StepState, message: str) -> None:
         """Stop waiting; a worker that has it (or gets it later) sees REVOKED and stops."""

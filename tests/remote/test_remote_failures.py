@@ -192,3 +192,35 @@ def test_with_the_coordinator_dead_the_worker_still_enforces_the_timeout(remote_
     assert [a["state"] for a in attempts] == ["timed_out"]
     assert "timed out after 2s" in attempts[0]["message"]
     assert witness(p)[1:] == []  # never got to its end, and was not started again
+
+
+def test_a_task_lost_by_the_broker_is_sent_again_and_runs_once(remote_project, cluster):
+    """A broker that loses a queued message (restarted without its data): the step is sent
+    again after the pickup wait instead of waiting forever."""
+    import redis
+
+    p = remote_project
+    p.write_config(cluster.config(pickup_timeout="1s"))
+    p.write_batch("night", """
+        from pathlib import Path
+        from overnight import Batch
+        batch = Batch("night")
+        HERE = Path(__file__).parent
+        with batch.parallel():
+            for i in (1, 2):  # the two worker processes of queue beta are busy with these
+                batch.command(f"hog-{i}", f"echo hog >> {HERE}/hogs.txt; "
+                              f"while [ ! -e {HERE}/go ]; do sleep 0.05; done", queue="beta")
+            batch.command("third", f"echo third >> {HERE}/witness.txt", queue="beta")
+    """)
+    broker = redis.Redis.from_url(cluster.broker)
+    runner = p.start("run", "night", "--workers", "3")
+    try:
+        wait_for(lambda: broker.llen("beta") == 1, 30, "the third step to wait in the queue")
+        broker.delete("beta")  # lost, as by a broker restarted without its data
+        (p.root / "go").write_text("")
+        out, err = runner.communicate(timeout=60)
+    finally:
+        broker.close()
+    assert runner.returncode == 0, out + err
+    assert witness(p) == ["third"]
+    assert p.states("night")["third"] == "succeeded"
