@@ -115,6 +115,37 @@ def _wake(signum: int, frame: Any) -> None:
         pass
 
 
+# Both run inside Redis, so nothing can come between the look and the write.
+# claim: write the first record of a task (and publish it), only if it has none.
+_CLAIM = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+    redis.call('PUBLISH', KEYS[1], ARGV[1])
+    return 1
+end
+return 0
+"""
+# beat: replace the worker's STARTED record with a fresher one, unless it is STARTED no more
+# (the coordinator gave up on the task, and wrote REVOKED over it).
+_BEAT = """
+local current = redis.call('GET', KEYS[1])
+if current and cjson.decode(current)['status'] ~= 'STARTED' then
+    return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('PUBLISH', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+def _record(backend: Any, task_id: str, state: str, result: Any) -> tuple[Any, str, int]:
+    """The key, Celery's own encoding of the record, and its lifetime in seconds."""
+    meta = backend._get_result_meta(
+        result=backend.encode_result(result, state), state=state, traceback=None, request=None
+    )
+    meta["task_id"] = task_id
+    return backend.get_key_for_task(task_id), backend.encode(meta), int(backend.expires or 7 * 86400)
+
+
 def claim(backend: Any, task_id: str, state: str, result: Any) -> bool:
     """Write the task's first record, atomically: False if it already has one.
 
@@ -123,17 +154,14 @@ def claim(backend: Any, task_id: str, state: str, result: Any) -> bool:
     coordinator gave up on it, and two deliveries of one task never both run it. The record
     is Celery's own format, published as Celery publishes it (the coordinator listens).
     """
-    meta = backend._get_result_meta(
-        result=backend.encode_result(result, state), state=state, traceback=None, request=None
-    )
-    meta["task_id"] = task_id
-    key = backend.get_key_for_task(task_id)
-    value = backend.encode(meta)
-    expires = int(backend.expires) if backend.expires else None
-    if not backend.client.set(key, value, nx=True, ex=expires):
-        return False
-    backend.client.publish(key, value)
-    return True
+    key, value, expires = _record(backend, task_id, state, result)
+    return bool(backend.client.eval(_CLAIM, 1, key, value, expires))
+
+
+def beat(backend: Any, task_id: str, info: dict[str, Any]) -> bool:
+    """Refresh the worker's STARTED record; False if the coordinator has given up on it."""
+    key, value, expires = _record(backend, task_id, "STARTED", info)
+    return bool(backend.client.eval(_BEAT, 1, key, value, expires))
 
 
 def run_step(task: Any, payload: dict[str, Any]) -> dict[str, Any]:
@@ -167,12 +195,9 @@ def run_step(task: Any, payload: dict[str, Any]) -> dict[str, Any]:
     def heartbeat() -> bool:
         """Tell the coordinator we live; False if it has given up on this task."""
         try:
-            if backend.get_task_meta(task_id, cache=False).get("status") == ABANDONED:
-                return False
-            task.update_state(state="STARTED", meta={**record, "heartbeat": time.time()})
+            return beat(backend, task_id, {**record, "heartbeat": time.time()})
         except Exception:  # noqa: BLE001 - the backend is away: go on, the step runs
-            pass
-        return True
+            return True
 
     def stop_requested() -> int:
         """0, or 1 (stop) / 2 (kill) if the coordinator asked to stop this task."""

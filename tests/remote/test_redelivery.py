@@ -69,3 +69,25 @@ def test_a_task_the_coordinator_gave_up_on_is_never_run(cluster, tmp_path):
         assert not witness.exists()
     finally:
         app.close()
+
+
+def test_a_worker_stops_a_step_the_coordinator_has_given_up_on(cluster, tmp_path):
+    """The coordinator wrote REVOKED over the record (it thought the worker lost): the
+    worker's next heartbeat sees it and kills the step, so it cannot also run elsewhere."""
+    app = make_app(CeleryConfig(broker=cluster.broker))
+    witness = tmp_path / "witness.txt"
+    payload = _payload(witness)
+    payload["command"] = f"echo started >> {witness}; sleep 60; echo finished >> {witness}"
+    task_id = str(uuid.uuid4())
+    try:
+        app.send_task(TASK_NAME, args=[payload], queue="alpha", task_id=task_id)
+        wait_for(lambda: witness.exists(), 30, "the step to start")
+        app.backend.store_result(task_id, TaskRevokedError("lost its worker"), "REVOKED")
+        meta = wait_for(lambda: (m := app.backend.get_task_meta(task_id, cache=False))["status"] == "SUCCESS"
+                        and m, 30, "the worker to report how the step ended")
+        answer = meta["result"]
+        assert answer["stopped"] == "abandoned", answer
+        assert answer["exit_code"] == -9
+        assert witness.read_text() == "started\n"
+    finally:
+        app.close()
