@@ -240,6 +240,10 @@ def _describe_error(path: Path, error: BaseException) -> str:
     return f"{path}: ledger error: {text}"
 
 
+class _NeedsUpgrade(Exception):
+    """A read-only open found an older schema."""
+
+
 class Ledger:
     """One SQLite file. Open it with ``Ledger.open(path)``; use it from one thread."""
 
@@ -261,7 +265,14 @@ class Ledger:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
             ledger = cls(path, conn)
-            ledger._prepare(readonly)
+            try:
+                ledger._prepare(readonly)
+            except _NeedsUpgrade:
+                # A reader of an older ledger upgrades it first (a few quick statements in
+                # one transaction), so `status` works right after installing a new version.
+                conn.close()
+                cls.open(path).close()
+                return cls.open(path, readonly=True)
             return ledger
         except (sqlite3.Error, OSError) as e:
             raise LedgerError(_describe_error(path, e)) from None
@@ -283,7 +294,7 @@ class Ledger:
             )
         if version < SCHEMA_VERSION:
             if readonly:
-                raise LedgerError(f"{self.path}: needs an upgrade; run any overnight command that writes")
+                raise _NeedsUpgrade
             self._migrate(version)
         # A quick check that catches a file replaced by garbage with a valid header.
         c.execute("SELECT count(*) FROM runs WHERE id = 0").fetchone()
