@@ -496,7 +496,9 @@ class Ledger:
         """Mark every launch of `batch` still recorded live as crashed.
 
         Call only while holding the batch's lock: then no such launch can be alive. Its
-        running attempts and steps become interrupted. Call inside a transaction.
+        running attempts and steps become interrupted, except those sent to a remote queue:
+        they may well go on without the runner, so they stay running until a launch of
+        their run re-attaches to them (engine.py). Call inside a transaction.
         """
         dead = [
             LaunchRow(**r)
@@ -508,14 +510,17 @@ class Ledger:
         for launch in dead:
             self._write(
                 "UPDATE attempts SET state = ?, ended_at = ?, message = ? "
-                "WHERE launch_id = ? AND state = ?",
+                "WHERE launch_id = ? AND state = ? AND remote_id IS NULL",
                 (StepState.INTERRUPTED.value, now, "the runner died while this ran",
                  launch.id, StepState.RUNNING.value),
             )
+            remote = {a.step for a in self.running_attempts(launch.run_id) if a.remote_id}
             for row in self.conn.execute(
                 "SELECT name FROM steps WHERE run_id = ? AND state = ?",
                 (launch.run_id, StepState.RUNNING.value),
             ).fetchall():
+                if row[0] in remote:
+                    continue
                 self.set_step_state(
                     launch.run_id, row[0], StepState.RUNNING, StepState.INTERRUPTED,
                     launch.id, "interrupted: the runner died while it ran",
