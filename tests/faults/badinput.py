@@ -35,7 +35,7 @@ class Case:
     id: str                      # what is broken, as the test id says it
     args: list[str]              # the overnight command line
     show: str                    # the broken input, for the docs table
-    files: dict[str, str] = field(default_factory=dict)   # written over the good project
+    files: dict[str, str | bytes] = field(default_factory=dict)   # written over the good project
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -215,6 +215,10 @@ CASES: list[Case] = [
     Case("mail-run-without-subject", ["mail-run", "--", "true"], "overnight mail-run -- true"),
     Case("mail-run-without-mail-config", ["mail-run", "-s", "x", "--", "true"],
          "overnight mail-run -s x -- true (no [mail] in overnight.toml)"),
+    Case("batch-name-invalid-utf8", ["run", "go\udcffod"], "overnight run $'go\\xffod' (not UTF-8)"),
+    Case("date-invalid-utf8", ["run", "good", "--date", "\udcff"], "--date $'\\xff' (not UTF-8)"),
+    Case("config-not-utf8", ["run", "good"], 'mail = "\\xff" (a byte that is not UTF-8)',
+         files={"overnight.toml": GOOD_CONFIG.encode() + b'mail = "\xff"\n'}),
     Case("config-option-missing-file", ["--config", "nope.toml", "status"], "--config nope.toml"),
     Case("config-env-missing-file", ["status"], "OVERNIGHT_CONFIG=nope.toml",
          env={"OVERNIGHT_CONFIG": "nope.toml"}),

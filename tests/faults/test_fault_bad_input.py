@@ -39,8 +39,11 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_case(case: Case, template: Path, where: Path) -> tuple[subprocess.CompletedProcess[str], str, str]:
     root = where / "project"
     shutil.copytree(template, root)
-    for name, text in case.files.items():
-        (root / name).write_text(text)
+    for name, content in case.files.items():
+        if isinstance(content, bytes):
+            (root / name).write_bytes(content)
+        else:
+            (root / name).write_text(content)
     ledger = root / ".overnight" / "ledger.db"
     before = faultkit.ledger_dump(ledger)
     result = overnight(root, case.args, case.env)
