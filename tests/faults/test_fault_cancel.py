@@ -126,3 +126,42 @@ def test_status_reads_a_run_whose_runner_was_killed(project) -> None:
     process.communicate(timeout=60)
     states = project.states("witness", "--date", "2026-02-20")
     assert "running" in states.values() or "succeeded" in states.values()
+
+
+STUBBORN_BATCH = """
+from overnight import Batch
+
+batch = Batch("stubborn")
+# ignores SIGTERM, and so does the grandchild it leaves in its group
+batch.command("deaf", "trap '' TERM; (trap '' TERM; sleep 60) & touch started; sleep 60")
+batch.command("after", "true")
+"""
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+def test_a_step_that_ignores_sigterm_is_killed_after_the_grace_or_at_a_second_signal(
+    project, signals: int
+) -> None:
+    """One signal: the step's group gets SIGTERM, then SIGKILL after the grace
+    (OVERNIGHT_KILL_GRACE, 2 s in the tests). A second signal kills it at once (the grace is
+    30 s then, so waiting it out would show)."""
+    project.write_batch("stubborn", STUBBORN_BATCH)
+    marker = f"deaf-{os.getpid()}-{secrets.token_hex(6)}"
+    grace = "2" if signals == 1 else "30"
+    process = project.start(
+        "run", "stubborn", "--date", "2026-03-01", **{MARKER_VARIABLE: marker, "OVERNIGHT_KILL_GRACE": grace}
+    )
+    wait_for(lambda: (project.root / "started").exists())
+    process.send_signal(signal.SIGTERM)
+    if signals == 2:
+        time.sleep(0.3)
+        process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert not faultkit.orphans_after(marker, 2.0)
+    assert project.states("stubborn") == {"deaf": "cancelled", "after": "pending"}
+    [attempt] = project.status("stubborn")["steps"][0]["attempts"]
+    if signals == 2:
+        assert attempt["duration"] < 20, "the second signal did not kill at once"
+    else:
+        assert attempt["duration"] >= 1.9, "killed before its grace was over"
