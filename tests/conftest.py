@@ -2,86 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-import sqlite3
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-
-OVERNIGHT = [sys.executable, "-m", "overnight"]
-
-
-class Project:
-    """A folder with an overnight.toml; batches are written into it by the tests."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.batches: dict[str, str] = {}
-        self.extra_config = ""
-        self.write_config()
-
-    @property
-    def state_dir(self) -> Path:
-        return self.root / ".overnight"
-
-    @property
-    def ledger_path(self) -> Path:
-        return self.state_dir / "ledger.db"
-
-    def write_config(self, extra: str | None = None) -> None:
-        if extra is not None:
-            self.extra_config = textwrap.dedent(extra)
-        lines = ['[overnight]', 'state_dir = ".overnight"', 'timezone = "UTC"', ""]
-        for name, module in self.batches.items():
-            lines += [f"[batches.{name}]", f'module = "{module}"', ""]
-        (self.root / "overnight.toml").write_text("\n".join(lines) + "\n" + self.extra_config)
-
-    def write_batch(self, name: str, source: str, config: bool = True) -> Path:
-        """Write `name`.py (source is dedented) and list it in overnight.toml."""
-        path = self.root / f"{name}.py"
-        path.write_text(textwrap.dedent(source))
-        if config:
-            self.batches[name] = f"{name}.py"
-            self.write_config()
-        return path
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env.pop("OVERNIGHT_CONFIG", None)
-        env["OVERNIGHT_KILL_GRACE"] = env.get("OVERNIGHT_KILL_GRACE", "2")
-        env.update(extra)
-        return env
-
-    def run(self, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*OVERNIGHT, *args], cwd=self.root, env=self.env(**env), capture_output=True,
-            text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-        )
-
-    def start(self, *args: str, **env: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [*OVERNIGHT, *args], cwd=self.root, env=self.env(**env), stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-        )
-
-    def status(self, batch: str, *args: str) -> dict:
-        result = self.run("status", batch, "--json", *args)
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)
-
-    def states(self, batch: str, *args: str) -> dict[str, str]:
-        return {s["name"]: s["state"] for s in self.status(batch, *args)["steps"]}
-
-    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        conn = sqlite3.connect(self.ledger_path)
-        try:
-            return conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
+from clikit import Project
 
 
 @pytest.fixture

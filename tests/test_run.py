@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import OVERNIGHT, Project
+from clikit import OVERNIGHT, Project
 
 CHAIN_OF_FIVE = """
     from overnight import Batch
