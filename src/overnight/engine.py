@@ -395,9 +395,11 @@ class Runner:
             self._set(name, StepState.RUNNING, StepState.PENDING, note)
         else:
             self._set(name, StepState.RUNNING, outcome.state, outcome.message)
-            self._block_dependents(name)
-            if self.options.fail_fast and outcome.state is not StepState.CANCELLED:
-                self.halted = True
+            if outcome.state is not StepState.CANCELLED:
+                # A cancelled night is interrupted, not failed: what follows stays pending.
+                self._block_dependents(name)
+                if self.options.fail_fast:
+                    self.halted = True
         return retry
 
     def _tell_blocked(self) -> None:

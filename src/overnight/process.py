@@ -230,7 +230,11 @@ class LocalExecutor:
             self.callables.start(job)
             return
         command = job.step.render_command(job.date)
-        log_fd = os.open(job.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            log_fd = os.open(job.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            self._fail_soon(job, f"cannot open its log {job.log_path}: {e.strerror}")
+            return
         try:
             process = subprocess.Popen(
                 command,
@@ -246,14 +250,18 @@ class LocalExecutor:
             message = f"cannot start: {e.strerror or e}" + (f": {e.filename}" if e.filename else "")
             os.write(log_fd, f"overnight: {message}\n".encode())
             os.close(log_fd)
-            outcome = Outcome(StepState.FAILED, 127, message, time.time())
-            self.loop.call_later(0, lambda: job.done(job, outcome))  # type: ignore[misc]
+            self._fail_soon(job, message, 127)
             return
         os.close(log_fd)
         self.sentinel.watch(process.pid)
         pidfd = os.pidfd_open(process.pid)
         job.handle = _Running(process, pidfd)
         self.loop.add_reader(pidfd, lambda: self._exited(job))
+
+    def _fail_soon(self, job: Job, message: str, exit_code: int | None = None) -> None:
+        """The step could not start: report it from the loop, not from inside start()."""
+        outcome = Outcome(StepState.FAILED, exit_code, message, time.time())
+        self.loop.call_later(0, lambda: job.done(job, outcome))  # type: ignore[misc]
 
     def _exited(self, job: Job) -> None:
         running: _Running = job.handle

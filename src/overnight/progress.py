@@ -152,8 +152,8 @@ class TerminalProgress(Progress):
         )
 
     def _line(self, text: str, style: str = "") -> None:
-        self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] ", end="")
-        self.console.print(text, style=style or None, markup=False)
+        line = self._text.assemble((time.strftime("%H:%M:%S") + " ", "dim"), (text, style))
+        self.console.print(line)
 
     tick_interval = 0.5
 
