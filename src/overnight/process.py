@@ -20,7 +20,6 @@ import json
 import logging
 import mmap
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -79,7 +78,7 @@ class Sentinel:
     """A forked watcher that kills the launch's process groups if the runner dies."""
 
     def __init__(self) -> None:
-        self.token = f"{os.getpid()}-{secrets.token_hex(8)}"
+        self.token = f"{os.getpid()}-{os.urandom(8).hex()}"
         # Shared with the sentinel across the fork (an anonymous mapping is MAP_SHARED):
         # one 4-byte slot per live group, 0 when free.
         self._table = mmap.mmap(-1, SENTINEL_SLOTS * 4)
