@@ -48,11 +48,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run Luigi at N = 10,000 (slow: its scheduler is quadratic, minutes)")
     parser.add_argument("--no-luigi", action="store_true", help="leave Luigi out even when installed")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where the JSON goes")
+    parser.add_argument("--sizes", type=int, nargs="+", help="the N of the chains (default 1000 10000)")
     args = parser.parse_args(argv)
 
     reps = args.reps or (2 if args.quick else 5)
-    sizes = [200, 1000] if args.quick else [1000, 10000]
-    luigi_sizes = [200] if args.quick else ([1000, 10000] if args.luigi_large else [1000])
+    sizes = [300] if args.quick else [1000, 10000]
+    luigi_sizes = [300] if args.quick else ([1000, 10000] if args.luigi_large else [1000])
+    if args.sizes:
+        sizes = args.sizes
+        luigi_sizes = [n for n in sizes if n <= 1000 or args.luigi_large]
     if args.no_luigi:
         luigi_sizes = []
     where = scratch()

@@ -8,6 +8,7 @@ under cron, against a real SQLite ledger (WAL, synchronous=FULL).
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import sqlite3
@@ -49,7 +50,7 @@ def summary(values: list[float]) -> dict[str, Any]:
 def percentile(values: list[float], q: float) -> float:
     """The q-th percentile (0..100), nearest rank: what p99 usually means in reports."""
     ordered = sorted(values)
-    index = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    index = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
     return ordered[index]
 
 
