@@ -124,3 +124,26 @@ def test_when_the_runner_is_killed_its_steps_and_their_children_die_with_it(proj
     again = project.run("run", "doomed", "--date", "2026-01-08")
     assert again.returncode == 0, again.stdout + again.stderr
     assert set(project.states("doomed", "--date", "2026-01-08").values()) == {"succeeded"}
+
+
+def test_a_bare_program_name_runs_from_the_steps_own_path(project, tmp_path: Path):
+    mine = tmp_path / "mybin"
+    mine.mkdir()
+    tool = mine / "hello"
+    tool.write_text("#!/bin/sh\necho \"mine: $0 $1\"\n")
+    tool.chmod(0o755)
+    project.write_batch("paths", f"""
+        import os
+        from overnight import Batch
+        batch = Batch("paths")
+        batch.command("first", ["hello", "a"], env={{"PATH": "{mine}:" + os.environ["PATH"]}})
+        batch.command("missing", ["no-such-program-here"])
+    """)
+    result = project.run("run", "paths", "--date", "2026-01-09")
+    assert result.returncode == 1
+    folder = project.state_dir / "logs" / "paths" / "2026-01-09"
+    assert (folder / "first.1.log").read_text() == f"mine: {tool} a\n"
+    status = project.status("paths", "--date", "2026-01-09")
+    missing = next(s for s in status["steps"] if s["name"] == "missing")
+    assert missing["state"] == "failed"
+    assert "no-such-program-here" in (missing["message"] or "")

@@ -223,6 +223,7 @@ class LocalExecutor:
         self.sentinel = sentinel
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.callables = CallableWorkers(loop, sentinel, steps)
+        self._found: dict[tuple[str, str], str | None] = {}
 
     def start(self, job: Job) -> None:
         if job.step.func is not None:
@@ -234,9 +235,13 @@ class LocalExecutor:
         except OSError as e:
             self._fail_soon(job, f"cannot open its log {job.log_path}: {e.strerror}")
             return
+        executable = None
+        if not isinstance(command, str) and "/" not in command[0]:
+            executable = self._resolve(command[0], job.env)
         try:
             process = subprocess.Popen(
                 command,
+                executable=executable,
                 shell=isinstance(command, str),
                 stdin=self.devnull,
                 stdout=log_fd,
@@ -256,6 +261,28 @@ class LocalExecutor:
         pidfd = os.pidfd_open(process.pid)
         job.handle = _Running(process, pidfd)
         self.loop.add_reader(pidfd, lambda: self._exited(job))
+
+    def _resolve(self, name: str, env: dict[str, str]) -> str | None:
+        """Where a bare program name is on the step's PATH, looked up once per launch.
+
+        Otherwise every spawn searches PATH again, and the child tries execve in each
+        folder before the right one (eight failures before /usr/bin/true here) while the
+        runner waits for it: about 0.1 ms per step. Only for a PATH of absolute folders
+        (a relative one depends on the step's cwd); not found: Popen searches and reports.
+        """
+        path = env.get("PATH", os.defpath)
+        key = (name, path)
+        if key not in self._found:
+            found = None
+            folders = path.split(os.pathsep)
+            if all(os.path.isabs(folder) for folder in folders):
+                for folder in folders:
+                    candidate = os.path.join(folder, name)
+                    if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                        found = candidate
+                        break
+            self._found[key] = found
+        return self._found[key]
 
     def _fail_soon(self, job: Job, message: str, exit_code: int | None = None) -> None:
         """The step could not start: report it from the loop, not from inside start()."""
