@@ -147,3 +147,27 @@ def test_a_bare_program_name_runs_from_the_steps_own_path(project, tmp_path: Pat
     missing = next(s for s in status["steps"] if s["name"] == "missing")
     assert missing["state"] == "failed"
     assert "no-such-program-here" in (missing["message"] or "")
+
+
+def test_callables_in_one_worker_each_see_their_own_environment_and_log(project, tmp_path: Path):
+    seen = tmp_path / "seen"
+    project.write_batch("envs", f"""
+        import os
+        from overnight import Batch
+        batch = Batch("envs")
+
+        def look(ctx):
+            ctx.log.info("hello from %s", ctx.step)
+            with open({str(seen)!r}, "a") as f:
+                f.write(f"{{ctx.step}} {{os.environ['OVERNIGHT_STEP']}} "
+                        f"{{os.environ.get('ONLY_FIRST', '-')}} {{os.environ['OVERNIGHT_ATTEMPT']}}\\n")
+
+        batch.step(look, name="first", env={{"ONLY_FIRST": "yes"}})
+        batch.step(look, name="second")
+        batch.step(look, name="third", env={{"ONLY_FIRST": "again"}})
+    """)
+    result = project.run("run", "envs", "--date", "2026-01-10")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert seen.read_text().splitlines() == ["first first yes 1", "second second - 1", "third third again 1"]
+    folder = project.state_dir / "logs" / "envs" / "2026-01-10"
+    assert "INFO hello from second" in (folder / "second.1.log").read_text()

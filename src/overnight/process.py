@@ -491,18 +491,29 @@ def _worker_main(steps: dict[str, Step], cmd_fd: int, result_fd: int) -> None:
             os.write(result_fd, json.dumps(result).encode() + b"\n")
 
 
+def _apply_env(env: dict[str, str]) -> None:
+    """Make os.environ equal to `env`, touching only what differs (from one step to the
+    next in a worker, usually OVERNIGHT_STEP and OVERNIGHT_ATTEMPT): clearing and refilling
+    it cost ~0.3 ms per step."""
+    current = os.environ
+    for key in [k for k in current if k not in env]:
+        del current[key]
+    for key, value in env.items():
+        if current.get(key) != value:
+            current[key] = value
+
+
 def _run_callable(step: Step, message: dict, handler: logging.Handler) -> dict:
     log_fd = os.open(message["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)
-    os.environ.clear()
-    os.environ.update(message["env"])
-    logger = logging.getLogger(f"overnight.step.{step.name}")
+    _apply_env(message["env"])
+    # A logger of its own, outside logging's registry: getLogger() of a new name clears
+    # the cache of every logger registered so far, O(steps run) per step in a long batch.
+    logger = logging.Logger(f"overnight.step.{step.name}", logging.INFO)
     logger.propagate = False
-    logger.setLevel(logging.INFO)
-    if handler not in logger.handlers:
-        logger.addHandler(handler)
+    logger.addHandler(handler)
     context = Context(
         date=date.fromisoformat(message["date"]),
         batch=step.batch,
