@@ -190,7 +190,7 @@ def render(report: dict[str, Any]) -> str:
     ]
     for when, p in report["probe"].items():
         lines.append(
-            f"machine {when}: durable commit {p['commit_ms']:.2f} ms, "
+            f"machine {when}: durable commit {p['commit_ms']:.2f} ms (p99 {p.get('commit_p99_ms', 0):.2f}), "
             f"spawn of true {p['spawn_true_ms']:.2f} ms, load average {p['load_average']:.1f}"
         )
     lines.append("")

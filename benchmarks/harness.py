@@ -261,6 +261,7 @@ def probe(where: Path, n: int = 200) -> dict[str, float]:
         spawns.append(time.perf_counter() - start)
     return {
         "commit_ms": statistics.median(commits) * 1e3,
+        "commit_p99_ms": percentile(commits, 99) * 1e3,
         "spawn_true_ms": statistics.median(spawns) * 1e3,
         "load_average": os.getloadavg()[0],
     }
