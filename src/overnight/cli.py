@@ -298,9 +298,10 @@ def run(
         )
         (config.log_dir / ref.name / run_date.isoformat()).mkdir(parents=True, exist_ok=True)
         result = runner.run()
-        _after_launch(config, ref, ledger, result, mail)
     finally:
         lock.release()
+    # After the lock is released: a slow mail server must not turn the next launch away.
+    _after_launch(config, ref, ledger, result, mail)
     ctx.exit(result.exit_code)
 
 

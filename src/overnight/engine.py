@@ -21,7 +21,7 @@ from pathlib import Path
 from overnight.batch import Step
 from overnight.errors import LedgerError
 from overnight.executor import Executor, Job, Outcome
-from overnight.ledger import Ledger
+from overnight.ledger import AttemptRow, Ledger
 from overnight.loop import EventLoop, Timer
 from overnight.process import TOKEN_VARIABLE, LocalExecutor, Sentinel
 from overnight.progress import Progress
@@ -93,6 +93,7 @@ class Runner:
         self.tries: dict[str, int] = {}         # attempts made in this launch
         self.numbers: dict[str, int] = {}       # attempts made in the run, all launches
         self.held: list[str] = []
+        self.reattaching: dict[str, AttemptRow] = {}  # remote attempts a dead launch left running
         self.notices: list[tuple[str, str]] = []  # (blocked step, cause), told after commit
         self.halted = False                     # --fail-fast tripped: start nothing new
         self.cancelling = 0                     # signals received
@@ -121,6 +122,7 @@ class Runner:
             self._tick()
         clean = False
         try:
+            self._reattach()
             with self.ledger.transaction():
                 jobs = self._claim_ready()
             self._tell_blocked()
@@ -165,6 +167,7 @@ class Runner:
                 options=_options_record(opts),
             )
             states = self.ledger.sync_steps(run.id, self.order)
+            self._find_remote(states)
             self.numbers = self.ledger.attempt_counts(run.id)
             previous = {r.name: r.launch_id for r in self.ledger.steps(run.id)} if any(
                 s.is_done for s in states.values()
@@ -173,6 +176,10 @@ class Runner:
             done_before: list[tuple[str, StepState, int | None]] = []
             for step in self.order:
                 name, state = step.name, states[step.name]
+                if name in self.reattaching:
+                    self.state[name] = state  # running elsewhere: this launch waits for it
+                    self.runnable.add(name)
+                    continue
                 if opts.fresh or (selection is not None and name in selection):
                     if state is not StepState.PENDING:
                         self._set(name, state, StepState.PENDING, "to run again")
@@ -214,6 +221,44 @@ class Runner:
         for name in self.held:
             self.progress.step_held(name, self.batch, opts.date)
         self._tell_blocked()
+
+    def _find_remote(self, states: dict[str, StepState]) -> None:
+        """Attempts on a remote queue left running by a dead launch: re-attach, or give up.
+
+        Their tasks may have gone on without the runner; the remote executor finds out how
+        they ended, so a finished one is recorded (not run again) and a running one awaited.
+        Without a remote executor for them any more, they are interrupted as local ones are.
+        """
+        for attempt in self.ledger.running_attempts(self.run_id):
+            step = self.steps.get(attempt.step)
+            if attempt.remote_id and step is not None and step.queue and "celery" in self.remote_factories:
+                self.reattaching[attempt.step] = attempt
+                continue
+            self.ledger.finish_attempt(
+                attempt.id, StepState.INTERRUPTED, time.time(), None, "the runner died while this ran"
+            )
+            if states.get(attempt.step) is StepState.RUNNING:
+                self._set(attempt.step, StepState.RUNNING, StepState.INTERRUPTED,
+                          "interrupted: the runner died while it ran")
+                states[attempt.step] = StepState.INTERRUPTED
+
+    def _reattach(self) -> None:
+        for name, attempt in self.reattaching.items():
+            step = self.steps[name]
+            job = Job(
+                step=step, run_id=self.run_id, launch_id=attempt.launch_id, number=attempt.number,
+                date=self.options.date, log_path=attempt.log_path or str(self.log_dir / f"{name}.log"),
+                env={}, cwd=str(self.workdir), started_at=attempt.started_at, attempt_id=attempt.id,
+                remote_id=attempt.remote_id, done=self._on_done,
+            )
+            self.tries[name] = 1
+            self.running[name] = job
+            self.progress.step_reattached(job)
+            executor = self._executor_for(step)
+            executor.reattach(job)  # type: ignore[attr-defined]
+            if step.timeout is not None:
+                left = step.timeout - (time.time() - attempt.started_at)
+                self.timeouts[name] = self.loop.call_later(left, lambda job=job: self._timed_out(job))
 
     def _selection(self) -> set[str] | None:
         if not self.options.rerun:
@@ -387,6 +432,8 @@ class Runner:
             job.attempt_id, outcome.state, outcome.ended_at, outcome.exit_code,
             outcome.message, outcome.started_at,
         )
+        if outcome.host is not None:
+            self.ledger.update_attempt_remote(job.attempt_id, job.remote_id, outcome.host)
         if outcome.state is StepState.SUCCEEDED:
             self._set(name, StepState.RUNNING, StepState.SUCCEEDED, None)
             self._release(name)

@@ -23,6 +23,7 @@ class Outcome:
     message: str | None
     ended_at: float
     started_at: float | None = None   # when the executor knows better than the runner
+    host: str | None = None           # where it ran, when that was another host (a remote step)
 
 
 @dataclass
@@ -70,3 +71,10 @@ class Executor(Protocol):
 
     def close(self) -> None:
         """Release everything; no job is running any more."""
+
+
+class Reattaching(Protocol):
+    """An executor whose jobs outlive the runner (a remote queue) can pick them up again."""
+
+    def reattach(self, job: Job) -> None:
+        """Watch a job an earlier launch started; later call ``job.done`` exactly once."""

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from overnight.errors import InvalidTransition, LedgerError
 from overnight.states import RunState, StepState, check_step_transition
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each entry takes the schema from version i to i + 1. Never edit a released entry: add one.
 MIGRATIONS: list[str] = [
@@ -120,6 +120,15 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL
     );
     """,
+    # 2: the scheduler's cursor per batch: every fire at or before handled_until (a Unix
+    # time) has been dealt with, so after downtime it knows exactly what it missed.
+    """
+    CREATE TABLE schedule_cursors (
+        batch TEXT PRIMARY KEY,
+        handled_until REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
 ]
 
 LIVE = RunState.RUNNING.value
@@ -201,6 +210,13 @@ class MarkRow(NamedTuple):
     at: float
 
 
+class UserRow(NamedTuple):
+    name: str
+    password_hash: str
+    role: str
+    created_at: float
+
+
 def _describe_error(path: Path, error: BaseException) -> str:
     text = str(error)
     if isinstance(error, PermissionError) or "readonly" in text or "permission" in text.lower():
@@ -218,6 +234,10 @@ def _describe_error(path: Path, error: BaseException) -> str:
     if "unable to open" in text:
         return f"{path}: cannot open the ledger: check that its folder exists and is writable"
     return f"{path}: ledger error: {text}"
+
+
+class _NeedsUpgrade(Exception):
+    """A read-only open found an older schema."""
 
 
 class Ledger:
@@ -241,7 +261,14 @@ class Ledger:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
             ledger = cls(path, conn)
-            ledger._prepare(readonly)
+            try:
+                ledger._prepare(readonly)
+            except _NeedsUpgrade:
+                # A reader of an older ledger upgrades it first (a few quick statements in
+                # one transaction), so `status` works right after installing a new version.
+                conn.close()
+                cls.open(path).close()
+                return cls.open(path, readonly=True)
             return ledger
         except (sqlite3.Error, OSError) as e:
             raise LedgerError(_describe_error(path, e)) from None
@@ -263,7 +290,7 @@ class Ledger:
             )
         if version < SCHEMA_VERSION:
             if readonly:
-                raise LedgerError(f"{self.path}: needs an upgrade; run any overnight command that writes")
+                raise _NeedsUpgrade
             self._migrate(version)
         # A quick check that catches a file replaced by garbage with a valid header.
         c.execute("SELECT count(*) FROM runs WHERE id = 0").fetchone()
@@ -415,7 +442,9 @@ class Ledger:
         """Mark every launch of `batch` still recorded live as crashed.
 
         Call only while holding the batch's lock: then no such launch can be alive. Its
-        running attempts and steps become interrupted. Call inside a transaction.
+        running attempts and steps become interrupted, except those sent to a remote queue:
+        they may well go on without the runner, so they stay running until a launch of
+        their run re-attaches to them (engine.py). Call inside a transaction.
         """
         dead = [
             LaunchRow(**r)
@@ -427,14 +456,17 @@ class Ledger:
         for launch in dead:
             self._write(
                 "UPDATE attempts SET state = ?, ended_at = ?, message = ? "
-                "WHERE launch_id = ? AND state = ?",
+                "WHERE launch_id = ? AND state = ? AND remote_id IS NULL",
                 (StepState.INTERRUPTED.value, now, "the runner died while this ran",
                  launch.id, StepState.RUNNING.value),
             )
+            remote = {a.step for a in self.running_attempts(launch.run_id) if a.remote_id}
             for row in self.conn.execute(
                 "SELECT name FROM steps WHERE run_id = ? AND state = ?",
                 (launch.run_id, StepState.RUNNING.value),
             ).fetchall():
+                if row[0] in remote:
+                    continue
                 self.set_step_state(
                     launch.run_id, row[0], StepState.RUNNING, StepState.INTERRUPTED,
                     launch.id, "interrupted: the runner died while it ran",
@@ -630,6 +662,21 @@ class Ledger:
             (batch, scheduled_at, date, outcome, time.time(), pid, message),
         )
 
+    def schedule_cursors(self) -> dict[str, float]:
+        """Per batch, the instant up to which the scheduler has dealt with every fire."""
+        return {
+            batch: until
+            for batch, until in self.conn.execute("SELECT batch, handled_until FROM schedule_cursors")
+        }
+
+    def save_schedule_cursor(self, batch: str, handled_until: float) -> None:
+        self._write(
+            "INSERT INTO schedule_cursors (batch, handled_until, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (batch) DO UPDATE SET handled_until = excluded.handled_until, "
+            "updated_at = excluded.updated_at",
+            (batch, handled_until, time.time()),
+        )
+
     def record_report(
         self, run_id: int, launch_id: int | None, channel: str, state: str, tries: int,
         message: str | None,
@@ -639,3 +686,85 @@ class Ledger:
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (run_id, launch_id, channel, state, tries, time.time(), message),
         )
+
+    def step_durations(self, batch: str, before: str, runs: int = 14) -> dict[str, list[float]]:
+        """Each step's successful attempt durations in the `runs` latest runs of `batch`
+        dated before `before`: what "usual" means when a report points out a slow step."""
+        out: dict[str, list[float]] = {}
+        for step, seconds in self.conn.execute(
+            "SELECT a.step, a.ended_at - a.started_at FROM attempts a WHERE a.state = ? "
+            "AND a.ended_at IS NOT NULL AND a.run_id IN (SELECT id FROM runs WHERE batch = ? "
+            "AND date < ? ORDER BY date DESC LIMIT ?)",
+            (StepState.SUCCEEDED.value, batch, before, runs),
+        ):
+            out.setdefault(step, []).append(seconds)
+        return out
+
+    # -- dashboard users and the history grid (read by web/) --------------------------------
+
+    def users(self) -> list[UserRow]:
+        return [UserRow(**r) for r in self.conn.execute("SELECT * FROM users ORDER BY name")]
+
+    def get_user(self, name: str) -> UserRow | None:
+        row = self.conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+        return UserRow(**row) if row else None
+
+    def count_users(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM users").fetchone()[0])
+
+    def put_user(self, name: str, password_hash: str, role: str) -> bool:
+        """Add a user, or replace its password and role; True if it is new. In a transaction."""
+        new = self.get_user(name) is None
+        self._write(
+            "INSERT INTO users (name, password_hash, role, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, "
+            "role = excluded.role",
+            (name, password_hash, role, time.time()),
+        )
+        return new
+
+    def remove_user(self, name: str) -> bool:
+        return self._write("DELETE FROM users WHERE name = ?", (name,)).rowcount == 1
+
+    def fires_of(self, batch: str, limit: int) -> list[dict[str, Any]]:
+        """The scheduler's latest records for a batch (launched, skipped, missed...), newest first."""
+        return [
+            dict(r)
+            for r in self.conn.execute(
+                "SELECT * FROM fires WHERE batch = ? ORDER BY id DESC LIMIT ?", (batch, limit)
+            )
+        ]
+
+    def history_grid(self, batch: str, nights: int) -> tuple[list[RunRow], list[tuple[str, ...]]]:
+        """The last `nights` runs of a batch (newest first) and, for the grid, one row per
+        (run, step): run_id, step, position, state, and the last attempt's start and end.
+
+        Two queries whatever the size: the grid of a year of nights must stay fast.
+        """
+        runs = [
+            RunRow(**r)
+            for r in self.conn.execute(
+                "SELECT * FROM runs WHERE batch = ? ORDER BY date DESC LIMIT ?", (batch, nights)
+            )
+        ]
+        if not runs:
+            return runs, []
+        oldest = runs[-1].date
+        # The last attempt of each (run, step): scanning the attempts once in id order and
+        # keeping the last beats a correlated subquery per cell by several times.
+        last: dict[tuple[int, str], tuple[float, float | None]] = {}
+        for run_id, step, started, ended in self.conn.execute(
+            "SELECT a.run_id, a.step, a.started_at, a.ended_at FROM attempts a "
+            "JOIN runs r ON r.id = a.run_id WHERE r.batch = ? AND r.date >= ? ORDER BY a.id",
+            (batch, oldest),
+        ):
+            last[(run_id, step)] = (started, ended)
+        cells = []
+        for run_id, name, position, state in self.conn.execute(
+            "SELECT s.run_id, s.name, s.position, s.state FROM runs r JOIN steps s ON s.run_id = r.id "
+            "WHERE r.batch = ? AND r.date >= ?",
+            (batch, oldest),
+        ):
+            started, ended = last.get((run_id, name), (None, None))
+            cells.append((run_id, name, position, state, started, ended))
+        return runs, cells

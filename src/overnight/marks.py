@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from overnight.errors import ConfigError
 from overnight.ledger import Ledger
 from overnight.loader import LoadedBatch
 from overnight.states import RunState, StepState
@@ -43,6 +44,11 @@ def apply_mark(
             old = states[name]
             if old is new:
                 continue
+            if old is StepState.RUNNING:  # on a remote queue, left by a launch that died
+                raise ConfigError(
+                    f"step {name!r} is still running on its queue since a launch that died: "
+                    f"run `overnight run {batch.name} --date {run_date}` to collect its result first"
+                )
             ledger.record_mark(run.id, name, action, old, new, who, reason)
             ledger.set_step_state(run.id, name, old, new, None, note)
             states[name] = new

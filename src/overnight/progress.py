@@ -70,6 +70,9 @@ class Progress:
         by = f" in launch {launch_id}" if launch_id else ""
         self._line(f"skip     {name} ({state}{by})", "dim")
 
+    def step_reattached(self, job: Job) -> None:
+        self._line(f"attach   {job.step.name}: still on queue {job.step.queue} from launch {job.launch_id}")
+
     def step_held(self, name: str, batch: str, run_date: date) -> None:
         self._line(
             f"HELD     {name}: not idempotent, and interrupted by a crash; check what it did, "

@@ -143,9 +143,8 @@ def print_status(ledger: Ledger, run: RunRow, as_json: bool) -> None:
         out.append(
             f"  mark: {m['step']} {m['from']} -> {m['to']} by {m['who']} at {_clock(m['at'])}{why}\n"
         )
-    for r in details["reports"]:
-        if r["state"] != "sent":
-            out.append(f"  report not sent ({r['channel']}): {r['message']}\n")
+    for r in unsent(details["reports"]):
+        out.append(f"  report not sent ({r['channel']}): {r['message']}\n")
     _write("".join(out))
 
 
@@ -197,9 +196,8 @@ def print_history(ledger: Ledger | None, batch: str | None, limit: int, as_json:
                 f"    launch {la.id:<5} {lstate} {la.trigger} by "
                 f"{la.launched_by}, {_clock(la.started_at)}, {took}{note}\n"
             )
-        for rep in reports.get(r.id, []):
-            if rep["state"] != "sent":
-                out.append(f"    report not sent ({rep['channel']}): {rep['message']}\n")
+        for rep in unsent(reports.get(r.id, [])):
+            out.append(f"    report not sent ({rep['channel']}): {rep['message']}\n")
     notable = [f for f in fires if f["outcome"] != "launched"]
     if notable:
         out.append("scheduler:\n")
@@ -209,6 +207,13 @@ def print_history(ledger: Ledger | None, batch: str | None, limit: int, as_json:
                 + (f": {f['message']}" if f["message"] else "") + "\n"
             )
     _write("".join(out))
+
+
+def unsent(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each channel's latest report, when that one was not sent: a report sent later
+    (`overnight report --send`) settles the failures before it."""
+    latest = {r["channel"]: r for r in reports}
+    return [r for r in latest.values() if r["state"] != "sent"]
 
 
 def _fires(ledger: Ledger, batch: str | None, limit: int) -> list[dict[str, Any]]:

@@ -1,0 +1,204 @@
+"""`overnight scheduler`, `overnight next` and `overnight cron`: the commands of scheduling."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from overnight.cli import get_config
+from overnight.config import Config
+from overnight.errors import ConfigError
+from overnight.schedule import Schedule, ScheduleError, next_fire
+from overnight.schedules import format_instant, parse_instant, schedules
+
+
+def _scheduled(config: Config, batch: str | None) -> dict[str, Schedule]:
+    """Every schedule checked (a bad one is exit 2 whatever was asked), then the one asked."""
+    if config.path is None:
+        raise ConfigError("no overnight.toml here (or --config PATH): no batch is scheduled")
+    scheduled = schedules(config)
+    if batch is None:
+        return scheduled
+    if batch not in config.batches:
+        known = ", ".join(sorted(config.batches)) or "none"
+        raise ConfigError(f"unknown batch {batch!r}: not in {config.path} (known: {known})")
+    if batch not in scheduled:
+        raise ConfigError(f"{config.path}: [batches.{batch}] has no schedule (add schedule = \"0 1 * * *\")")
+    return {batch: scheduled[batch]}
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Fire what is due now, then exit (for cron, or a check).")
+@click.option(
+    "--now", "now_text", metavar="INSTANT",
+    help="With --once: act as if it were this instant (ISO 8601 with offset).",
+)
+@click.pass_context
+def scheduler(ctx: click.Context, once: bool, now_text: str | None) -> None:
+    """Launch each batch at its schedule: a foreground daemon for systemd or supervisor."""
+    from overnight.scheduler import Scheduler, hold_scheduler_lock
+
+    config = get_config(ctx)
+    _scheduled(config, None)
+    if now_text is not None and not once:
+        raise ConfigError("--now goes with --once (the daemon always uses the real clock)")
+    now = parse_instant(now_text, "--now") if now_text is not None else None
+    assert config.path is not None
+    lock_fd = hold_scheduler_lock(config.state_dir)
+    try:
+        daemon = Scheduler(config.path)
+        try:
+            if once:
+                daemon.loop_once(now or daemon.clock())
+                code = 0
+            else:
+                code = daemon.run()
+        finally:
+            daemon.close()
+    finally:
+        os.close(lock_fd)
+    ctx.exit(code)
+
+
+@click.command("next")
+@click.argument("batch", required=False)
+@click.option("-n", "count", default=5, show_default=True, type=click.IntRange(1, 1000),
+              help="How many fire times per batch.")
+@click.option("--after", "after_text", metavar="INSTANT",
+              help="Start from this instant (ISO 8601 with offset) instead of now.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def next_fires(
+    ctx: click.Context, batch: str | None, count: int, after_text: str | None, as_json: bool
+) -> None:
+    """Upcoming fire times, each with the business date it runs for."""
+    config = get_config(ctx)
+    scheduled = _scheduled(config, batch)
+    after = parse_instant(after_text, "--after") if after_text else datetime.now(tz=UTC)
+    rows = []
+    for name, schedule in scheduled.items():
+        moment = after
+        for _ in range(count):
+            try:
+                fire = next_fire(schedule, moment)
+            except ScheduleError:
+                break  # never fires again
+            moment = fire.at
+            rows.append({
+                "batch": name,
+                "schedule": schedule.expr,
+                "timezone": schedule.zone.key,
+                "at": fire.at.isoformat(),
+                "date": fire.date.isoformat(),
+                "nominal": fire.nominal.isoformat(timespec="minutes"),
+                "shifted": fire.at.replace(tzinfo=None) != fire.nominal,
+            })
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no batch has a schedule" if not scheduled else "no fire times ahead")
+        return
+    width = max(5, *(len(r["batch"]) for r in rows))
+    click.echo(f"{'BATCH':<{width}}  {'FIRES AT':<25} {'FOR DATE':<10}  ZONE")
+    for r in rows:
+        at = datetime.fromisoformat(r["at"])
+        note = f"  ({r['nominal'][11:]} falls in the DST gap)" if r["shifted"] else ""
+        click.echo(f"{r['batch']:<{width}}  {format_instant(at):<25} {r['date']:<10}  {r['timezone']}{note}")
+
+
+# -- cron ----------------------------------------------------------------------------------
+
+UTC_NAMES = {"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu", "Etc/GMT", "GMT"}
+
+
+def system_zone_name() -> str | None:
+    """The zone cron runs in: the machine's (/etc/timezone or the /etc/localtime link)."""
+    try:
+        text = Path("/etc/timezone").read_text().strip()
+        if text:
+            return text
+    except OSError:
+        pass
+    try:
+        target = os.readlink("/etc/localtime")
+    except OSError:
+        return None
+    marker = "zoneinfo/"
+    return target[target.index(marker) + len(marker):] if marker in target else None
+
+
+def _same_zone(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return a == b
+    return a == b or (a in UTC_NAMES and b in UTC_NAMES)
+
+
+def _cron_quote(word: str) -> str:
+    return shlex.quote(word).replace("%", "\\%")  # an unescaped % ends a cron command
+
+
+CRON_HEADER = """\
+# Crontab lines for the batches of {path}
+# (made by `overnight cron`). cron starts each line at its wall time and cannot do what
+# `overnight scheduler` does:
+#   - DST: a time inside the spring-forward gap may run zero times, and a time in the
+#     repeated fall-back hour may run twice (dst_gap and dst_repeat are not honoured);
+#   - catch-up: a run missed while the machine was down is never launched (catchup);
+#   - overlap: cron starts a second copy while the first still runs; `overnight run`
+#     refuses it (exit 3), but nothing records the skip;
+#   - date: the run's date comes from the clock when it starts, not from the scheduled
+#     time (a run delayed past midnight runs for the wrong day).
+# To keep cron and still get those rules, let cron drive the scheduler instead:
+#   * * * * * {once}
+# CRON_TZ sets the zone of the lines after it (cronie, busybox crond); Debian's cron
+# ignores it and runs every line in the machine's zone ({system})."""
+
+
+@click.command()
+@click.pass_context
+def cron(ctx: click.Context) -> None:
+    """Crontab lines that run each batch at its schedule."""
+    config = get_config(ctx)
+    scheduled = _scheduled(config, None)
+    assert config.path is not None
+    base = [sys.executable, "-m", "overnight", "--config", str(config.path)]
+    system = system_zone_name()
+    once = " ".join(_cron_quote(w) for w in [*base, "scheduler", "--once"])
+    out = [CRON_HEADER.format(path=config.path, once=once, system=system or "unknown"), ""]
+    for name in sorted(config.batches):
+        if name not in scheduled:
+            out.append(f"# {name}: no schedule")
+    groups: dict[str | None, list[str]] = {}
+    for name in scheduled:
+        zone = config.batches[name].timezone or config.timezone
+        groups.setdefault(None if _same_zone(zone, system) or zone is None else zone, []).append(name)
+    # Lines in the machine's zone first: a CRON_TZ line holds for every line after it.
+    for zone in sorted(groups, key=lambda z: (z is not None, z or "")):
+        if zone is not None:
+            out += ["", f"CRON_TZ={zone}"] if out[-1] else [f"CRON_TZ={zone}"]
+        for name in groups[zone]:
+            bc = config.batches[name]
+            unusual = [
+                f"{key} = {value}" for key, value, default in (
+                    ("dst_gap", bc.dst_gap, "shift"), ("dst_repeat", bc.dst_repeat, "first"),
+                    ("catchup", bc.catchup, "latest"),
+                ) if value != default
+            ]
+            if unusual:
+                out.append(f"# {name}: cron cannot honour {', '.join(unusual)}")
+            log = config.log_dir / "cron" / f"{name}.log"
+            command = " ".join(_cron_quote(w) for w in [*base, "run", name])
+            out.append(
+                f"{scheduled[name].cron} mkdir -p {_cron_quote(str(log.parent))} && "
+                f"{command} >> {_cron_quote(str(log))} 2>&1"
+            )
+    if not scheduled:
+        out.append("# no batch has a schedule")
+    click.echo("\n".join(out))

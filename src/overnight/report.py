@@ -1,0 +1,437 @@
+"""The report of a run: one message that says what happened, what failed, what to do.
+
+`build_report` turns a run (views.run_details) into a subject, a plain-text body, an HTML
+alternative and a JSON summary for webhooks. `after_launch` decides, after each launch,
+whether the report goes out (mail policy, trigger, --mail/--no-mail) and records every
+delivery, sent or not, in the ledger's reports table. Nothing here may change a run's
+outcome: every failure becomes a recorded "not sent" and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import shlex
+import statistics
+import sys
+import textwrap
+import threading
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+from overnight.config import Config
+from overnight.durations import format_duration
+from overnight.ledger import Ledger, RunRow
+
+TAIL_LINES = 50
+# A step is "slow" when it took at least SLOW_RATIO times its median over the last nights
+# and at least SLOW_MIN_EXTRA seconds more: a 1 s step taking 3 s is noise, not news.
+SLOW_RATIO = 2.0
+SLOW_MIN_EXTRA = 30.0
+SLOW_MIN_HISTORY = 3
+# Step states whose output the reader needs to see.
+FAILED_STATES = ("failed", "timed_out", "interrupted", "cancelled")
+
+
+@dataclass(frozen=True)
+class Slow:
+    step: str
+    took: float
+    usual: float   # the median
+    nights: int    # how many earlier durations the median is over
+
+
+@dataclass
+class Report:
+    batch: str
+    date: str
+    state: str
+    subject: str
+    text: str
+    html: str
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.state != "succeeded"
+
+    def message(self, sender: str, to: list[str]) -> EmailMessage:
+        from overnight.mailer import new_message
+
+        msg = new_message(self.subject)
+        msg["From"] = sender
+        msg["To"] = ", ".join(to)
+        msg.set_content(self.text)
+        msg.add_alternative(self.html, subtype="html")
+        return msg
+
+
+# -- what goes in it -----------------------------------------------------------------------
+
+
+def resume_command(config: Config, batch: str, run_date: str) -> str:
+    """The exact command that resumes this run, runnable from any folder."""
+    words = ["overnight"]
+    if config.path is not None:
+        words += ["--config", str(config.path)]
+    words += ["run", batch, "--date", run_date]
+    return shlex.join(words)
+
+
+def subject_for(batch: str, run_date: str, state: str, steps: list[dict[str, Any]]) -> str:
+    total = len(steps)
+    if state == "succeeded":
+        return f"Overnight for {run_date}: {batch}: succeeded ({total} step{'s' * (total != 1)})"
+    bad = sum(1 for s in steps if s["state"] in FAILED_STATES)
+    if bad == 0:  # e.g. only held or blocked steps: say how many are not done
+        bad = sum(1 for s in steps if s["state"] not in ("succeeded", "skipped"))
+    return f"Overnight for {run_date}: {batch}: {state} ({bad} of {total})"
+
+
+def tail(path: str | None, lines: int = TAIL_LINES, max_bytes: int = 256 * 1024) -> list[str] | None:
+    """The last `lines` lines of a log (None when it cannot be read)."""
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError:
+        return None
+    text = data.decode("utf-8", "replace")
+    return [line[:1000] for line in text.splitlines()[-lines:]]
+
+
+def slow_steps(steps: list[dict[str, Any]], history: dict[str, list[float]]) -> list[Slow]:
+    """Steps of this run that took much longer than their median over earlier nights."""
+    out = []
+    for s in steps:
+        took = s["duration"]
+        earlier = history.get(s["name"], [])
+        if took is None or s["state"] != "succeeded" or len(earlier) < SLOW_MIN_HISTORY:
+            continue
+        usual = statistics.median(earlier)
+        if took >= SLOW_RATIO * usual and took - usual >= SLOW_MIN_EXTRA:
+            out.append(Slow(s["name"], took, usual, len(earlier)))
+    return out
+
+
+def step_note(step: dict[str, Any], launch_id: int | None) -> str:
+    """Why a step is in the state it is, as a reader needs it."""
+    state = step["state"]
+    if state in ("succeeded", "skipped") and step["launch_id"] and step["launch_id"] != launch_id:
+        return f"done by an earlier launch ({step['launch_id']}), not run again"
+    return step["message"] or ""
+
+
+def build_report(
+    config: Config, ledger: Ledger, run: RunRow, launch_id: int | None = None
+) -> Report:
+    from overnight.views import run_details
+
+    details = run_details(ledger, run)
+    launches = details["launches"]
+    if launch_id is None and launches:
+        launch_id = launches[-1]["id"]
+    launch = next((la for la in launches if la["id"] == launch_id), None)
+    steps = details["steps"]
+    state = details["state"]
+    subject = subject_for(run.batch, run.date, state, steps)
+    failed = [s for s in steps if s["state"] in FAILED_STATES]
+    blocked = [s for s in steps if s["state"] == "blocked"]
+    slow = slow_steps(steps, ledger.step_durations(run.batch, run.date))
+    resume = resume_command(config, run.batch, run.date) if state != "succeeded" else None
+    tails = {s["name"]: tail(s["log_path"]) for s in failed}
+    context = _Context(config, run, state, launch, launch_id, steps, failed, blocked, slow, resume, tails)
+    return Report(
+        batch=run.batch,
+        date=run.date,
+        state=state,
+        subject=subject,
+        text=_text(context),
+        html=_html(context, subject),
+        summary=_summary(context, subject),
+    )
+
+
+@dataclass
+class _Context:
+    config: Config
+    run: RunRow
+    state: str
+    launch: dict[str, Any] | None
+    launch_id: int | None
+    steps: list[dict[str, Any]]
+    failed: list[dict[str, Any]]
+    blocked: list[dict[str, Any]]
+    slow: list[Slow]
+    resume: str | None
+    tails: dict[str, list[str] | None]
+
+    def headline(self) -> str:
+        counts: dict[str, int] = {}
+        for s in self.steps:
+            counts[s["state"]] = counts.get(s["state"], 0) + 1
+        parts = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        return f"{self.run.batch} for {self.run.date}: {self.state} ({parts})"
+
+    def launch_line(self) -> str | None:
+        la = self.launch
+        if la is None:
+            return None
+        took = format_duration(la["ended_at"] - la["started_at"]) if la["ended_at"] else "still running"
+        started = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(la["started_at"]))
+        line = f"launch {la['id']}: {la['trigger']} by {la['launched_by']} on {la['host']}, " \
+               f"started {started}, took {took}"
+        return line + (f"; {la['message']}" if la["message"] else "")
+
+    def failure_line(self, s: dict[str, Any]) -> str:
+        tries = len(s["attempts"])
+        what = s["message"] or s["state"]
+        return f"{s['name']}: {s['state']} after {tries} attempt{'s' * (tries != 1)}: {what}"
+
+    def slow_line(self, slow: Slow) -> str:
+        return (
+            f"{slow.step} took {format_duration(slow.took)}; usually {format_duration(slow.usual)} "
+            f"(median of the {slow.nights} earlier attempts)"
+        )
+
+
+def _text(c: _Context) -> str:
+    out = [c.headline()]
+    if line := c.launch_line():
+        out.append(line)
+    if c.resume:
+        out += ["", "What to do:", "  Fix the cause, then resume (what succeeded is skipped):",
+                f"    {c.resume}"]
+    if c.failed:
+        out += ["", "Failed:"]
+        for s in c.failed:
+            out.append(f"  {c.failure_line(s)}")
+            out.append(f"    log: {s['log_path'] or '(none)'}")
+            lines = c.tails.get(s["name"])
+            if lines:
+                out.append(f"    last {len(lines)} lines:")
+                out += [f"    | {line}" for line in lines]
+            elif lines is None and s["log_path"]:
+                out.append("    (the log cannot be read)")
+    if c.blocked:
+        names = ", ".join(s["name"] for s in c.blocked)
+        out += ["", f"Blocked, not run because a prerequisite did not succeed ({len(c.blocked)}):"]
+        out += textwrap.wrap(names, 88, initial_indent="  ", subsequent_indent="  ")
+    if c.slow:
+        out += ["", "Slower than usual:"]
+        out += [f"  {c.slow_line(s)}" for s in c.slow]
+    out += ["", "Steps:"]
+    width = max([4] + [len(s["name"]) for s in c.steps])
+    out.append(f"  {'STEP':<{width}}  {'STATE':<11}  {'TIME':>8}  TRIES  NOTE")
+    for s in c.steps:
+        out.append(
+            f"  {s['name']:<{width}}  {s['state']:<11}  {format_duration(s['duration']):>8}  "
+            f"{len(s['attempts']):>5}  {step_note(s, c.launch_id)}".rstrip()
+        )
+    return "\n".join(out) + "\n"
+
+
+_HTML_COLOURS = {
+    "succeeded": "#1a7f37", "skipped": "#6e7781", "failed": "#cf222e", "timed_out": "#cf222e",
+    "interrupted": "#8250df", "cancelled": "#9a6700", "blocked": "#9a6700", "pending": "#6e7781",
+    "running": "#0969da",
+}
+
+
+def _html(c: _Context, subject: str) -> str:
+    e = html.escape
+
+    def state(s: str) -> str:
+        return f'<span style="color:{_HTML_COLOURS.get(s, "#000")};font-weight:bold">{e(s)}</span>'
+
+    out = [
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\">",
+        f"<title>{e(subject)}</title></head>",
+        '<body style="font-family:sans-serif;font-size:14px">',
+        f"<h2>{e(c.run.batch)} for {e(c.run.date)}: {state(c.state)}</h2>",
+    ]
+    if line := c.launch_line():
+        out.append(f"<p>{e(line)}</p>")
+    if c.resume:
+        out.append("<h3>What to do</h3><p>Fix the cause, then resume (what succeeded is skipped):</p>")
+        out.append(f"<pre style=\"background:#f6f8fa;padding:6px\">{e(c.resume)}</pre>")
+    if c.failed:
+        out.append("<h3>Failed</h3>")
+        for s in c.failed:
+            out.append(f"<p><b>{e(s['name'])}</b>: {state(s['state'])} after {len(s['attempts'])} "
+                       f"attempt(s): {e(s['message'] or '')}<br>"
+                       f"log: <code>{e(s['log_path'] or '-')}</code></p>")
+            lines = c.tails.get(s["name"])
+            if lines:
+                out.append('<pre style="background:#f6f8fa;padding:6px;font-size:12px">'
+                           + e("\n".join(lines)) + "</pre>")
+    if c.blocked:
+        out.append(f"<h3>Blocked ({len(c.blocked)})</h3><p>not run because a prerequisite did not "
+                   f"succeed: {e(', '.join(s['name'] for s in c.blocked))}</p>")
+    if c.slow:
+        out.append("<h3>Slower than usual</h3><ul>")
+        out += [f"<li>{e(c.slow_line(s))}</li>" for s in c.slow]
+        out.append("</ul>")
+    out.append('<h3>Steps</h3><table cellpadding="4" style="border-collapse:collapse">')
+    out.append("<tr><th align=left>step</th><th align=left>state</th><th align=right>time</th>"
+               "<th align=right>tries</th><th align=left>note</th></tr>")
+    for s in c.steps:
+        out.append(
+            f"<tr><td>{e(s['name'])}</td><td>{state(s['state'])}</td>"
+            f"<td align=right>{e(format_duration(s['duration']))}</td>"
+            f"<td align=right>{len(s['attempts'])}</td><td>{e(step_note(s, c.launch_id))}</td></tr>"
+        )
+    out.append("</table></body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _summary(c: _Context, subject: str) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for s in c.steps:
+        counts[s["state"]] = counts.get(s["state"], 0) + 1
+    failed = [
+        {"step": s["name"], "state": s["state"], "message": s["message"], "log_path": s["log_path"],
+         "attempts": len(s["attempts"])}
+        for s in c.failed
+    ]
+    text = [subject]
+    text += [f"- {c.failure_line(s)}" for s in c.failed]
+    text += [f"- slow: {c.slow_line(s)}" for s in c.slow]
+    if c.resume:
+        text.append(f"To resume: {c.resume}")
+    return {
+        "batch": c.run.batch,
+        "date": c.run.date,
+        "state": c.state,
+        "run_id": c.run.id,
+        "launch_id": c.launch_id,
+        "subject": subject,
+        "counts": counts,
+        "total": len(c.steps),
+        "failed": failed,
+        "blocked": [s["name"] for s in c.blocked],
+        "slow": [{"step": s.step, "took": s.took, "usual": s.usual} for s in c.slow],
+        "resume": c.resume,
+        "text": "\n".join(text),
+    }
+
+
+# -- sending and recording -----------------------------------------------------------------
+
+
+def mail_recipients(config: Config, batch: str) -> list[str]:
+    bc = config.batches.get(batch)
+    if bc is not None and bc.mail_to:
+        return list(bc.mail_to)
+    return list(config.mail.to) if config.mail else []
+
+
+def mail_report(config: Config, ledger: Ledger, report: Report, run_id: int, launch_id: int | None):  # noqa: ANN201
+    """Mail the report and record the outcome (sent or not, and why). Returns a Delivery."""
+    from overnight import mailer
+
+    assert config.mail is not None
+    to = mail_recipients(config, report.batch)
+    delivery = mailer.send(config.mail, report.message(config.mail.sender, to), to)
+    message = f"to {', '.join(to)}" if delivery.sent else delivery.reason
+    with ledger.transaction():
+        ledger.record_report(run_id, launch_id, "mail", "sent" if delivery.sent else "not_sent",
+                             delivery.tries, message)
+    return delivery
+
+
+def post_webhooks(config: Config, ledger: Ledger, hooks: list[Any], payload: dict[str, Any],
+                  run_ids: list[int], launch_id: int | None) -> list[Any]:
+    """POST the payload to the hooks; record each outcome against every run in run_ids."""
+    from overnight.webhooks import post_all
+
+    results = post_all(hooks, payload)
+    record_posted(ledger, results, run_ids, launch_id)
+    return results
+
+
+def record_posted(ledger: Ledger, results: list[Any], run_ids: list[int], launch_id: int | None) -> None:
+    with ledger.transaction():
+        for posted in results:
+            for run_id in run_ids:
+                ledger.record_report(
+                    run_id, launch_id, f"webhook:{posted.hook.url}",
+                    "sent" if posted.sent else "not_sent", posted.tries, posted.reason,
+                )
+
+
+def wants_mail(config: Config, batch: str, failed: bool, mail: bool | None) -> bool:
+    """--mail forces it, --no-mail forbids it; otherwise the batch's mail policy decides."""
+    if mail is not None:
+        return mail
+    bc = config.batches.get(batch)
+    policy = bc.mail if bc is not None else "failure"
+    return policy == "always" or (policy == "failure" and failed)
+
+
+def after_launch(config: Config, batch_name: str, ledger: Ledger, result: Any, mail: bool | None) -> None:
+    """Send the reports a launch calls for. Never raises, never changes the exit code."""
+    try:
+        _after_launch(config, batch_name, ledger, result, mail)
+    except Exception as e:  # noqa: BLE001 - a report must never turn into a failed night
+        warn(f"the report of this launch could not be made: {e}")
+
+
+def _after_launch(config: Config, batch: str, ledger: Ledger, result: Any, mail: bool | None) -> None:
+    # A person at a terminal sees the outcome; reports go out for scheduled launches, or
+    # when asked for with --mail. --no-mail silences every channel (backfill uses it).
+    if mail is None and os.environ.get("OVERNIGHT_TRIGGER") != "scheduled":
+        return
+    if mail is False:
+        return
+    failed = str(result.state) != "succeeded"
+    send = wants_mail(config, batch, failed, mail)
+    if send and config.mail is None:
+        if mail:
+            warn(f"--mail: {no_mail_section(config)}: no report sent")
+        send = False
+    from overnight.webhooks import wanted
+
+    hooks = [h for h in config.webhooks if wanted(h, batch, failed)]
+    if not send and not hooks:
+        return
+    run = ledger.get_run(result.run_id)
+    assert run is not None
+    report = build_report(config, ledger, run, result.launch_id)
+    # Webhooks are posted from a thread while the mail goes out, so a slow receiver and a
+    # slow mail server do not add up; the ledger is written from this thread only.
+    posted: list[Any] = []
+    thread = None
+    if hooks:
+        from overnight.webhooks import post_all
+
+        thread = threading.Thread(target=lambda: posted.extend(post_all(hooks, report.summary)), daemon=True)
+        thread.start()
+    if send:
+        delivery = mail_report(config, ledger, report, run.id, result.launch_id)
+        if delivery.sent:
+            print(f"report mailed to {', '.join(mail_recipients(config, batch))}", flush=True)
+        else:
+            warn(f"report not sent: {delivery.reason} (recorded; to send it later: "
+                 f"overnight report {batch} --date {run.date} --send)")
+    if thread is not None:
+        thread.join()
+        record_posted(ledger, posted, [run.id], result.launch_id)
+        for p in posted:
+            if not p.sent:
+                warn(f"webhook {p.hook.url} not posted: {p.reason}")
+
+
+def no_mail_section(config: Config) -> str:
+    return f"{config.path or 'there is no overnight.toml, so it'} has no [mail] section"
+
+
+def warn(text: str) -> None:
+    sys.stderr.write(f"overnight: {text}\n")
+    sys.stderr.flush()

@@ -1,0 +1,79 @@
+"""Dashboard users: scrypt password hashes, roles, the session secret and CSRF tokens.
+
+Nothing here imports the web framework, so `overnight user add` stays light.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from overnight.errors import ConfigError
+
+ROLES = ("viewer", "operator")
+
+# scrypt at n=2**14, r=8 costs about 16 MiB and some tens of milliseconds: cheap for a login,
+# dear for someone guessing passwords from a stolen ledger.
+_N, _R, _P = 2**14, 8, 1
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+    return f"scrypt${_N}${_R}${_P}${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        got = hashlib.scrypt(
+            password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
+            dklen=len(digest) // 2,
+        )
+    except (ValueError, MemoryError):
+        return False
+    return hmac.compare_digest(got.hex(), digest)
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise ConfigError(f"--role {role}: not a role (use {' or '.join(ROLES)})")
+    return role
+
+
+def session_secret(state_dir: Path) -> str:
+    """The key that signs session cookies: made once, readable by its owner only."""
+    path = state_dir / "web-secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    state_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    try:
+        # O_EXCL: when two servers start at once, one writes and the other reads its key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot create the session secret ({e.strerror})") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    return secret
+
+
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def same_token(given: str | None, expected: str | None) -> bool:
+    return bool(given and expected) and hmac.compare_digest(str(given), str(expected))
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")

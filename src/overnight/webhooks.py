@@ -1,0 +1,90 @@
+"""POSTing a run's JSON summary to [[webhooks]] URLs (chat tools, monitoring).
+
+Each hook gets at most its `timeout`, in total, retries included: a receiver that hangs
+delays the end of the run by its timeout and no more. A refused connection or a 5xx answer
+is retried (twice, after a short pause) while time is left; a timeout is not retried,
+since a receiver that hung once would most likely hang again. The hooks are posted side
+by side, so several slow receivers cost the longest timeout, not their sum.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from overnight.config import WebhookConfig
+
+RETRY_PAUSES = (0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class Posted:
+    hook: WebhookConfig
+    sent: bool
+    tries: int
+    reason: str | None
+
+
+def wanted(hook: WebhookConfig, batch: str, failed: bool) -> bool:
+    if hook.batches is not None and batch not in hook.batches:
+        return False
+    return hook.when == "always" or failed
+
+
+def post_all(hooks: list[WebhookConfig], payload: dict[str, Any]) -> list[Posted]:
+    """Post `payload` to every hook at once; return when each has answered or run out of time."""
+    body = json.dumps(payload).encode()
+    results: dict[int, Posted] = {}
+    threads = []
+    for i, hook in enumerate(hooks):
+        # Daemon threads: one stuck past its deadline must not keep the process alive.
+        t = threading.Thread(target=lambda i=i, hook=hook: results.__setitem__(i, _post(hook, body)),
+                             daemon=True, name=f"webhook-{i}")
+        t.start()
+        threads.append((i, hook, t, time.monotonic() + hook.timeout))
+    out = []
+    for i, hook, t, deadline in threads:
+        t.join(max(0.0, deadline - time.monotonic()) + 0.2)
+        out.append(results.get(i) or Posted(hook, False, 1, f"no answer within {hook.timeout:g}s"))
+    return out
+
+
+def _post(hook: WebhookConfig, body: bytes) -> Posted:
+    deadline = time.monotonic() + hook.timeout
+    tries = 0
+    reason = "not tried"
+    for pause in (*RETRY_PAUSES, None):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        tries += 1
+        request = urllib.request.Request(
+            hook.url, data=body, method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "overnight"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=left) as answer:
+                answer.read(65536)
+            return Posted(hook, True, tries, None)
+        except urllib.error.HTTPError as e:
+            reason = f"the receiver answered {e.code} {e.reason}"
+            if e.code < 500:
+                break  # our request is wrong for it: the same one again will not do better
+        except TimeoutError:
+            reason = f"no answer within {hook.timeout:g}s"
+            break
+        except (urllib.error.URLError, OSError) as e:
+            inner = getattr(e, "reason", e)
+            if isinstance(inner, TimeoutError):
+                reason = f"no answer within {hook.timeout:g}s"
+                break
+            reason = f"cannot reach it: {getattr(inner, 'strerror', None) or inner}"
+        if pause is None or deadline - time.monotonic() <= pause:
+            break
+        time.sleep(pause)
+    return Posted(hook, False, tries, reason)

@@ -1,0 +1,44 @@
+"""What the pages show from records other parts of overnight write: scheduler fires, reports."""
+
+from __future__ import annotations
+
+from webtools import Client
+
+from overnight.ledger import Ledger
+
+SIMPLE = """
+    from overnight import Batch
+    batch = Batch("demo")
+    batch.command("extract", "echo extracting {date}")
+"""
+
+
+def test_the_scheduler_and_report_records_show_where_a_person_looks(project, serve):
+    """Fires on the batches page (the latest) and the history page; report deliveries on the run."""
+    project.write_batch("demo", SIMPLE)
+    assert project.run("run", "demo", "--date", "2026-11-20").returncode == 0
+    ledger = Ledger.open(project.ledger_path)
+    with ledger.transaction():
+        ledger.record_fire("demo", "2026-11-21T01:00:00+00:00", "2026-11-20", "launched", pid=4242)
+        ledger.record_fire("demo", "2026-11-22T01:00:00+00:00", "2026-11-21", "missed",
+                           message="the machine was off; outside the catch-up window")
+        run = ledger.find_run("demo", "2026-11-20")
+        ledger.record_report(run.id, None, "mail", "failed", 3, "connection refused by mail.example")
+    ledger.close()
+    server = serve(project)
+    anon = Client(server.url)   # no users: read-only pages for anyone on this machine
+    batches = anon.get("/")[2].decode()
+    assert "last fire 2026-11-22T01:00:00+00:00: missed" in batches
+    history = anon.get("/history/demo")[2].decode()
+    assert "outside the catch-up window" in history and "launched" in history
+    run_page = anon.get("/run/demo/2026-11-20")[2].decode()
+    assert "mail: failed (3 tries)" in run_page and "connection refused by mail.example" in run_page
+
+
+def test_the_latest_run_link_goes_to_the_newest_night(project, serve):
+    project.write_batch("demo", SIMPLE)
+    for day in ("2026-11-19", "2026-11-20"):
+        assert project.run("run", "demo", "--date", day).returncode == 0
+    server = serve(project)
+    status, headers, _ = Client(server.url).get("/run/demo")
+    assert status == 303 and headers["location"] == "/run/demo/2026-11-20"

@@ -1,0 +1,69 @@
+"""The pure parts of the dashboard: graph layers, the timeline, the grid's step order."""
+
+from __future__ import annotations
+
+from overnight.ledger import RunRow
+from overnight.web import svg
+from overnight.web.app import history_context
+from overnight.web.site import local_path
+
+
+def _step(name: str, after: list[str], state: str = "succeeded", attempts: list | None = None) -> dict:
+    return {"name": name, "after": after, "state": state, "attempts": attempts or []}
+
+
+def test_a_steps_layer_is_its_longest_path_from_a_root():
+    steps = [
+        _step("a", []), _step("b", ["a"]), _step("c", ["a"]), _step("d", ["b", "c"]),
+        _step("e", ["a", "d"]), _step("lone", []),
+    ]
+    assert svg.layers(steps) == {"a": 0, "b": 1, "c": 1, "d": 2, "e": 3, "lone": 0}
+
+
+def test_the_graph_draws_one_node_per_step_and_one_edge_per_prerequisite():
+    steps = [
+        _step("a", []), _step("b", ["a"]), _step("c", ["a"], "failed"), _step("d", ["b", "c"], "blocked"),
+    ]
+    out = svg.dag(steps, lambda s: f"#step-{s}")
+    assert out.count('class="node s-') == 4 and out.count('class="edge"') == 4
+    assert 'class="node s-failed"' in out and 'class="node s-blocked"' in out
+
+
+def test_the_timeline_puts_every_attempt_on_one_axis_and_a_running_one_up_to_now():
+    steps = [
+        _step("a", [], attempts=[
+            {"number": 1, "state": "failed", "started_at": 1000.0, "ended_at": 1010.0},
+            {"number": 2, "state": "succeeded", "started_at": 1012.0, "ended_at": 1020.0},
+        ]),
+        _step("b", ["a"], "running", attempts=[
+            {"number": 1, "state": "running", "started_at": 1020.0, "ended_at": None},
+        ]),
+    ]
+    out = svg.gantt(steps, now=1100.0, log_link=lambda s, n: f"/log/{s}/{n}", width=1000)
+    assert out.count("<rect") == 3
+    assert 'href="/log/a/2"' in out and "s-running" in out
+    # b runs from t=20 to now (t=100) on a 100-second axis 1000 px wide: 800 px.
+    assert 'width="800.0"' in out
+
+
+def test_names_in_svg_are_escaped():
+    out = svg.dag([_step("a<b>", [])], lambda s: "#x")
+    assert "<b>" not in out and "a&lt;b&gt;" in out
+
+
+def test_the_grid_lists_the_newest_nights_steps_in_order_then_steps_gone_since():
+    runs = [RunRow(2, "n", "2026-11-02", "succeeded", 0, 0), RunRow(1, "n", "2026-11-01", "failed", 0, 0)]
+    cells = [
+        (1, "old-step", 0, "failed", 1.0, 2.0), (1, "b", 1, "blocked", None, None),
+        (2, "b", 0, "succeeded", 5.0, 8.0), (2, "a", 1, "succeeded", 8.0, 9.0),
+    ]
+    ctx = history_context("n", runs, cells)
+    assert [b["step"] for b in ctx["bars"]] == ["b", "a", "old-step"]
+    b = next(x for x in ctx["bars"] if x["step"] == "b")
+    assert b["last"] == 3.0 and b["longest"] == 3.0
+
+
+def test_after_login_it_only_goes_to_a_path_on_this_site():
+    assert local_path("/run/x") == "/run/x"
+    for bad in ("//evil.example/", "https://evil.example/", "/\\\\evil.example", None, 3):
+        assert local_path(bad) == "/"

@@ -1,0 +1,126 @@
+"""Helpers for the dashboard tests: a real server, a plain HTTP client, waiting for conditions."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+Project = Any  # tests/conftest.py's Project
+
+
+def add_user(project: Project, name: str, password: str, role: str = "viewer") -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "overnight", "user", "add", name, "--role", role, "--password-stdin"],
+        cwd=project.root, env=project.env(), input=password + "\n", capture_output=True, text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+class Server:
+    """`python -m overnight web` in the project folder, on a free port."""
+
+    def __init__(self, project: Project, log: Path) -> None:
+        self.project = project
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "overnight", "web", "--port", str(self.port)],
+                cwd=project.root, env=project.env(), stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/login", timeout=5).read()
+                return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the server did not start: {log.read_text()}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+        return None
+
+
+class Client:
+    """Plain HTTP with a cookie jar and no redirect following: what a script would send."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect()
+        )
+
+    def request(self, method: str, path: str, data: dict | None = None) -> tuple[int, Any, bytes]:
+        body = urllib.parse.urlencode(data).encode() if data is not None else None
+        req = urllib.request.Request(self.base + path, data=body, method=method)
+        try:
+            with self.opener.open(req, timeout=30) as r:
+                return r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read()
+
+    def get(self, path: str) -> tuple[int, Any, bytes]:
+        return self.request("GET", path)
+
+    def post(self, path: str, data: dict) -> tuple[int, Any, bytes]:
+        return self.request("POST", path, data)
+
+    def csrf(self, path: str = "/login") -> str:
+        status, _, body = self.get(path)
+        found = re.search(rb'name="csrf" value="([^"]+)"', body)
+        assert found, (status, body[:500])
+        return found.group(1).decode()
+
+    def login(self, name: str, password: str) -> int:
+        token = self.csrf("/login")
+        status, _, _ = self.post("/login", {"csrf": token, "name": name, "password": password, "next": "/"})
+        return status
+
+
+def wait_for(condition, timeout: float = 60, what: str = "condition"):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
