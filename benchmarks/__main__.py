@@ -160,6 +160,10 @@ def _cell(part: Any, unit: str) -> str:
     return f"{_fmt(part['median'], unit)} [{_fmt(part['min'], unit)}-{_fmt(part['max'], unit)}]"
 
 
+def _scalar(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
 def _derived(row: dict[str, Any]) -> str:
     d = row.get("derived") or {}
     bits = []
@@ -198,7 +202,10 @@ def render(report: dict[str, Any]) -> str:
     table = [header]
     for row in report["rows"]:
         if "extra" in row and row.get("metric") == "see extra":
-            table.append((row["workload"], "(see JSON)", "", "", "", "", ""))
+            flat = [f"{k} {_scalar(v)}" for k, v in row["extra"].items() if isinstance(v, (int, float, str))]
+            table.append((row["workload"], "", "(the rest in the JSON)", "", "", "", ""))
+            for i in range(0, len(flat), 3):
+                table.append(("", "  " + "; ".join(flat[i:i + 3]), "", "", "", "", ""))
             continue
         met = row.get("met")
         verdict = "" if met is None else ("met" if met else "NOT MET")
