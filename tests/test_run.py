@@ -284,14 +284,15 @@ def test_eight_independent_sleeps_with_eight_workers_run_side_by_side(project: P
         for i in range(8):
             batch.command(f"sleep-{i}", "sleep 1", after=[])
     """)
-    started = time.monotonic()
     result = project.run("run", "fan", "--date", "2026-11-26", "--workers", "8")
-    elapsed = time.monotonic() - started
     assert result.returncode == 0
+    # All eight were running at one moment: every start came before the first end. (How
+    # close the night comes to the ideal 1 s is measured by the benchmarks, not asserted
+    # here, where a loaded machine would make the figure flap.)
     attempts = [a for s in project.status("fan")["steps"] for a in s["attempts"]]
     assert max(a["started_at"] for a in attempts) < min(a["ended_at"] for a in attempts)
     launch = project.status("fan")["launches"][0]
-    assert launch["ended_at"] - launch["started_at"] < 1.3, f"whole process took {elapsed:.2f}s"
+    assert launch["ended_at"] - launch["started_at"] < 2.0, "no faster than two at a time"
 
 
 def test_timeout_stops_the_step_and_its_grandchildren(project: Project) -> None:

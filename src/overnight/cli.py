@@ -7,6 +7,7 @@ the runner and `overnight run` does not pay for the web server.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -95,7 +96,37 @@ def _module_exists(name: str) -> bool:
 
 
 def main() -> None:
-    cli(prog_name="overnight")
+    """The console entry point. Every way out of a mistake is one line on stderr and an
+    exit code: click's own usage errors (a bad option value, an unknown option) would
+    otherwise print a usage block of several lines."""
+    # SIGTERM (`overnight cancel`, systemd, a shutdown) before the runner has its own
+    # handlers: stop as Ctrl-C does, recording nothing half-done, with one line and exit 130
+    # rather than a silent death by signal. The runner installs its own handlers first thing.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        code = cli.main(prog_name="overnight", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:
+        e.show()  # `overnight` alone: the help, as click shows it
+        sys.exit(e.exit_code)
+    except click.UsageError as e:
+        where = e.ctx.command_path if e.ctx is not None else "overnight"
+        click.echo(f"{where}: {_one_line(e.format_message())} (see {where} --help)", err=True)
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        click.echo(f"overnight: {_one_line(e.format_message())}", err=True)
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("overnight: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 # -- shared helpers ----------------------------------------------------------------------
@@ -123,7 +154,12 @@ def parse_date(value: str | None, config: Config, batch: str | None) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError as e:
-        raise ConfigError(f"--date {value}: not a valid date ({e}); use YYYY-MM-DD") from None
+        from overnight.errors import shown
+
+        detail = f" ({e})" if value not in str(e) else ""  # not the value a second time
+        raise ConfigError(
+            f"--date {shown(value, quote=False)}: not a valid date{detail}; use YYYY-MM-DD"
+        ) from None
 
 
 class BatchRef:
@@ -131,7 +167,7 @@ class BatchRef:
 
     def __init__(self, config: Config, ref: str) -> None:
         from overnight.config import BatchConfig
-        from overnight.errors import DefinitionError
+        from overnight.errors import DefinitionError, shown
         from overnight.loader import looks_like_path
 
         self.config = config
@@ -143,7 +179,7 @@ class BatchRef:
         elif looks_like_path(ref):
             path = os.path.abspath(ref)
             if not os.path.isfile(path):
-                raise DefinitionError(f"{ref}: no such batch module file")
+                raise DefinitionError(f"{shown(ref, quote=False)}: no such batch module file")
             self.name = ""  # known once loaded
             self.module_ref = path
             self.base_dir = config.base_dir
@@ -154,14 +190,14 @@ class BatchRef:
         self.ref = ref
 
     def load(self):  # noqa: ANN201 - a LoadedBatch
-        from overnight.errors import DefinitionError
+        from overnight.errors import DefinitionError, shown
         from overnight.loader import load_batch
 
         if self.module_ref is None:
             known = ", ".join(sorted(self.config.batches)) or "none"
             where = self.config.path or "no overnight.toml here"
             raise DefinitionError(
-                f"unknown batch {self.ref!r}: not in {where} (known: {known}) and not a "
+                f"unknown batch {shown(self.ref)}: not in {where} (known: {known}) and not a "
                 "path to a batch module"
             )
         loaded = load_batch(self.module_ref, self.base_dir)
@@ -198,14 +234,14 @@ def open_ledger(config: Config, *, readonly: bool = False) -> Ledger | None:
 
 
 def find_run(ledger: Ledger | None, batch: str, run_date: date | None) -> RunRow:
-    from overnight.errors import ConfigError
+    from overnight.errors import ConfigError, shown
 
     run = None
     if ledger is not None:
         run = ledger.find_run(batch, run_date.isoformat()) if run_date else ledger.latest_run(batch)
     if run is None:
         when = f" for {run_date.isoformat()}" if run_date else ""
-        raise ConfigError(f"no run of batch {batch!r}{when} in the ledger yet")
+        raise ConfigError(f"no run of batch {shown(batch)}{when} in the ledger yet")
     return run
 
 
@@ -240,14 +276,14 @@ def run(
     fail_fast: bool, mail: bool | None, quiet: bool,
 ) -> None:
     """Start the run of BATCH for a date, or resume it."""
-    from overnight.errors import ConfigError
+    from overnight.errors import ConfigError, shown
 
     config = get_config(ctx)
     ref = BatchRef(config, batch)
     loaded = ref.load()
     run_date = parse_date(date_text, config, ref.name)
     if steps and not rerun:
-        raise ConfigError(f"unexpected argument {steps[0]!r} (to run steps again: --rerun STEP...)")
+        raise ConfigError(f"unexpected argument {shown(steps[0])} (to run steps again: --rerun STEP...)")
     if rerun and not steps:
         raise ConfigError("--rerun needs the names of the steps to run again")
     if downstream and not rerun:
@@ -256,7 +292,9 @@ def run(
         raise ConfigError("--rerun and --fresh cannot go together")
     for name in steps:
         if name not in loaded.batch.steps:
-            raise ConfigError(f"--rerun {name}: batch {ref.name!r} has no step of that name")
+            raise ConfigError(
+                f"--rerun {shown(name, quote=False)}: batch {ref.name!r} has no step of that name"
+            )
     _check_queues(config, loaded)
     if workers is None:
         workers = (ref.settings.workers if ref.settings and ref.settings.workers else None) or config.workers
@@ -268,6 +306,7 @@ def run(
         return
 
     from overnight.engine import Runner, RunOptions
+    from overnight.errors import LedgerError
     from overnight.lock import BatchLock
     from overnight.progress import make_progress
 
@@ -296,7 +335,14 @@ def run(
             progress=make_progress(quiet),
             executors=_remote_executors(config, loaded),
         )
-        (config.log_dir / ref.name / run_date.isoformat()).mkdir(parents=True, exist_ok=True)
+        log_dir = config.log_dir / ref.name / run_date.isoformat()
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise LedgerError(
+                f"{log_dir}: cannot create the folder for the steps' logs ({e.strerror}): "
+                "check the space, owner and mode of the state directory"
+            ) from None
         result = runner.run()
     finally:
         lock.release()
@@ -380,7 +426,7 @@ def history(ctx: click.Context, batch: str | None, as_json: bool, limit: int) ->
 @click.pass_context
 def logs(ctx: click.Context, batch: str, step: str, date_text: str | None, attempt: int | None) -> None:
     """Print a step's output."""
-    from overnight.errors import ConfigError
+    from overnight.errors import ConfigError, shown
 
     config = get_config(ctx)
     name = BatchRef(config, batch).resolve_name()
@@ -389,7 +435,7 @@ def logs(ctx: click.Context, batch: str, step: str, date_text: str | None, attem
     assert ledger is not None
     attempts = ledger.attempts(run_row.id, step)
     if not attempts:
-        raise ConfigError(f"step {step!r} of {name} for {run_row.date} has not run")
+        raise ConfigError(f"step {shown(step)} of {name} for {run_row.date} has not run")
     chosen = attempts[-1] if attempt is None else next((a for a in attempts if a.number == attempt), None)
     if chosen is None:
         numbers = ", ".join(str(a.number) for a in attempts)
@@ -464,7 +510,7 @@ def mark(
     downstream: bool, date_text: str | None, reason: str | None,
 ) -> None:
     """An operator's word on a step: --done, --skip or --redo."""
-    from overnight.errors import AlreadyRunning, ConfigError
+    from overnight.errors import AlreadyRunning, ConfigError, shown
     from overnight.lock import BatchLock
     from overnight.marks import apply_mark
 
@@ -476,7 +522,7 @@ def mark(
     run_date = parse_date(date_text, config, ref.name)
     for name in steps:
         if name not in loaded.batch.steps:
-            raise ConfigError(f"batch {ref.name!r} has no step {name!r}")
+            raise ConfigError(f"batch {ref.name!r} has no step {shown(name)}")
     lock = BatchLock(config.state_dir, ref.name)
     try:
         lock.acquire(run_date.isoformat())

@@ -186,6 +186,12 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             result_backend=_str(table, "result_backend", w),
             pickup_timeout=_duration(table, "pickup_timeout", w, 600.0),
         )
+    if any(bc.schedule is not None for bc in config.batches.values()):
+        # A typo in a schedule must show in whatever command comes first, not only when the
+        # daemon is next restarted (and then refuses to start, and no night runs).
+        from overnight.schedules import schedules
+
+        schedules(config)
     return config
 
 
@@ -278,6 +284,9 @@ def _str(table: dict[str, Any], key: str, where: str) -> str | None:
     value = table.get(key)
     if value is not None and not isinstance(value, str):
         raise ConfigError(f"{where}: {key} must be a string, not {value!r}")
+    if value is not None and "\0" in value:
+        # TOML allows "\u0000"; no path, name or address can hold it (os calls raise).
+        raise ConfigError(f"{where}: {key} = {value!r} contains a NUL character")
     return value
 
 

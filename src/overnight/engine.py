@@ -104,7 +104,15 @@ class Runner:
 
     def run(self) -> LaunchResult:
         started = time.monotonic()
-        self._prepare()
+        # From here on a signal is a clean cancel: it is noted, the launch is recorded and
+        # ends cancelled; installed before _prepare so that no moment is left uncovered.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            self.loop.add_signal_handler(sig, self._on_signal)
+        try:
+            self._prepare()
+        except BaseException:
+            self.loop.close()
+            raise
         sentinel = Sentinel()
         self.base_env = dict(os.environ)
         self.base_env.update(
@@ -116,8 +124,6 @@ class Runner:
         self.base_env[TOKEN_VARIABLE] = sentinel.token
         self.local = LocalExecutor(self.loop, sentinel, self.steps)
         self.remote: dict[str, Executor] = {}
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            self.loop.add_signal_handler(sig, self._on_signal)
         if self.progress.tick_interval:
             self._tick()
         clean = False
@@ -422,12 +428,12 @@ class Runner:
     def _record_end(self, job: Job, outcome: Outcome) -> bool:
         """The ledger side of a step's end. Inside a transaction; True if it will retry."""
         name, step = job.step.name, job.step
-        retry = (
+        retries_left = (
             outcome.state in RETRYABLE
             and self.tries.get(name, 0) <= step.retries
-            and not self.cancelling
             and (outcome.state is not StepState.INTERRUPTED or step.idempotent)
         )
+        retry = retries_left and not self.cancelling
         self.ledger.finish_attempt(
             job.attempt_id, outcome.state, outcome.ended_at, outcome.exit_code,
             outcome.message, outcome.started_at,
@@ -439,6 +445,11 @@ class Runner:
             self._release(name)
         elif retry:
             note = f"attempt {job.number} {outcome.state}: retrying in {step.retry_delay:g}s"
+            self._set(name, StepState.RUNNING, StepState.PENDING, note)
+        elif retries_left:
+            # Cancelled before its retry: the step has not failed for good (it has
+            # retries left), so it waits for the resume, as in its retry delay.
+            note = f"attempt {job.number} {outcome.state}: cancelled before its retry"
             self._set(name, StepState.RUNNING, StepState.PENDING, note)
         else:
             self._set(name, StepState.RUNNING, outcome.state, outcome.message)

@@ -33,3 +33,15 @@ class AlreadyRunning(OvernightError):
 
 class InvalidTransition(RuntimeError):
     """A state change the transition table forbids: a bug, never a user's mistake."""
+
+
+def shown(value: object, limit: int = 60, quote: bool = True) -> str:
+    """A value the user typed, cut short for a message: a hostile 10,000-character name
+    must not become a 10,000-character error line. Quoted with repr (which also shows
+    control characters); with quote=False a short printable value is shown as it is."""
+    if not quote and isinstance(value, str) and value.isprintable() and len(value) <= limit:
+        return value
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(str(value))} characters)"

@@ -231,9 +231,52 @@ def _describe_error(path: Path, error: BaseException) -> str:
             f"{path}: the ledger is damaged ({text}): move it aside and run again, "
             "or restore it from a backup"
         )
+    if "disk I/O error" in text:
+        # SQLite says no more than this for a full disk met outside a write (a reader that
+        # cannot create the -shm file) and for a file-size limit: name what to check.
+        return (
+            f"{path}: cannot read or write the ledger (disk I/O error): check the disk's free "
+            "space, quotas and health, then run the same command again"
+        )
     if "unable to open" in text:
         return f"{path}: cannot open the ledger: check that its folder exists and is writable"
     return f"{path}: ledger error: {text}"
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose every SQLite error (a damaged page met while reading, a full disk)
+    becomes one LedgerError naming the file, wherever in the program the query runs."""
+
+    def _guard(self, call, *args):  # noqa: ANN001, ANN202
+        try:
+            return call(*args)
+        except sqlite3.Error as e:
+            raise LedgerError(_describe_error(self.connection.ledger_path, e)) from None  # type: ignore[attr-defined]
+
+    def execute(self, sql, parameters=()):  # noqa: ANN001, ANN201
+        return self._guard(super().execute, sql, parameters)
+
+    def executemany(self, sql, seq):  # noqa: ANN001, ANN201
+        return self._guard(super().executemany, sql, seq)
+
+    def fetchone(self):  # noqa: ANN201
+        return self._guard(super().fetchone)
+
+    def fetchall(self):  # noqa: ANN201
+        return self._guard(super().fetchall)
+
+    def __next__(self):  # noqa: ANN204
+        return self._guard(super().__next__)
+
+
+class _Connection(sqlite3.Connection):
+    ledger_path: Path
+
+    def execute(self, sql, parameters=()):  # noqa: ANN001, ANN201
+        return self.cursor(_Cursor).execute(sql, parameters)
+
+    def executemany(self, sql, seq):  # noqa: ANN001, ANN201
+        return self.cursor(_Cursor).executemany(sql, seq)
 
 
 class _NeedsUpgrade(Exception):
@@ -252,14 +295,19 @@ class Ledger:
 
     @classmethod
     def open(cls, path: Path, *, readonly: bool = False) -> Ledger:
+        if os.path.lexists(path) and not path.is_file():
+            # SQLite would call a folder here "unable to open" or "disk I/O error".
+            raise LedgerError(f"{path}: is not a file: move it aside, or point state_dir elsewhere")
         try:
             if readonly:
                 conn = sqlite3.connect(
-                    f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=10
+                    f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=10,
+                    factory=_Connection,
                 )
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+                conn = sqlite3.connect(str(path), isolation_level=None, timeout=30, factory=_Connection)
+            conn.ledger_path = path
             ledger = cls(path, conn)
             try:
                 ledger._prepare(readonly)
@@ -270,6 +318,8 @@ class Ledger:
                 cls.open(path).close()
                 return cls.open(path, readonly=True)
             return ledger
+        except LedgerError:
+            raise
         except (sqlite3.Error, OSError) as e:
             raise LedgerError(_describe_error(path, e)) from None
 

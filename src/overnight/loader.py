@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from overnight.batch import Batch, Step
-from overnight.errors import DefinitionError
+from overnight.errors import DefinitionError, shown
 
 
 @dataclass
@@ -33,7 +33,7 @@ def load_batch(ref: str, base_dir: Path) -> LoadedBatch:
     if looks_like_path(ref):
         path = (base_dir / ref).resolve()
         if not path.is_file():
-            raise DefinitionError(f"{ref}: no such batch module file")
+            raise DefinitionError(f"{shown(ref, quote=False)}: no such batch module file")
         module = _import_file(path)
     else:
         module, path = _import_dotted(ref, base_dir)
@@ -66,7 +66,9 @@ def _import_dotted(ref: str, base_dir: Path):  # noqa: ANN202
     except (ImportError, ValueError):
         spec = None
     if spec is None or spec.origin is None:
-        raise DefinitionError(f"{ref}: no batch module of that name (looked in {base_dir})")
+        raise DefinitionError(
+            f"{shown(ref, quote=False)}: no batch module of that name (looked in {base_dir})"
+        )
     path = Path(spec.origin)
     module = _execute(lambda: importlib.import_module(ref), path)
     return module, path

@@ -504,7 +504,10 @@ def _apply_env(env: dict[str, str]) -> None:
 
 
 def _run_callable(step: Step, message: dict, handler: logging.Handler) -> dict:
-    log_fd = os.open(message["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        log_fd = os.open(message["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as e:
+        return {"ok": False, "message": f"cannot open its log file {message['log']}: {e.strerror or e}"}
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)

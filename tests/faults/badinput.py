@@ -1,0 +1,260 @@
+"""The bad-input corpus: broken batch modules, configs, dates, zones, durations, command
+lines and names, hostile ones included. test_fault_bad_input.py runs each through the
+real CLI; the same list writes docs/bad-input.md, so the table and the tests never differ.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+GOOD_CONFIG = """\
+[overnight]
+state_dir = ".overnight"
+timezone = "UTC"
+
+[batches.good]
+module = "good.py"
+"""
+
+GOOD_BATCH = """\
+from overnight import Batch
+
+batch = Batch("good")
+batch.command("first", "true")
+
+
+@batch.step
+def second(ctx):
+    pass
+"""
+
+
+@dataclass
+class Case:
+    id: str                      # what is broken, as the test id says it
+    args: list[str]              # the overnight command line
+    show: str                    # the broken input, for the docs table
+    files: dict[str, str | bytes] = field(default_factory=dict)   # written over the good project
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def batch_case(id: str, body: str, show: str | None = None, args: list[str] | None = None) -> Case:
+    """A case where good.py declares `body` after `batch = Batch("good")`."""
+    source = f'from overnight import Batch\n\nbatch = Batch("good")\n{body}\n'
+    return Case(id, args or ["run", "good"], show or body.strip(), files={"good.py": source})
+
+
+def module_case(id: str, source: str, show: str | None = None) -> Case:
+    return Case(id, ["run", "good"], show or source.strip(), files={"good.py": source})
+
+
+def config_case(id: str, toml: str, show: str | None = None, args: list[str] | None = None) -> Case:
+    return Case(id, args or ["run", "good"], show or toml.strip(), files={"overnight.toml": toml})
+
+
+def extra_config(id: str, lines: str, args: list[str] | None = None) -> Case:
+    """GOOD_CONFIG with `lines` added at the end (so inside [batches.good])."""
+    return config_case(id, GOOD_CONFIG + lines + "\n", lines.strip(), args)
+
+
+LONG = "a" * 10_000
+
+CASES: list[Case] = [
+    # -- batch modules that do not load -----------------------------------------------
+    module_case("module-syntax-error", 'from overnight import Batch\nbatch = Batch("good"\n'),
+    module_case("module-imports-missing-package", "import no_such_package_xyz\n"),
+    module_case(
+        "module-raises-multiline-error",
+        'raise RuntimeError("first line\\nsecond line\\nthird line")\n',
+    ),
+    module_case("module-calls-sys-exit", "import sys\nsys.exit(5)\n"),
+    module_case("module-defines-no-batch", "x = 1\n"),
+    module_case(
+        "module-defines-two-batches",
+        'from overnight import Batch\na = Batch("good")\nb = Batch("other")\n',
+    ),
+    batch_case("batch-has-no-steps", "", show='batch = Batch("good")  # and nothing else'),
+    Case(
+        "batch-name-mismatch-with-config", ["run", "good"],
+        '[batches.good] names a module with Batch("other")',
+        files={"good.py": 'from overnight import Batch\nbatch = Batch("other")\nbatch.command("a", "1")\n'},
+    ),
+    module_case(
+        "batch-name-with-space", 'from overnight import Batch\nbatch = Batch("my batch")\n'
+    ),
+    # -- the step graph ---------------------------------------------------------------
+    batch_case("cycle", 'batch.command("a", "true", after=["b"])\nbatch.command("b", "true", after=["a"])'),
+    batch_case("unknown-prerequisite", 'batch.command("a", "true", after=["nope"])'),
+    batch_case("step-after-itself", 'batch.command("a", "true", after=["a"])'),
+    batch_case("duplicate-step-name", 'batch.command("a", "true")\nbatch.command("a", "false")'),
+    batch_case(
+        "nested-parallel-groups",
+        'with batch.parallel():\n    with batch.parallel():\n        batch.command("a", "true")',
+    ),
+    batch_case("after-is-a-number", 'batch.command("a", "true", after=5)'),
+    # -- names ------------------------------------------------------------------------
+    batch_case("step-name-uppercase", 'batch.command("Export", "true")'),
+    batch_case("step-name-dot-dot-slash", 'batch.command("../../etc/passwd", "true")'),
+    batch_case("step-name-leading-dot", 'batch.command(".hidden", "true")'),
+    batch_case("step-name-10000-chars", f'batch.command("{LONG}", "true")',
+               show='batch.command("aaaa…(10,000 a)", "true")'),
+    batch_case("step-name-control-chars", 'batch.command("a\\x1b[31mred\\x07", "true")'),
+    batch_case("step-name-newline", 'batch.command("first\\nsecond", "true")'),
+    batch_case("step-name-nul", 'batch.command("a\\x00b", "true")'),
+    batch_case("step-name-empty", 'batch.command("", "true")'),
+    batch_case("step-name-not-a-string", 'batch.command(42, "true")'),
+    batch_case("step-name-unicode-lookalike", 'batch.command("ехport", "true")  # Cyrillic е, х'),
+    # -- commands and options ---------------------------------------------------------
+    batch_case("command-empty-string", 'batch.command("a", "   ")'),
+    batch_case("command-empty-list", 'batch.command("a", [])'),
+    batch_case("command-not-text", 'batch.command("a", 42)'),
+    batch_case("unknown-option", 'batch.command("a", "true", tmeout="1m")'),
+    batch_case("timeout-not-a-duration", 'batch.command("a", "true", timeout="ten minutes")'),
+    batch_case("timeout-negative", 'batch.command("a", "true", timeout=-5)'),
+    batch_case("timeout-zero", 'batch.command("a", "true", timeout="0s")'),
+    batch_case("timeout-nan", 'batch.command("a", "true", timeout=float("nan"))'),
+    batch_case("timeout-infinite", 'batch.command("a", "true", timeout="inf")'),
+    batch_case("retries-negative", 'batch.command("a", "true", retries=-1)'),
+    batch_case("retries-a-string", 'batch.command("a", "true", retries="3")'),
+    batch_case("retries-true", 'batch.command("a", "true", retries=True)'),
+    batch_case("retry-delay-not-a-duration", 'batch.command("a", "true", retry_delay="soon")'),
+    batch_case("env-value-not-a-string", 'batch.command("a", "true", env={"N": 1})'),
+    batch_case("when-not-a-function", 'batch.command("a", "true", when=True)'),
+    batch_case("idempotent-not-a-bool", 'batch.command("a", "true", idempotent="no")'),
+    batch_case("cwd-not-a-string", 'batch.command("a", "true", cwd=5)'),
+    # -- configuration ----------------------------------------------------------------
+    config_case("config-not-toml", "[overnight\nstate_dir = .overnight\n"),
+    config_case("config-unknown-section", GOOD_CONFIG + "[overnite]\nx = 1\n", "[overnite]"),
+    config_case(
+        "config-unknown-key", GOOD_CONFIG.replace("state_dir", "statedir"), 'statedir = ".overnight"'
+    ),
+    config_case("timezone-unknown", GOOD_CONFIG.replace('"UTC"', '"Mars/Olympus_Mons"'),
+                'timezone = "Mars/Olympus_Mons"'),
+    config_case("timezone-path-traversal", GOOD_CONFIG.replace('"UTC"', '"../../../etc/passwd"'),
+                'timezone = "../../../etc/passwd"'),
+    config_case("timezone-nul", GOOD_CONFIG.replace('"UTC"', '"UTC\\u0000"'), 'timezone = "UTC\\u0000"'),
+    config_case("timezone-not-a-string", GOOD_CONFIG.replace('"UTC"', "5"), "timezone = 5"),
+    config_case("workers-zero", GOOD_CONFIG.replace('"UTC"\n', '"UTC"\nworkers = 0\n'), "workers = 0"),
+    config_case("workers-a-string", GOOD_CONFIG.replace('"UTC"\n', '"UTC"\nworkers = "3"\n'),
+                'workers = "3"'),
+    config_case("batch-without-module", GOOD_CONFIG.replace('module = "good.py"', 'mail = "never"'),
+                '[batches.good] with no module'),
+    config_case("batch-module-missing", GOOD_CONFIG.replace('"good.py"', '"missing.py"'),
+                'module = "missing.py"'),
+    config_case("batch-module-dotted-missing", GOOD_CONFIG.replace('"good.py"', '"no.such.module"'),
+                'module = "no.such.module"'),
+    config_case("batch-name-invalid-in-config", GOOD_CONFIG.replace("[batches.good]", '[batches."Bad Name"]'),
+                '[batches."Bad Name"]', args=["run", "good"]),
+    config_case("state-dir-nul", GOOD_CONFIG.replace('".overnight"', '".over\\u0000night"'),
+                'state_dir = ".over\\u0000night"'),
+    config_case("module-path-nul", GOOD_CONFIG.replace('"good.py"', '"good.py\\u0000"'),
+                'module = "good.py\\u0000"'),
+    config_case("module-name-escape-sequence", GOOD_CONFIG.replace('"good.py"', '"go\\u001b[2Jod"'),
+                'module = "go\\u001b[2Jod"'),
+    # -- schedules (checked by every command, not only the scheduler's) -----------------
+    extra_config("schedule-minute-out-of-range", 'schedule = "61 * * * *"'),
+    extra_config("schedule-three-fields", 'schedule = "* * *"'),
+    extra_config("schedule-unknown-alias", 'schedule = "@sometimes"'),
+    extra_config("schedule-never-fires", 'schedule = "0 1 31 2 *"'),
+    extra_config("schedule-bad-weekday-range", 'schedule = "0 1 * * MON-XYZ"'),
+    extra_config("schedule-not-a-string", "schedule = 5"),
+    extra_config("schedule-in-next", 'schedule = "0 25 * * *"', args=["next"]),
+    extra_config("dst-repeat-unknown", 'schedule = "30 1 * * *"\ndst_repeat = "both"'),
+    extra_config("scheduler-now-not-an-instant", 'schedule = "0 1 * * *"',
+                 args=["scheduler", "--once", "--now", "garbage"]),
+    extra_config("next-after-without-offset", 'schedule = "0 1 * * *"',
+                 args=["next", "--after", "2026-11-01T01:30:00"]),
+    extra_config("scheduler-now-without-once", 'schedule = "0 1 * * *"',
+                 args=["scheduler", "--now", "2026-11-01T01:00:00+00:00"]),
+    extra_config("next-unknown-batch", 'schedule = "0 1 * * *"', args=["next", "nope"]),
+    extra_config("mail-policy-unknown", 'mail = "sometimes"'),
+    extra_config("catchup-unknown", 'catchup = "maybe"'),
+    extra_config("catchup-window-not-a-duration", 'catchup_window = "forever"'),
+    extra_config("dst-gap-unknown", 'dst_gap = "jump"'),
+    extra_config("run-date-unknown", 'date = "tomorrow"'),
+    extra_config("mail-to-not-an-address", 'mail_to = ["it-department"]'),
+    config_case("webhook-not-http", GOOD_CONFIG + '[[webhooks]]\nurl = "ftp://example.com/x"\n',
+                '[[webhooks]] url = "ftp://example.com/x"'),
+    config_case("celery-without-broker", GOOD_CONFIG + "[celery]\n", "[celery] with no broker"),
+    # -- the command line -------------------------------------------------------------
+    Case("date-not-a-date", ["run", "good", "--date", "2026-13-45"], "--date 2026-13-45"),
+    Case("date-with-shell", ["run", "good", "--date", "yesterday; rm -rf /"], "--date 'yesterday; rm -rf /'"),
+    Case("date-10000-chars", ["run", "good", "--date", LONG], "--date aaaa…(10,000 a)"),
+    Case("workers-zero-on-cli", ["run", "good", "--workers", "0"], "--workers 0"),
+    Case("workers-not-a-number", ["run", "good", "--workers", "many"], "--workers many"),
+    Case("unknown-option-on-cli", ["run", "good", "--frobnicate"], "--frobnicate"),
+    Case("unknown-command", ["runn", "good"], "overnight runn good"),
+    Case("missing-batch-argument", ["run"], "overnight run"),
+    Case("unknown-batch", ["run", "nope"], "overnight run nope"),
+    Case("batch-path-traversal", ["run", "../../../etc/passwd"], "overnight run ../../../etc/passwd"),
+    Case("batch-name-10000-chars", ["run", LONG], "overnight run aaaa…(10,000 a)"),
+    Case("batch-name-control-chars", ["run", "go\x1b[2Jod"], "overnight run $'go\\e[2Jod'"),
+    Case("batch-name-newline", ["status", "good\nbad"], "overnight status $'good\\nbad'"),
+    Case("extra-argument-without-rerun", ["run", "good", "first"], "overnight run good first"),
+    Case("rerun-without-steps", ["run", "good", "--rerun"], "overnight run good --rerun"),
+    Case("rerun-unknown-step", ["run", "good", "--rerun", "nope"], "--rerun nope"),
+    Case("rerun-step-path-traversal", ["run", "good", "--rerun", "../first"], "--rerun ../first"),
+    Case("rerun-with-fresh", ["run", "good", "--rerun", "first", "--fresh"], "--rerun first --fresh"),
+    Case("downstream-without-rerun", ["run", "good", "--downstream"], "--downstream"),
+    Case("mark-without-action", ["mark", "good", "first"], "overnight mark good first"),
+    Case("mark-unknown-step", ["mark", "good", "nope", "--done"], "overnight mark good nope --done"),
+    Case("logs-unknown-step", ["logs", "good", "nope"], "overnight logs good nope"),
+    Case("logs-attempt-not-a-number", ["logs", "good", "first", "--attempt", "x"], "--attempt x"),
+    Case("status-date-not-a-date", ["status", "good", "--date", "31/12/2026"], "--date 31/12/2026"),
+    Case("backfill-from-after-to", ["backfill", "good", "--from", "2026-02-10", "--to", "2026-02-01"],
+         "--from 2026-02-10 --to 2026-02-01"),
+    Case("backfill-impossible-date", ["backfill", "good", "--from", "2026-02-30", "--to", "2026-03-01"],
+         "--from 2026-02-30"),
+    Case("backfill-missing-to", ["backfill", "good", "--from", "2026-01-01"], "--from 2026-01-01 (no --to)"),
+    Case("backfill-range-too-long", ["backfill", "good", "--from", "1900-01-01", "--to", "2026-01-01"],
+         "--from 1900-01-01 --to 2026-01-01"),
+    Case("report-date-without-run", ["report", "good", "--date", "1999-01-01"],
+         "overnight report good --date 1999-01-01"),
+    Case("mail-run-without-command", ["mail-run", "-s", "x"], "overnight mail-run -s x"),
+    Case("mail-run-without-subject", ["mail-run", "--", "true"], "overnight mail-run -- true"),
+    Case("mail-run-without-mail-config", ["mail-run", "-s", "x", "--", "true"],
+         "overnight mail-run -s x -- true (no [mail] in overnight.toml)"),
+    Case("batch-name-invalid-utf8", ["run", "go\udcffod"], "overnight run $'go\\xffod' (not UTF-8)"),
+    Case("date-invalid-utf8", ["run", "good", "--date", "\udcff"], "--date $'\\xff' (not UTF-8)"),
+    Case("config-not-utf8", ["run", "good"], 'mail = "\\xff" (a byte that is not UTF-8)',
+         files={"overnight.toml": GOOD_CONFIG.encode() + b'mail = "\xff"\n'}),
+    Case("config-option-missing-file", ["--config", "nope.toml", "status"], "--config nope.toml"),
+    Case("config-env-missing-file", ["status"], "OVERNIGHT_CONFIG=nope.toml",
+         env={"OVERNIGHT_CONFIG": "nope.toml"}),
+]
+
+
+def normalise(message: str, root: str) -> str:
+    """The message as the docs show it: the test's folder becomes `.`, and a hostile
+    10,000-character value is abbreviated."""
+    text = message.replace(root + "/", "").replace(root, ".")
+    return text.replace(LONG, "aaaa…(10,000 a)")
+
+
+def markdown(messages: dict[str, str]) -> str:
+    lines = [
+        "# Bad input: what overnight says",
+        "",
+        "Generated from tests/faults/badinput.py by tests/faults/test_fault_bad_input.py",
+        "(`OVERNIGHT_UPDATE_DOCS=1 pytest tests/faults/test_fault_bad_input.py` rewrites it).",
+        "Each case runs through the real command line; each exits with code 2, prints this",
+        "one line on stderr and nothing else, and leaves the ledger as it was.",
+        "",
+        "| case | what is broken | command | message |",
+        "|---|---|---|---|",
+    ]
+    for case in CASES:
+        command = " ".join(["overnight", *(shlex.quote(a) for a in case.args)])
+        command = (f"OVERNIGHT_CONFIG={case.env['OVERNIGHT_CONFIG']} " if case.env else "") + command
+        command = command.replace(LONG, "aaaa…(10,000 a)")
+        lines.append(
+            f"| {case.id} | {_cell(case.show)} | {_cell(command)} | {_cell(messages[case.id])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    text = text.replace("|", "\\|").replace("\n", "⏎")
+    text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    return f"`{text}`" if "`" not in text else text

@@ -1,0 +1,23 @@
+"""The fault suites report their counts at the end of the session, whatever -s says."""
+
+from __future__ import annotations
+
+import faultkit
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001
+    if not faultkit.SUMMARY:
+        return
+    terminalreporter.section("fault injection")
+    for line in faultkit.SUMMARY:
+        terminalreporter.write_line(line)
+
+
+def pytest_configure(config) -> None:  # noqa: ANN001
+    # A shell that starts pytest in the background (`pytest &` without job control) makes
+    # it ignore SIGINT, and every child would inherit that: the SIGINT tests would then
+    # test the shell. Children of a process with a handler start with the default.
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
