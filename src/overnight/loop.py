@@ -59,6 +59,10 @@ class EventLoop:
         heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
         return timer
 
+    def call_soon(self, callback: Callback) -> None:
+        """Run `callback` once the events of this turn have been handled."""
+        self._soon.append(callback)
+
     def call_soon_threadsafe(self, callback: Callback) -> None:
         """For executors whose results arrive on another thread (e.g. a remote queue)."""
         self._soon.append(callback)
