@@ -776,14 +776,28 @@ class Ledger:
     def remove_user(self, name: str) -> bool:
         return self._write("DELETE FROM users WHERE name = ?", (name,)).rowcount == 1
 
-    def fires_of(self, batch: str, limit: int) -> list[dict[str, Any]]:
-        """The scheduler's latest records for a batch (launched, skipped, missed...), newest first."""
-        return [
-            dict(r)
-            for r in self.conn.execute(
+    def fires_of(self, batch: str | None, limit: int) -> list[dict[str, Any]]:
+        """The scheduler's latest records (launched, skipped, missed...), newest first: of
+        one batch, or of every batch when `batch` is None."""
+        if batch is None:
+            rows = self.conn.execute("SELECT * FROM fires ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = self.conn.execute(
                 "SELECT * FROM fires WHERE batch = ? ORDER BY id DESC LIMIT ?", (batch, limit)
             )
-        ]
+        return [dict(r) for r in rows]
+
+    def reports_of(self, run_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+        """Every delivery (mail, webhook) recorded for these runs, oldest first, by run."""
+        out: dict[int, list[dict[str, Any]]] = {}
+        if not run_ids:
+            return out
+        marks = ",".join("?" * len(run_ids))
+        for r in self.conn.execute(
+            f"SELECT * FROM reports WHERE run_id IN ({marks}) ORDER BY id", run_ids
+        ):
+            out.setdefault(r["run_id"], []).append(dict(r))
+        return out
 
     def history_grid(self, batch: str, nights: int) -> tuple[list[RunRow], list[tuple[str, ...]]]:
         """The last `nights` runs of a batch (newest first) and, for the grid, one row per

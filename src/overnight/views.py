@@ -97,9 +97,7 @@ def run_details(ledger: Ledger, run: RunRow) -> dict[str, Any]:
     reports = [
         {"channel": r["channel"], "state": r["state"], "tries": r["tries"], "at": r["at"],
          "message": r["message"], "launch_id": r["launch_id"]}
-        for r in ledger.conn.execute(
-            "SELECT * FROM reports WHERE run_id = ? ORDER BY id", (run.id,)
-        )
+        for r in ledger.reports_of([run.id]).get(run.id, [])
     ]
     return {
         "batch": run.batch,
@@ -153,7 +151,7 @@ def print_history(ledger: Ledger | None, batch: str | None, limit: int, as_json:
     ids = [r.id for r in runs]
     launches = ledger.launches_of_runs(ids) if ledger else {}
     counts = ledger.state_counts(ids) if ledger else {}
-    fires = _fires(ledger, batch, limit) if ledger else []
+    fires = ledger.fires_of(batch, limit) if ledger else []
     reports = _reports(ledger, ids) if ledger else {}
     if as_json:
         data = {
@@ -216,24 +214,11 @@ def unsent(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in latest.values() if r["state"] != "sent"]
 
 
-def _fires(ledger: Ledger, batch: str | None, limit: int) -> list[dict[str, Any]]:
-    sql = "SELECT * FROM fires" + (" WHERE batch = ?" if batch else "") + " ORDER BY id DESC LIMIT ?"
-    params: tuple[Any, ...] = (batch, limit) if batch else (limit,)
-    return [dict(r) for r in ledger.conn.execute(sql, params)]
-
-
 def _reports(ledger: Ledger, run_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    out: dict[int, list[dict[str, Any]]] = {}
-    if not run_ids:
-        return out
-    marks = ",".join("?" * len(run_ids))
-    for r in ledger.conn.execute(
-        f"SELECT * FROM reports WHERE run_id IN ({marks}) ORDER BY id", run_ids
-    ):
-        out.setdefault(r["run_id"], []).append(
-            {"channel": r["channel"], "state": r["state"], "message": r["message"], "at": r["at"]}
-        )
-    return out
+    return {
+        run_id: [{k: r[k] for k in ("channel", "state", "message", "at")} for r in rows]
+        for run_id, rows in ledger.reports_of(run_ids).items()
+    }
 
 
 def print_overview(config: Config, ledger: Ledger | None, as_json: bool) -> None:
