@@ -261,6 +261,20 @@ class Batch:
         return out
 
 
+def with_downstream(names: list[str], dependents: dict[str, list[str]]) -> list[str]:
+    """`names` and everything that depends on them, directly or not; `names` first."""
+    chosen = list(dict.fromkeys(names))
+    seen = set(chosen)
+    stack = list(chosen)
+    while stack:
+        for dep in dependents[stack.pop()]:
+            if dep not in seen:
+                seen.add(dep)
+                chosen.append(dep)
+                stack.append(dep)
+    return chosen
+
+
 def topological_order(steps: dict[str, Step]) -> list[Step]:
     """Kahn's algorithm, ties broken by declaration order. Leaves out steps in a cycle."""
     import heapq

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from overnight.batch import Step
+from overnight.batch import Step, with_downstream
 from overnight.errors import LedgerError
 from overnight.executor import Executor, Job, Outcome
 from overnight.ledger import AttemptRow, Ledger
@@ -269,15 +269,9 @@ class Runner:
     def _selection(self) -> set[str] | None:
         if not self.options.rerun:
             return None
-        chosen = set(self.options.rerun)
         if self.options.downstream:
-            stack = list(chosen)
-            while stack:
-                for dep in self.dependents[stack.pop()]:
-                    if dep not in chosen:
-                        chosen.add(dep)
-                        stack.append(dep)
-        return chosen
+            return set(with_downstream(self.options.rerun, self.dependents))
+        return set(self.options.rerun)
 
     # -- starting steps ------------------------------------------------------------------
 

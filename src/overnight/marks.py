@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from overnight.batch import with_downstream
 from overnight.errors import ConfigError
 from overnight.ledger import Ledger
 from overnight.loader import LoadedBatch
@@ -24,15 +25,7 @@ def apply_mark(
 ) -> list[tuple[str, StepState, StepState]]:
     """Change the steps' states in one transaction. Call while holding the batch's lock."""
     batch = loaded.batch
-    chosen = list(dict.fromkeys(steps))
-    if downstream:
-        dependents = batch.dependents()
-        stack = list(chosen)
-        while stack:
-            for dep in dependents[stack.pop()]:
-                if dep not in chosen:
-                    chosen.append(dep)
-                    stack.append(dep)
+    chosen = with_downstream(steps, batch.dependents()) if downstream else list(dict.fromkeys(steps))
     new = TARGET[action]
     changes: list[tuple[str, StepState, StepState]] = []
     with ledger.transaction():

@@ -6,6 +6,7 @@ from datetime import date
 
 import click
 
+from overnight.batch import with_downstream
 from overnight.ledger import Ledger
 from overnight.loader import LoadedBatch
 from overnight.states import StepState
@@ -30,15 +31,7 @@ def print_plan(
                 launches[row.name] = row.launch_id
     selection: set[str] | None = None
     if rerun:
-        selection = set(rerun)
-        if downstream:
-            dependents = batch.dependents()
-            stack = list(selection)
-            while stack:
-                for dep in dependents[stack.pop()]:
-                    if dep not in selection:
-                        selection.add(dep)
-                        stack.append(dep)
+        selection = set(with_downstream(rerun, batch.dependents()) if downstream else rerun)
     click.echo(f"{batch.name} for {run_date.isoformat()} (dry run: nothing is started or recorded)")
     to_run = 0
     for step in loaded.order:
