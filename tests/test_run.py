@@ -586,3 +586,15 @@ def test_a_command_that_cannot_start_fails_with_the_reason(project: Project) -> 
     assert steps["ghost"]["state"] == "failed"
     assert "cannot start: No such file or directory: /no/such/program" in steps["ghost"]["message"]
     assert "no-such-folder" in steps["nowhere"]["message"]
+
+
+def test_a_reader_that_goes_away_does_not_stop_the_night(project: Project) -> None:
+    """`overnight run all | head -3`, or a cron pipe closed early: the night goes on."""
+    project.write_batch("five", CHAIN_OF_FIVE.replace('>> runs.txt"', '>> runs.txt; sleep 0.1"'))
+    runner = project.start("run", "five", "--date", "2026-11-26")
+    assert runner.stdout is not None
+    runner.stdout.readline()
+    runner.stdout.close()  # the reader is gone; every later line hits a broken pipe
+    assert runner.wait(timeout=30) == 0
+    assert "Traceback" not in runner.stderr.read()
+    assert project.states("five") == dict.fromkeys(["one", "two", "three", "four", "five"], "succeeded")

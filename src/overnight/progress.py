@@ -6,6 +6,7 @@ running when it is. Rich is imported only in the second case: cron pays nothing 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from datetime import date
@@ -46,8 +47,24 @@ class Progress:
         self.date: date | None = None
 
     def _line(self, text: str, style: str = "") -> None:
-        self.out.write(f"{time.strftime('%H:%M:%S')} {text}\n")
-        self.out.flush()
+        try:
+            self.out.write(f"{time.strftime('%H:%M:%S')} {text}\n")
+            self.out.flush()
+        except OSError:
+            self._output_lost()
+
+    def _output_lost(self) -> None:
+        """stdout went away (`overnight run all | head`, a closed cron pipe, a full disk).
+
+        The night matters more than its commentary, and the ledger has the record: send the
+        rest, and Python's flush at exit, to /dev/null instead of dying of a broken pipe.
+        """
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self.out.fileno())
+            os.close(null)
+        except (OSError, ValueError, AttributeError):
+            self.out = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the launch
 
     # -- events ----------------------------------------------------------------------------
 
@@ -156,17 +173,26 @@ class TerminalProgress(Progress):
 
     def _line(self, text: str, style: str = "") -> None:
         line = self._text.assemble((time.strftime("%H:%M:%S") + " ", "dim"), (text, style))
-        self.console.print(line)
+        try:
+            self.console.print(line)
+        except OSError:
+            self._output_lost()
 
     tick_interval = 0.5
 
     def tick(self) -> None:
-        self.live.refresh()
+        self._refresh()
+
+    def _refresh(self) -> None:
+        try:
+            self.live.refresh()
+        except OSError:
+            self._output_lost()
 
     def step_started(self, job: Job) -> None:
         self.running[job.step.name] = time.monotonic()
         super().step_started(job)
-        self.live.refresh()
+        self._refresh()
 
     def step_finished(self, job: Job, outcome: Outcome, retry_in: float | None) -> None:
         self.running.pop(job.step.name, None)
@@ -174,7 +200,10 @@ class TerminalProgress(Progress):
 
     def launch_finished(self, result: LaunchResult) -> None:
         self.running.clear()
-        self.live.stop()
+        try:
+            self.live.stop()
+        except OSError:
+            self._output_lost()
         super().launch_finished(result)
 
 
