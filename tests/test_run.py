@@ -356,6 +356,10 @@ def test_kill_9_of_the_runner_leaves_no_step_process_and_resume_reruns_the_inter
     runner.kill()
     runner.wait()
     wait_for(lambda: not pids_with(marker), timeout=1.0, what="step processes to die")
+    # Before any new launch, readers already see the truth: nobody is running it any more.
+    status = project.status("crash")
+    assert status["state"] == "crashed"
+    assert {s["name"]: s["state"] for s in status["steps"]}["long"] == "interrupted"
 
     # the fixed step finishes quickly on the next launch
     (project.root / "crash.py").write_text(

@@ -37,6 +37,16 @@ def _write(text: str) -> None:
     sys.stdout.write(text)
 
 
+
+def seen_state(ledger: Ledger, batch: str, state: str) -> str:
+    """A state as a reader should see it: a launch recorded running whose runner is gone
+    (nobody holds the batch's lock) is shown crashed, as the next launch will record it."""
+    if state != "running":
+        return state
+    from overnight.lock import holder
+
+    return state if holder(ledger.path.parent, batch) is not None else "crashed"
+
 def run_details(ledger: Ledger, run: RunRow) -> dict[str, Any]:
     """Everything about one run, as plain data: what --json prints and the web shows."""
     attempts: dict[str, list[dict[str, Any]]] = {}
@@ -56,6 +66,7 @@ def run_details(ledger: Ledger, run: RunRow) -> dict[str, Any]:
                 "remote_id": a.remote_id,
             }
         )
+    run_state = seen_state(ledger, run.batch, run.state)
     steps = []
     for s in ledger.steps(run.id):
         tried = attempts.get(s.name, [])
@@ -63,7 +74,8 @@ def run_details(ledger: Ledger, run: RunRow) -> dict[str, Any]:
         steps.append(
             {
                 "name": s.name,
-                "state": s.state,
+                # a step of a runner that is gone is interrupted, as the next launch records
+                "state": "interrupted" if run_state == "crashed" and s.state == "running" else s.state,
                 "kind": s.kind,
                 "command": s.command,
                 "after": s.prerequisites,
@@ -77,7 +89,7 @@ def run_details(ledger: Ledger, run: RunRow) -> dict[str, Any]:
     launches = [
         {
             "id": la.id,
-            "state": la.state,
+            "state": seen_state(ledger, run.batch, la.state),
             "trigger": la.trigger,
             "launched_by": la.launched_by,
             "host": la.host,
@@ -103,7 +115,7 @@ def run_details(ledger: Ledger, run: RunRow) -> dict[str, Any]:
         "batch": run.batch,
         "date": run.date,
         "run_id": run.id,
-        "state": run.state,
+        "state": run_state,
         "steps": steps,
         "launches": launches,
         "marks": marks,
@@ -116,7 +128,8 @@ def print_status(ledger: Ledger, run: RunRow, as_json: bool) -> None:
     if as_json:
         _write(json.dumps(details, indent=2) + "\n")
         return
-    out = [f"{run.batch} for {run.date}: {_paint(run.state, run.state)}\n"]
+    state = details["state"]
+    out = [f"{run.batch} for {run.date}: {_paint(state, state)}\n"]
     width = max([4] + [len(s["name"]) for s in details["steps"]])
     out.append(f"  {'STEP':<{width}}  {'STATE':<11}  {'TIME':>8}  TRIES  LAUNCH  NOTE\n")
     for s in details["steps"]:
@@ -130,7 +143,8 @@ def print_status(ledger: Ledger, run: RunRow, as_json: bool) -> None:
             f"{s['launch_id'] or '-':>6}  {note}\n"
         )
     for la in details["launches"]:
-        took = format_duration(la["ended_at"] - la["started_at"]) if la["ended_at"] else "running"
+        took = format_duration(la["ended_at"] - la["started_at"]) if la["ended_at"] else (
+            "running" if la["state"] == "running" else "did not finish")
         out.append(
             f"  launch {la['id']}: {_paint(la['state'], la['state'])}, {la['trigger']} by "
             f"{la['launched_by']} on {la['host']} (pid {la['pid']}), {_clock(la['started_at'])}, "
@@ -159,11 +173,12 @@ def print_history(ledger: Ledger | None, batch: str | None, limit: int, as_json:
                 {
                     "batch": r.batch,
                     "date": r.date,
-                    "state": r.state,
+                    "state": seen_state(ledger, r.batch, r.state),
                     "run_id": r.id,
                     "steps": counts.get(r.id, {}),
                     "launches": [
-                        {"id": la.id, "state": la.state, "trigger": la.trigger,
+                        {"id": la.id, "state": seen_state(ledger, r.batch, la.state),
+                         "trigger": la.trigger,
                          "launched_by": la.launched_by, "started_at": la.started_at,
                          "ended_at": la.ended_at, "message": la.message}
                         for la in reversed(launches.get(r.id, []))
@@ -184,12 +199,15 @@ def print_history(ledger: Ledger | None, batch: str | None, limit: int, as_json:
         c = counts.get(r.id, {})
         total = sum(c.values())
         summary = ", ".join(f"{n} {s}" for s, n in sorted(c.items()))
-        state = _paint(f"{r.state:<9}", r.state)
+        seen = seen_state(ledger, r.batch, r.state)
+        state = _paint(f"{seen:<9}", seen)
         out.append(f"{r.date}  {r.batch:<12} {state}  {total} steps: {summary}\n")
         for la in reversed(launches.get(r.id, [])):
-            took = format_duration(la.ended_at - la.started_at) if la.ended_at else "running"
             note = f"  {la.message}" if la.message else ""
-            lstate = _paint(f"{la.state:<9}", la.state)
+            lseen = seen_state(ledger, r.batch, la.state)
+            lstate = _paint(f"{lseen:<9}", lseen)
+            took = format_duration(la.ended_at - la.started_at) if la.ended_at else (
+                "running" if lseen == "running" else "did not finish")
             out.append(
                 f"    launch {la.id:<5} {lstate} {la.trigger} by "
                 f"{la.launched_by}, {_clock(la.started_at)}, {took}{note}\n"
@@ -231,7 +249,7 @@ def print_overview(config: Config, ledger: Ledger | None, as_json: bool) -> None
         rows.append({
             "batch": name,
             "date": run.date if run else None,
-            "state": run.state if run else None,
+            "state": seen_state(ledger, name, run.state) if run and ledger else None,
             "live_launch": live.id if live else None,
         })
     if as_json:
@@ -273,7 +291,7 @@ def batch_rows(config: Config, ledger: Ledger | None) -> list[dict[str, Any]]:
             "timezone": bc.timezone or config.timezone,
             "next": next_fire_text(config, name),
             "last_date": run.date if run else None,
-            "last_state": run.state if run else None,
+            "last_state": seen_state(ledger, name, run.state) if run and ledger else None,
             "last_completed": ledger.last_completed_date(name) if ledger else None,
         })
     return rows
