@@ -42,16 +42,13 @@ class OvernightGroup(click.Group):
     """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        present = [n for n, (mod, _, _) in LAZY_COMMANDS.items() if _module_exists(mod)]
-        return sorted(set(super().list_commands(ctx)) | set(present))
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = super().get_command(ctx, name)
         if command is not None or name not in LAZY_COMMANDS:
             return command
         module_name, attr, _ = LAZY_COMMANDS[name]
-        if not _module_exists(module_name):
-            return None
         import importlib
 
         return getattr(importlib.import_module(module_name), attr)
@@ -87,12 +84,6 @@ class OvernightGroup(click.Group):
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """Run a night's batch of jobs in dependency order, and pick up where it left off."""
     ctx.obj = {"config_path": config_path}
-
-
-def _module_exists(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
 
 
 def main() -> None:
