@@ -74,8 +74,11 @@ def run_details(ledger: Ledger, run: RunRow) -> dict[str, Any]:
         steps.append(
             {
                 "name": s.name,
-                # a step of a runner that is gone is interrupted, as the next launch records
-                "state": "interrupted" if run_state == "crashed" and s.state == "running" else s.state,
+                # A local step of a runner that is gone is interrupted, as the next launch will
+                # record; a remote one may still be running on its worker (a resume re-attaches).
+                "state": "interrupted"
+                if run_state == "crashed" and s.state == "running" and not (last and last["remote_id"])
+                else s.state,
                 "kind": s.kind,
                 "command": s.command,
                 "after": s.prerequisites,
