@@ -105,8 +105,8 @@ def _commit_ms(folder: Path) -> float:
 
 
 def run(reps: int = 5) -> dict:
-    from overnight.celery_app import PING_NAME, make_app
     from overnight.config import load_config
+    from overnight.remote.celery_app import PING_NAME, make_app
 
     with tempfile.TemporaryDirectory(prefix="bench-celery-") as tmp:
         root = Path(tmp)

@@ -15,7 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from overnight.report import Slow, slow_steps, subject_for
+from overnight.reporting.report import Slow, slow_steps, subject_for
 
 DATE = "2026-11-26"
 FAST_RETRIES = {"OVERNIGHT_MAIL_RETRY_DELAYS": "0.1,0.1"}

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from overnight.schedule import Fire, Schedule, ScheduleError, fires_between, next_fire
+from overnight.scheduling.cron import Fire, Schedule, ScheduleError, fires_between, next_fire
 
 NY, LONDON, LORD_HOWE = "America/New_York", "Europe/London", "Australia/Lord_Howe"
 

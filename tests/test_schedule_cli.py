@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from overnight.cli_schedule import system_zone_name
+from overnight.cli.schedule import system_zone_name
 
 BATCH = """
 from overnight import Batch

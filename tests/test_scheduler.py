@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from overnight.lock import holder
-from overnight.scheduler import LAUNCHED, SKIPPED_RUNNING, Scheduler
+from overnight.scheduling.daemon import LAUNCHED, SKIPPED_RUNNING, Scheduler
 
 QUICK = """
 from overnight import Batch

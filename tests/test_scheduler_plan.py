@@ -7,8 +7,8 @@ from datetime import date, datetime
 
 import pytest
 
-from overnight.schedule import Schedule, fires_between
-from overnight.scheduler import (
+from overnight.scheduling.cron import Schedule, fires_between
+from overnight.scheduling.daemon import (
     CAUGHT_UP,
     LAUNCHED,
     MISSED,

@@ -125,7 +125,7 @@ def digest(
     config: Config, ledger: Ledger | None, batch: str, results: list[DateResult], again: str
 ) -> tuple[str, str, dict[str, Any]]:
     """Subject, text and JSON summary of the whole backfill."""
-    from overnight.report import FAILED_STATES, tail
+    from overnight.reporting.report import FAILED_STATES, tail
 
     dates = sorted(r.date for r in results)
     span = f"{dates[0]} to {dates[-1]}"

@@ -189,7 +189,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     if any(bc.schedule is not None for bc in config.batches.values()):
         # A typo in a schedule must show in whatever command comes first, not only when the
         # daemon is next restarted (and then refuses to start, and no night runs).
-        from overnight.schedules import schedules
+        from overnight.scheduling.schedules import schedules
 
         schedules(config)
     return config

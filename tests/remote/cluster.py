@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from overnight.celery_app import make_app
 from overnight.config import CeleryConfig
+from overnight.remote.celery_app import make_app
 
 HEARTBEAT = "0.5"  # seconds: a dead worker is noticed after lost_after(0.5) = 2.5 s
 

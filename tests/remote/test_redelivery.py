@@ -8,8 +8,8 @@ import uuid
 import pytest
 from celery.exceptions import TaskRevokedError
 
-from overnight.celery_app import TASK_NAME, make_app
 from overnight.config import CeleryConfig
+from overnight.remote.celery_app import TASK_NAME, make_app
 
 from .cluster import wait_for
 

@@ -236,8 +236,8 @@ def test_the_mail_report_shows_remote_steps_and_the_output_of_a_failed_one(remot
 
 
 def test_a_step_that_times_out_in_the_queue_is_timed_out_and_never_run_later(remote_project, cluster):
-    from overnight.celery_app import make_app
     from overnight.config import CeleryConfig
+    from overnight.remote.celery_app import make_app
 
     p = remote_project
     p.write_batch("night", """

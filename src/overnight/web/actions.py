@@ -35,10 +35,10 @@ class Outcome:
 
 def backfill_available() -> bool:
     """`overnight backfill` arrives with the reports module; until then the page says so."""
-    if importlib.util.find_spec("overnight.cli_report") is None:
+    if importlib.util.find_spec("overnight.cli.report") is None:
         return False
     try:
-        return hasattr(importlib.import_module("overnight.cli_report"), "backfill")
+        return hasattr(importlib.import_module("overnight.cli.report"), "backfill")
     except Exception:  # a half-written module must not break the dashboard
         return False
 

@@ -1,7 +1,7 @@
 """Running one step on a worker host, as the local runner would.
 
 The step runs in a process group of its own (a command directly, a callable in a fresh
-`python -m overnight.remote_run` that imports the batch module deployed on this host), with
+`python -m overnight.remote.worker` that imports the batch module deployed on this host), with
 its output in a log file here. The timeout is enforced here too (TERM to the group, KILL
 after a grace), so a step stops even if the coordinator is gone. A sentinel process (the
 same one the local runner uses) kills the step's group if this worker process dies, so a
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from overnight.process import TOKEN_VARIABLE, Sentinel
 
 if TYPE_CHECKING:
-    from overnight.celery_app import WorkerSettings
+    from overnight.remote.celery_app import WorkerSettings
 
 MAX_OUTPUT = 1024 * 1024
 _sentinel: Sentinel | None = None
@@ -78,7 +78,7 @@ def execute(
             pass_fds: tuple[int, ...] = ()
         else:
             result_r, result_w = os.pipe2(os.O_CLOEXEC)
-            argv = [sys.executable, "-m", "overnight.remote_run"]
+            argv = [sys.executable, "-m", "overnight.remote.worker"]
             stdin = subprocess.PIPE
             pass_fds = (result_w,)
         started = time.time()

@@ -1,6 +1,6 @@
 """The Celery side of remote steps: the app, the one task, and the stop command.
 
-The coordinator (remote.py) and `overnight worker` (cli_worker.py) build the same app from
+The coordinator (executor.py) and `overnight worker` (cli/worker.py) build the same app from
 the [celery] settings. Delivery is made safe for us, not just for Celery:
 
 - late acknowledgement, one message per worker process, and a message whose worker process
@@ -166,7 +166,7 @@ def beat(backend: Any, task_id: str, info: dict[str, Any]) -> bool:
 
 def run_step(task: Any, payload: dict[str, Any]) -> dict[str, Any]:
     """The task: run one step of a batch here, once, and return how it went."""
-    from overnight.remote_run import execute, stale
+    from overnight.remote.worker import execute, stale
 
     task_id = task.request.id
     backend = task.backend

@@ -1,6 +1,6 @@
 """From overnight.toml to Schedule objects: each batch's cron expression in its zone.
 
-schedule.py does the time arithmetic; this module only gathers its inputs from the
+cron.py does the time arithmetic; this module only gathers its inputs from the
 configuration (the batch's zone or the [overnight] default, the DST policies, which
 business date a fire runs for) and turns a bad value into a one-line ConfigError that
 names the file, the batch and the setting.
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from overnight.errors import ConfigError
-from overnight.schedule import Schedule, ScheduleError, next_fire
+from overnight.scheduling.cron import Schedule, ScheduleError, next_fire
 
 if TYPE_CHECKING:
     from overnight.config import Config

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from overnight.executor import Job, Outcome
 from overnight.process import KILL_GRACE
-from overnight.remote_run import lost_after
+from overnight.remote.worker import lost_after
 from overnight.states import StepState
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ class _Watch:
 
 class CeleryExecutor:
     def __init__(self, loop: EventLoop, settings: CeleryConfig, *, module_path: str, module_ref: str) -> None:
-        from overnight.celery_app import make_app
+        from overnight.remote.celery_app import make_app
 
         self.loop = loop
         self.settings = settings
@@ -162,7 +162,7 @@ class CeleryExecutor:
                 return  # it has ended: the watcher brings its result
             info = meta.get("result")
             node = info.get("node") if isinstance(info, dict) else None
-            from overnight.celery_app import STOP_COMMAND, STOP_KEY
+            from overnight.remote.celery_app import STOP_COMMAND, STOP_KEY
 
             self.backend.client.set(STOP_KEY + task_id, 2 if force else 1, ex=7 * 86400)
             self.app.control.broadcast(STOP_COMMAND, arguments={"task_id": task_id},
@@ -333,7 +333,7 @@ class CeleryExecutor:
         """Give up on a task no worker has taken: True if none had (none ever will)."""
         from celery.exceptions import TaskRevokedError
 
-        from overnight.celery_app import ABANDONED, claim
+        from overnight.remote.celery_app import ABANDONED, claim
 
         return claim(self.backend, task_id, ABANDONED, TaskRevokedError(message))
 
@@ -341,7 +341,7 @@ class CeleryExecutor:
         """Give up on a task a worker took (and seems to have lost): it stops if it lives."""
         from celery.exceptions import TaskRevokedError
 
-        from overnight.celery_app import ABANDONED
+        from overnight.remote.celery_app import ABANDONED
 
         self.backend.store_result(task_id, TaskRevokedError(message), ABANDONED)
 

@@ -18,7 +18,7 @@ from overnight.errors import ConfigError
 @click.pass_context
 def report(ctx: click.Context, batch: str, date_text: str | None, send: bool) -> None:
     """Print the report of a run; with --send, mail it."""
-    from overnight.report import build_report, mail_recipients, mail_report, no_mail_section
+    from overnight.reporting.report import build_report, mail_recipients, mail_report, no_mail_section
 
     config = get_config(ctx)
     name = BatchRef(config, batch).resolve_name()
@@ -54,9 +54,9 @@ def mail_run(ctx: click.Context, subject: str, to: tuple[str, ...], skip_if_empt
 
     Put -- before the command: overnight mail-run -s "Weekly export" -- bin/export --all
     """
-    from overnight import mailer
-    from overnight.mailrun import build_message, run_command
-    from overnight.report import no_mail_section
+    from overnight.reporting import mailer
+    from overnight.reporting.mailrun import build_message, run_command
+    from overnight.reporting.report import no_mail_section
 
     config = get_config(ctx)
     if config.mail is None:
@@ -132,8 +132,8 @@ def _date(text: str, option: str):  # noqa: ANN202 - a date
 def _send_digest(config, batch: str, results, mail: bool | None, again: str) -> None:  # noqa: ANN001
     """One report for the whole backfill; like after_launch, it never changes the exit code."""
     from overnight import backfill as bf
-    from overnight.report import no_mail_section, post_webhooks, wants_mail, warn
-    from overnight.webhooks import wanted
+    from overnight.reporting.report import no_mail_section, post_webhooks, wants_mail, warn
+    from overnight.reporting.webhooks import wanted
 
     try:
         failed = bf.exit_code(results) != 0
@@ -159,8 +159,8 @@ def _send_digest(config, batch: str, results, mail: bool | None, again: str) -> 
 
 
 def _mail_digest(config, ledger, batch: str, subject: str, text: str, run_ids: list[int]) -> None:  # noqa: ANN001
-    from overnight import mailer
-    from overnight.report import mail_recipients, warn
+    from overnight.reporting import mailer
+    from overnight.reporting.report import mail_recipients, warn
 
     to = mail_recipients(config, batch)
     msg = mailer.new_message(subject)

@@ -32,7 +32,7 @@ def worker(ctx: click.Context, queue: str, concurrency: int, node: str | None, l
     except DefinitionError as e:
         raise ConfigError(f"--queue: {e}") from None
     try:
-        from overnight import celery_app
+        from overnight.remote import celery_app
     except ImportError as e:
         raise ConfigError(f"Celery is not installed ({e}): pip install 'overnight[celery]'") from None
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 from overnight.durations import format_duration
-from overnight.mailer import new_message
+from overnight.reporting.mailer import new_message
 
 # Past this much output, the mail keeps the head and the tail: the end is where errors are.
 MAX_OUTPUT = 2 * 1024 * 1024

@@ -32,8 +32,8 @@ from overnight.config import Config, load_config
 from overnight.errors import AlreadyRunning, LedgerError, OvernightError
 from overnight.ledger import Ledger
 from overnight.lock import holder
-from overnight.schedule import Fire, Schedule, ScheduleError, fires_between, next_fire
-from overnight.schedules import format_instant, schedules
+from overnight.scheduling.cron import Fire, Schedule, ScheduleError, fires_between, next_fire
+from overnight.scheduling.schedules import format_instant, schedules
 
 # Fire outcomes, as recorded in the ledger's `fires` table.
 LAUNCHED = "launched"                # started on time

@@ -58,7 +58,7 @@ class Report:
         return self.state != "succeeded"
 
     def message(self, sender: str, to: list[str]) -> EmailMessage:
-        from overnight.mailer import new_message
+        from overnight.reporting.mailer import new_message
 
         msg = new_message(self.subject)
         msg["From"] = sender
@@ -334,7 +334,7 @@ def mail_recipients(config: Config, batch: str) -> list[str]:
 
 def mail_report(config: Config, ledger: Ledger, report: Report, run_id: int, launch_id: int | None):  # noqa: ANN201
     """Mail the report and record the outcome (sent or not, and why). Returns a Delivery."""
-    from overnight import mailer
+    from overnight.reporting import mailer
 
     assert config.mail is not None
     to = mail_recipients(config, report.batch)
@@ -349,7 +349,7 @@ def mail_report(config: Config, ledger: Ledger, report: Report, run_id: int, lau
 def post_webhooks(config: Config, ledger: Ledger, hooks: list[Any], payload: dict[str, Any],
                   run_ids: list[int], launch_id: int | None) -> list[Any]:
     """POST the payload to the hooks; record each outcome against every run in run_ids."""
-    from overnight.webhooks import post_all
+    from overnight.reporting.webhooks import post_all
 
     results = post_all(hooks, payload)
     record_posted(ledger, results, run_ids, launch_id)
@@ -396,7 +396,7 @@ def _after_launch(config: Config, batch: str, ledger: Ledger, result: Any, mail:
         if mail:
             warn(f"--mail: {no_mail_section(config)}: no report sent")
         send = False
-    from overnight.webhooks import wanted
+    from overnight.reporting.webhooks import wanted
 
     hooks = [h for h in config.webhooks if wanted(h, batch, failed)]
     if not send and not hooks:
@@ -409,7 +409,7 @@ def _after_launch(config: Config, batch: str, ledger: Ledger, result: Any, mail:
     posted: list[Any] = []
     thread = None
     if hooks:
-        from overnight.webhooks import post_all
+        from overnight.reporting.webhooks import post_all
 
         thread = threading.Thread(target=lambda: posted.extend(post_all(hooks, report.summary)), daemon=True)
         thread.start()

@@ -23,15 +23,15 @@ if TYPE_CHECKING:
 
 # Commands that live in their own modules, imported only when that command runs.
 LAZY_COMMANDS = {
-    "scheduler": ("overnight.cli_schedule", "scheduler", "Launch each batch at its schedule (a daemon)."),
-    "next": ("overnight.cli_schedule", "next_fires", "Upcoming fire times and the dates they run for."),
-    "cron": ("overnight.cli_schedule", "cron", "Crontab lines that run each batch at its schedule."),
-    "report": ("overnight.cli_report", "report", "Show or send the report of a run."),
-    "mail-run": ("overnight.cli_report", "mail_run", "Run any command and mail its output."),
-    "backfill": ("overnight.cli_report", "backfill", "Run a batch for each date in a range."),
-    "web": ("overnight.cli_web", "web", "Serve the dashboard."),
-    "user": ("overnight.cli_web", "user", "Manage dashboard users."),
-    "worker": ("overnight.cli_worker", "worker", "Run steps sent to a queue (Celery worker)."),
+    "scheduler": ("overnight.cli.schedule", "scheduler", "Launch each batch at its schedule (a daemon)."),
+    "next": ("overnight.cli.schedule", "next_fires", "Upcoming fire times and the dates they run for."),
+    "cron": ("overnight.cli.schedule", "cron", "Crontab lines that run each batch at its schedule."),
+    "report": ("overnight.cli.report", "report", "Show or send the report of a run."),
+    "mail-run": ("overnight.cli.report", "mail_run", "Run any command and mail its output."),
+    "backfill": ("overnight.cli.report", "backfill", "Run a batch for each date in a range."),
+    "web": ("overnight.cli.web", "web", "Serve the dashboard."),
+    "user": ("overnight.cli.web", "user", "Manage dashboard users."),
+    "worker": ("overnight.cli.worker", "worker", "Run steps sent to a queue (Celery worker)."),
 }
 
 
@@ -291,7 +291,7 @@ def run(
         workers = (ref.settings.workers if ref.settings and ref.settings.workers else None) or config.workers
 
     if dry_run:
-        from overnight.plan import print_plan
+        from overnight.dryrun import print_plan
 
         print_plan(loaded, open_ledger(config, readonly=True), run_date, list(steps), downstream, fresh)
         return
@@ -356,7 +356,7 @@ def _check_queues(config: Config, loaded: Any) -> None:
 def _remote_executors(config: Config, loaded: Any) -> dict[str, Any]:
     if not any(s.queue for s in loaded.order):
         return {}
-    from overnight.remote import celery_executor_factory
+    from overnight.remote.executor import celery_executor_factory
 
     return {"celery": celery_executor_factory(config, loaded)}
 
@@ -369,7 +369,7 @@ def _after_launch(config: Config, ref: BatchRef, ledger: Ledger, result: Any, ma
     if mail is False or (mail is None and os.environ.get("OVERNIGHT_TRIGGER") != "scheduled"):
         return
     try:
-        from overnight import report
+        from overnight.reporting import report
     except ImportError:
         return
     report.after_launch(config, ref.name, ledger, result, mail)

@@ -14,8 +14,8 @@ import click
 from overnight.cli import get_config
 from overnight.config import Config
 from overnight.errors import ConfigError
-from overnight.schedule import Schedule, ScheduleError, next_fire
-from overnight.schedules import format_instant, parse_instant, schedules
+from overnight.scheduling.cron import Schedule, ScheduleError, next_fire
+from overnight.scheduling.schedules import format_instant, parse_instant, schedules
 
 
 def _scheduled(config: Config, batch: str | None) -> dict[str, Schedule]:
@@ -42,7 +42,7 @@ def _scheduled(config: Config, batch: str | None) -> dict[str, Schedule]:
 @click.pass_context
 def scheduler(ctx: click.Context, once: bool, now_text: str | None) -> None:
     """Launch each batch at its schedule: a foreground daemon for systemd or supervisor."""
-    from overnight.scheduler import Scheduler, hold_scheduler_lock
+    from overnight.scheduling.daemon import Scheduler, hold_scheduler_lock
 
     config = get_config(ctx)
     _scheduled(config, None)
