@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from overnight.errors import InvalidTransition, LedgerError
-from overnight.states import RunState, StepState, check_step_transition
+from overnight.states import (
+    DEAD_LAUNCH_STATE,
+    RunState,
+    StepState,
+    after_runner_died,
+    check_step_transition,
+)
 
 SCHEMA_VERSION = 2
 
@@ -515,17 +521,17 @@ class Ledger:
                 "SELECT name FROM steps WHERE run_id = ? AND state = ?",
                 (launch.run_id, StepState.RUNNING.value),
             ).fetchall():
-                if row[0] in remote:
-                    continue
-                self.set_step_state(
-                    launch.run_id, row[0], StepState.RUNNING, StepState.INTERRUPTED,
-                    launch.id, "interrupted: the runner died while it ran",
-                )
+                now_state = after_runner_died(StepState.RUNNING, remote=row[0] in remote)
+                if now_state is not StepState.RUNNING:
+                    self.set_step_state(
+                        launch.run_id, row[0], StepState.RUNNING, now_state,
+                        launch.id, "interrupted: the runner died while it ran",
+                    )
             self._write(
                 "UPDATE launches SET state = ?, ended_at = ?, message = ? WHERE id = ?",
-                (RunState.CRASHED.value, now, "found dead by a later launch", launch.id),
+                (DEAD_LAUNCH_STATE.value, now, "found dead by a later launch", launch.id),
             )
-            self.set_run_state(launch.run_id, RunState.CRASHED)
+            self.set_run_state(launch.run_id, DEAD_LAUNCH_STATE)
         return dead
 
     # -- steps ---------------------------------------------------------------------------
@@ -700,7 +706,7 @@ class Ledger:
             out[run_id][state] = n
         return out
 
-    # -- scheduler fires and reports (written by scheduler.py and report.py) --------------
+    # -- scheduler fires and reports (written by scheduling/daemon.py and reporting/report.py) --------------
 
     def record_fire(
         self, batch: str, scheduled_at: str, date: str, outcome: str,

@@ -69,6 +69,23 @@ STEP_TRANSITIONS: dict[StepState, frozenset[StepState]] = {
 }
 
 
+def after_runner_died(state: StepState, *, remote: bool) -> StepState:
+    """What a step that a dead runner left in `state` is now.
+
+    The one rule behind what the next launch records (the ledger's reap of dead launches)
+    and what readers show before that launch comes (status, history, the dashboard). A
+    local step died with its runner (the sentinel kills it); a step sent to a remote queue
+    may still be running on its worker, and a later launch re-attaches to it.
+    """
+    if state is StepState.RUNNING and not remote:
+        return StepState.INTERRUPTED
+    return state
+
+
+# A launch recorded live whose runner is gone, and its run, read and are recorded as this.
+DEAD_LAUNCH_STATE = RunState.CRASHED
+
+
 def check_step_transition(step: str, old: StepState, new: StepState) -> None:
     if new not in STEP_TRANSITIONS[old]:
         raise InvalidTransition(f"step {step!r}: {old} -> {new} is not allowed")

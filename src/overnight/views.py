@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from overnight.durations import format_duration
 from overnight.ledger import Ledger, RunRow
+from overnight.states import DEAD_LAUNCH_STATE, StepState, after_runner_died
 
 if TYPE_CHECKING:
     from overnight.config import Config
@@ -45,7 +46,7 @@ def seen_state(ledger: Ledger, batch: str, state: str) -> str:
         return state
     from overnight.lock import holder
 
-    return state if holder(ledger.path.parent, batch) is not None else "crashed"
+    return state if holder(ledger.path.parent, batch) is not None else DEAD_LAUNCH_STATE.value
 
 def run_details(ledger: Ledger, run: RunRow) -> dict[str, Any]:
     """Everything about one run, as plain data: what --json prints and the web shows."""
@@ -76,9 +77,9 @@ def run_details(ledger: Ledger, run: RunRow) -> dict[str, Any]:
                 "name": s.name,
                 # A local step of a runner that is gone is interrupted, as the next launch will
                 # record; a remote one may still be running on its worker (a resume re-attaches).
-                "state": "interrupted"
-                if run_state == "crashed" and s.state == "running" and not (last and last["remote_id"])
-                else s.state,
+                "state": after_runner_died(
+                    StepState(s.state), remote=bool(last and last["remote_id"])
+                ).value if run_state == DEAD_LAUNCH_STATE else s.state,
                 "kind": s.kind,
                 "command": s.command,
                 "after": s.prerequisites,
@@ -306,7 +307,7 @@ def next_fire_text(config: Config, batch: str) -> str | None:
     if not bc.schedule:
         return None
     try:
-        from overnight.schedules import next_fire_for
+        from overnight.scheduling.schedules import next_fire_for
     except ImportError:
         return None
     return next_fire_for(config, batch)
