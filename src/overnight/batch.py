@@ -12,6 +12,7 @@ from typing import Any
 
 from overnight.durations import parse_duration
 from overnight.errors import DefinitionError
+from overnight.limits import check_command, check_duration, check_env, check_retries, check_text
 
 # Lowercase letters, digits, '.', '_' and '-', starting with a letter or digit: safe as a
 # file name (no '/', no '..', no leading dot) and in a shell word.
@@ -52,6 +53,7 @@ class Step:
     cwd: str | None = None
     when: Callable[[date], bool] | None = None
     idempotent: bool = True
+    leave_running: bool = False   # what it leaves running when it exits is not killed
     queue: str | None = None
     position: int = 0
 
@@ -147,6 +149,7 @@ class Batch:
             raise DefinitionError(
                 f"step {name!r}: command must be a string or a non-empty list of strings"
             )
+        check_command(cmd, f"step {name!r}: the command")
         return self._add(Step(name=name, batch=self.name, command=cmd), after, options)
 
     def step(
@@ -327,7 +330,7 @@ def _find_cycle(steps: dict[str, Step]) -> list[str]:
 
 
 _OPTION_NAMES = (
-    "timeout", "retries", "retry_delay", "env", "cwd", "when", "idempotent", "queue",
+    "timeout", "retries", "retry_delay", "env", "cwd", "when", "idempotent", "leave_running", "queue",
 )
 
 
@@ -342,22 +345,23 @@ def _apply_options(step: Step, options: dict[str, Any]) -> None:
             step.timeout = None if value is None else parse_duration(value, f"{where}: timeout")
             if step.timeout is not None and step.timeout <= 0:
                 raise DefinitionError(f"{where}: timeout must be more than zero")
+            if step.timeout is not None:
+                check_duration(step.timeout, f"{where}: timeout")
         elif key == "retry_delay":
-            step.retry_delay = parse_duration(value, f"{where}: retry_delay")
+            step.retry_delay = check_duration(
+                parse_duration(value, f"{where}: retry_delay"), f"{where}: retry_delay")
         elif key == "retries":
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
-                raise DefinitionError(f"{where}: retries must be a whole number from 0 to 100")
-            step.retries = value
+            step.retries = check_retries(value, where)
         elif key == "env":
             if not isinstance(value, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in value.items()
             ):
                 raise DefinitionError(f"{where}: env must be a dict of strings to strings")
-            step.env = dict(value)
+            step.env = check_env(dict(value), where)
         elif key == "cwd":
             if value is not None and not isinstance(value, str):
                 raise DefinitionError(f"{where}: cwd must be a path string")
-            step.cwd = value
+            step.cwd = value if value is None else check_text(value, f"{where}: cwd")
         elif key == "when":
             if value is not None and not callable(value):
                 raise DefinitionError(f"{where}: when= must be a function of the date")
@@ -366,6 +370,10 @@ def _apply_options(step: Step, options: dict[str, Any]) -> None:
             if not isinstance(value, bool):
                 raise DefinitionError(f"{where}: idempotent must be True or False")
             step.idempotent = value
+        elif key == "leave_running":
+            if not isinstance(value, bool):
+                raise DefinitionError(f"{where}: leave_running must be True or False")
+            step.leave_running = value
         elif key == "queue":
             if value is not None:
                 check_name(value, "queue")
