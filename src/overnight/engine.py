@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from overnight.batch import Step, with_downstream
 from overnight.errors import LedgerError
@@ -24,6 +25,10 @@ from overnight.executor import Executor, Job, Outcome
 from overnight.ledger import AttemptRow, Ledger
 from overnight.loop import EventLoop, Timer
 from overnight.process import TOKEN_VARIABLE, LocalExecutor, Sentinel
+
+if TYPE_CHECKING:
+    from overnight.killnet import ProcessGroupNet
+    from overnight.lock import BatchLock
 from overnight.progress import Progress
 from overnight.states import RunState, StepState
 
@@ -65,8 +70,10 @@ class Runner:
         log_dir: Path,
         progress: Progress,
         executors: dict[str, Callable[..., Executor]] | None = None,
+        lock: BatchLock | None = None,
     ) -> None:
         self.batch = batch_name
+        self.lock = lock
         self.order = order
         self.steps = {s.name: s for s in order}
         self.ledger = ledger
@@ -109,11 +116,19 @@ class Runner:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             self.loop.add_signal_handler(sig, self._on_signal)
         try:
-            self._prepare()
+            net, sentinel = self._open_net()
         except BaseException:
             self.loop.close()
             raise
-        sentinel = Sentinel()
+        try:
+            self._prepare()
+        except BaseException:
+            sentinel.close()
+            net.close()
+            self.loop.close()
+            raise
+        self.sentinel = sentinel
+        self.loop.add_reader(sentinel.pidfd, self._sentinel_died)
         self.base_env = dict(os.environ)
         self.base_env.update(
             OVERNIGHT_BATCH=self.batch,
@@ -122,7 +137,9 @@ class Runner:
             OVERNIGHT_LAUNCH_ID=str(self.launch_id),
         )
         self.base_env[TOKEN_VARIABLE] = sentinel.token
-        self.local = LocalExecutor(self.loop, sentinel, self.steps)
+        self.local = LocalExecutor(self.loop, sentinel, self.steps, net)
+        if any(s.func is not None and s.queue is None for s in self.order):
+            self.local.callables.start_template()  # now: before any thread exists
         self.remote: dict[str, Executor] = {}
         if self.progress.tick_interval:
             self._tick()
@@ -150,9 +167,50 @@ class Runner:
             for executor in self.remote.values():
                 executor.close()
             if clean:
-                sentinel.close()
+                net.close()
+                self.sentinel.close()
+                if self.lock is not None:
+                    self.lock.note(net=None, cgroup=None, token=None)
             self.loop.close()
         return self._finish(time.monotonic() - started)
+
+    def _open_net(self) -> tuple[ProcessGroupNet, Sentinel]:
+        """The kill net and the sentinel, once what dead launches left behind is emptied.
+
+        Before anything runs: a process a dead launch left (its sentinel died with it) must
+        never run beside its second copy.
+        """
+        from overnight import killnet
+        from overnight.lock import ledger_key
+
+        token = f"{os.getpid()}-{os.urandom(8).hex()}"
+        key = ledger_key(self.ledger.path.parent) if self.ledger.path.exists() else "x"
+        net = killnet.open_net(self.batch, key, token)
+        if self.lock is not None:
+            found = killnet.empty_leftovers(self.batch, key, self.lock.leftovers, net.launch_group)
+            if found:
+                self.progress.leftovers_emptied(found)
+        cgroup = net.launch_group if isinstance(net, killnet.CgroupNet) else None
+        sentinel = Sentinel(token, cgroup=cgroup, origin=getattr(net, "origin", None))
+        net = killnet.enter(net)  # the sentinel stays outside the launch's group
+        if self.lock is not None:
+            self.lock.note(leftovers=[], **net.record())
+        self.net = net
+        self.progress.kill_net(net.describe())
+        return net, sentinel
+
+    def _sentinel_died(self) -> None:
+        """Never run without a sentinel: a new one, knowing all the old one knew."""
+        self.loop.remove_reader(self.sentinel.pidfd)
+        try:
+            self.sentinel.restart()
+        except OSError as e:
+            self.progress.sentinel_lost(f"cannot start a new sentinel ({e.strerror}): cancelling")
+            self.cancelling += 1
+            self.signal_name = "the sentinel died"
+            return
+        self.loop.add_reader(self.sentinel.pidfd, self._sentinel_died)
+        self.progress.sentinel_lost("the sentinel died: a new one watches this launch")
 
     def _tick(self) -> None:
         self.progress.tick()
@@ -170,7 +228,7 @@ class Runner:
                 self.batch,
                 trigger=opts.trigger,
                 launched_by=opts.launched_by,
-                options=_options_record(opts),
+                options=_options_record(opts, self.net.kind),
             )
             states = self.ledger.sync_steps(run.id, self.order)
             self._find_remote(states)
@@ -552,8 +610,8 @@ class Runner:
         return result
 
 
-def _options_record(opts: RunOptions) -> dict[str, object]:
-    record: dict[str, object] = {"workers": opts.workers}
+def _options_record(opts: RunOptions, kill_net: str) -> dict[str, object]:
+    record: dict[str, object] = {"workers": opts.workers, "kill_net": kill_net}
     if opts.rerun:
         record["rerun"] = opts.rerun
         record["downstream"] = opts.downstream

@@ -81,6 +81,16 @@ class Progress:
         )
         self._line(f"{batch} for {date.isoformat()}: launch {launch_id}: {what}", "bold")
 
+    def kill_net(self, description: str) -> None:
+        if not self.quiet:
+            self._line(f"kill net: {description}", "dim")
+
+    def leftovers_emptied(self, found: int) -> None:
+        self._line(f"killed {found} process group(s) or process(es) a dead launch left running", "yellow")
+
+    def sentinel_lost(self, what: str) -> None:
+        self._line(what, "yellow")
+
     def step_done_before(self, name: str, state: StepState, launch_id: int | None) -> None:
         if self.quiet:
             return

@@ -325,6 +325,7 @@ def run(
             log_dir=config.log_dir,
             progress=make_progress(quiet),
             executors=_remote_executors(config, loaded),
+            lock=lock,
         )
         log_dir = config.log_dir / ref.name / run_date.isoformat()
         try:

@@ -216,7 +216,7 @@ def _callable_main() -> int:
 
     from overnight.errors import OvernightError
     from overnight.loader import load_batch
-    from overnight.process import _run_callable
+    from overnight.pyattempt import run_callable
 
     spec = json.loads(sys.stdin.buffer.read())
     result_fd = spec["result_fd"]
@@ -237,7 +237,7 @@ def _callable_main() -> int:
             "date": date.fromisoformat(spec["date"]).isoformat(), "attempt": spec["attempt"],
             "run_id": spec["run_id"],
         }
-        outcome = _run_callable(step, message, handler)
+        outcome = run_callable(step, message, handler)
     os.write(result_fd, json.dumps(outcome).encode())
     return 0 if outcome["ok"] else 1
 
