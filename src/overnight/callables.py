@@ -1,11 +1,11 @@
-"""Python steps on the runner's side: each attempt a fresh process forked by the template.
+"""Python steps on the runner's side: each attempt a fresh process from the template.
 
-The template process (pyattempt.py) is forked once the batch module is imported; the runner
+The template process (template.py) is forked once the batch module is imported; the runner
 sends it one message per attempt, with the write end of a pipe that belongs to that attempt
-alone. The attempt's process says hello with its pid, then answers once, bound to that pid
-and attempt number; the runner watches the pid (a pidfd) for its exit. So an answer can
-only ever be credited to the attempt that gave it, a step that forks cannot answer for
-another, and whatever an attempt leaves behind dies with it.
+alone. The attempt's process (pyattempt.py) says hello with its pid and cgroup, then answers
+once, bound to that pid and attempt number; the runner watches the pid (a pidfd) for its
+exit. So an answer can only ever be credited to the attempt that gave it, a step that forks
+cannot answer for another, and whatever an attempt leaves behind dies with it.
 """
 
 from __future__ import annotations
@@ -42,11 +42,11 @@ class _Attempt:
     timers: list[Timer] = field(default_factory=list)
 
 
-class _Template:
-    def __init__(self, steps: dict[str, Step]) -> None:
-        from overnight.pyattempt import start_template
+class _TemplateHandle:
+    def __init__(self, steps: dict[str, Step], launch_group: str | None, spares: int) -> None:
+        from overnight.template import start_template
 
-        self.pid, self.sock = start_template(steps)
+        self.pid, self.sock = start_template(steps, launch_group, spares)
         self.pidfd = os.pidfd_open(self.pid)
 
     def send(self, message: dict, fd: int) -> None:
@@ -70,13 +70,14 @@ class _Template:
 
 class CallableExecutor:
     def __init__(self, loop: EventLoop, sentinel: Sentinel, net: ProcessGroupNet, steps: dict[str, Step],
-                 kill_grace: float) -> None:
+                 kill_grace: float, spares: int = 1) -> None:
         self.loop = loop
+        self.spares = spares
         self.sentinel = sentinel
         self.net = net
         self.steps = steps
         self.kill_grace = kill_grace
-        self.template: _Template | None = None
+        self.template: _TemplateHandle | None = None
         self.reaps: list[int] = []          # attempts that ended: the template may reap them
         self.live: set[_Attempt] = set()
 
@@ -84,7 +85,7 @@ class CallableExecutor:
 
     def start_template(self) -> None:
         if self.template is None:
-            self.template = _Template(self.steps)
+            self.template = _TemplateHandle(self.steps, self.net.launch_group, self.spares)
             self.sentinel.watch(self.template.pid)
             self.loop.add_reader(self.template.pidfd, self._template_died)
 
@@ -105,18 +106,12 @@ class CallableExecutor:
     # -- starting ----------------------------------------------------------------------------
 
     def start(self, job: Job) -> None:
-        try:
-            group = self.net.step_group(job.step.name, job.number)
-        except OSError as e:
-            self._fail_soon(job, f"cannot create its cgroup: {e.strerror}")
-            return
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        attempt = _Attempt(job, read_fd, group)
+        attempt = _Attempt(job, read_fd, None)
         job.handle = attempt
         message = {
             "op": "run", "step": job.step.name, "attempt": job.number, "date": job.date.isoformat(),
-            "run_id": job.run_id, "log": job.log_path, "cwd": job.cwd, "env": job.env, "cgroup": group,
-            "reap": self.reaps,
+            "run_id": job.run_id, "log": job.log_path, "cwd": job.cwd, "env": job.env, "reap": self.reaps,
         }
         try:
             for tries in (1, 2):
@@ -171,6 +166,7 @@ class CallableExecutor:
         if not isinstance(message, dict):
             return
         if "hello" in message and not attempt.pid:
+            attempt.group = message.get("group")
             self._hello(attempt, int(message["hello"]))
         elif "ok" in message and not attempt.finished:
             if message.get("pid") != attempt.pid or message.get("attempt") != attempt.job.number:
@@ -228,8 +224,6 @@ class CallableExecutor:
             self.sentinel.forget(attempt.pid)
             if self.template is not None:
                 self.reaps.append(attempt.pid)
-        elif attempt.group is not None:
-            self.net.step_ended(0, attempt.group, False)
 
     # -- stopping ----------------------------------------------------------------------------
 
@@ -256,9 +250,7 @@ class CallableExecutor:
     def _stuck(self, attempt: _Attempt) -> None:
         if attempt.pid or attempt.finished:
             return
-        self._drop_template(kill=True)
-        if attempt.group is not None:
-            self.net.stop(None, attempt.group, signal.SIGKILL)
+        self._drop_template(kill=True)  # and with it the spare it may have handed the attempt to
         self._readable(attempt)  # a hello that came after all, or the end of the pipe
         if not attempt.pid and not attempt.finished:
             self._finish(attempt, attempt.job.outcome_for_exit(-signal.SIGKILL, time.time()))

@@ -137,7 +137,7 @@ class Runner:
             OVERNIGHT_LAUNCH_ID=str(self.launch_id),
         )
         self.base_env[TOKEN_VARIABLE] = sentinel.token
-        self.local = LocalExecutor(self.loop, sentinel, self.steps, net)
+        self.local = LocalExecutor(self.loop, sentinel, self.steps, net, self.options.workers)
         if any(s.func is not None and s.queue is None for s in self.order):
             self.local.callables.start_template()  # now: before any thread exists
         self.remote: dict[str, Executor] = {}

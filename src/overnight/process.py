@@ -41,15 +41,16 @@ class _Running:
 
 
 class LocalExecutor:
-    """Runs command steps as child processes, and callable steps in forked workers."""
+    """Runs command steps as child processes, and callable steps in fresh processes."""
 
     def __init__(self, loop: EventLoop, sentinel: Sentinel, steps: dict[str, Step],
-                 net: ProcessGroupNet | None = None) -> None:
+                 net: ProcessGroupNet | None = None, workers: int = 1) -> None:
         self.loop = loop
         self.sentinel = sentinel
         self.net = net or ProcessGroupNet(sentinel.token)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        self.callables = CallableExecutor(loop, sentinel, self.net, steps, KILL_GRACE)
+        # Python attempts kept ready: as many as may start at once (a few at most)
+        self.callables = CallableExecutor(loop, sentinel, self.net, steps, KILL_GRACE, min(workers, 4) + 1)
         self._found: dict[tuple[str, str], str | None] = {}
 
     def start(self, job: Job) -> None:

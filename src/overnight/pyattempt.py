@@ -1,23 +1,17 @@
-"""Inside the template process and the attempt processes it forks (Python steps).
+"""Inside an attempt process of a Python step: a fresh fork of the template (template.py).
 
-The template is forked from the runner once the batch module is imported, so an attempt
-pays for no import. For each attempt the runner sends it one message (and the write end of
-a pipe of that attempt's own); the template forks, and the child runs the step and exits.
-Nothing an attempt does (module state, threads, signal handlers, working folder,
-environment) reaches the next one: each starts as a fresh copy of the template.
-
-The attempt child first says who it is ("hello" and its pid) on its pipe, then answers once
-with its outcome, bound to its pid and attempt number. A process the step forks that falls
-back into this code (``if os.fork() == 0: ... sys.exit(0)``) is not the attempt's process:
-it leaves without a word. The runner checks the pid too.
-
-The template reaps its children only when the runner says so (after it has killed what
-each left behind), so a finished attempt's pid stays reserved until then.
+A spare starts in a session and, with the cgroup net, a cgroup of its own, says it is ready,
+and waits for its one attempt: a message and the write end of a pipe that belongs to that
+attempt alone. It then says who it is ("hello", its pid and group), runs the step, answers
+once with the outcome, bound to its pid and attempt number, and exits. Nothing an attempt
+does (module state, threads, signal handlers, working folder, environment) reaches the next
+one. A process the step forks that falls back into this code (``if os.fork() == 0: ...
+sys.exit(0)``) is not the attempt's process: it leaves without a word. The runner checks
+the pid too.
 """
 
 from __future__ import annotations
 
-import array
 import json
 import logging
 import os
@@ -29,82 +23,45 @@ from datetime import date
 from typing import Any
 
 from overnight.batch import Context, Step
-from overnight.sentinel import close_fds_except, redirect_stdio_to_devnull
+from overnight.sentinel import close_fds_except
 
 MAX_MESSAGE = 1 << 20
 
 
-def template_main(sock: socket.socket, steps: dict[str, Step]) -> None:
-    """Fork one attempt per message until the runner closes its end of the socket."""
-    children: set[int] = set()
-    fds_size = socket.CMSG_SPACE(array.array("i", [0]).itemsize)
-    while True:
-        try:
-            data, ancillary, _, _ = sock.recvmsg(MAX_MESSAGE, fds_size)
-        except InterruptedError:
-            continue
-        if not data:
-            break
-        message = json.loads(data)
-        _reap(children, message.get("reap", ()))
-        fds = _received_fds(ancillary)
-        if message.get("op") != "run" or not fds:
-            for fd in fds:
-                os.close(fd)
-            continue
-        result_fd = fds[0]
-        pid = os.fork()
-        if pid == 0:
-            code = 70
-            try:
-                sock.close()
-                code = _attempt_main(steps[message["step"]], message, result_fd)
-            finally:
-                os._exit(code)
-        children.add(pid)
-        os.close(result_fd)
-    # The runner is gone (or done): nothing of ours outlives it.
-    for pid in children:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    _reap(children, list(children))
+def spare_main(sock: socket.socket, steps: dict[str, Step], group: str | None) -> int:
+    """Get ready (session, cgroup), say so, wait for the one attempt, run it."""
+    from overnight.template import FDS_SPACE, received_fds
 
-
-def _received_fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
-    fds = array.array("i")
-    for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
-    return list(fds)
-
-
-def _reap(children: set[int], pids: Any) -> None:
-    for pid in pids:
-        if pid in children:
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
-            children.discard(pid)
-
-
-def _attempt_main(step: Step, message: dict[str, Any], result_fd: int) -> int:
-    """The attempt's own process: say who it is, run the step, answer once, exit."""
-    me = os.getpid()
     os.setsid()
-    _fresh_signals()
-    group = message.get("cgroup")
-    if group:
+    if group is not None:
         from overnight.killnet import join
 
-        join(group)  # before any code of the step runs: it cannot start anything outside
-    close_fds_except({0, 1, 2, result_fd})
+        os.mkdir(group)
+        join(group)  # before any code of a step runs: it cannot start anything outside
+    fresh_signals()
+    close_fds_except({0, 1, 2, sock.fileno()})
+    # Whatever can be done before the attempt is known is done now, off its path: the
+    # pages these touch are copied from the template now, not while the step waits.
+    handler = _handler()
+    json.loads(json.dumps({"warm": [os.environ.get("PATH"), 1, True]}))
+    sock.send(b"ready")
+    data, ancillary, _, _ = sock.recvmsg(MAX_MESSAGE, FDS_SPACE)
+    fds = received_fds(ancillary)
+    if not data or not fds:
+        return 0  # the template is gone: no attempt for this spare
+    sock.close()
+    message = json.loads(data)
+    message["group"] = group
+    return _attempt_main(steps[message["step"]], message, fds[0], handler)
+
+
+def _attempt_main(step: Step, message: dict[str, Any], result_fd: int, handler: logging.Handler) -> int:
+    """The attempt's own process: say who it is, run the step, answer once, exit."""
+    me = os.getpid()
     os.set_inheritable(result_fd, False)
     os.register_at_fork(after_in_child=lambda: _close_quietly(result_fd))
-    os.write(result_fd, b'{"hello": %d}\n' % me)
-    result = run_callable(step, message, _handler())
+    os.write(result_fd, json.dumps({"hello": me, "group": message["group"]}).encode() + b"\n")
+    result = run_callable(step, message, handler)
     if os.getpid() != me:  # a fork of the step that came back here: not ours to answer
         return 0
     result.update(pid=me, attempt=message["attempt"])
@@ -115,7 +72,7 @@ def _attempt_main(step: Step, message: dict[str, Any], result_fd: int) -> int:
     return 0 if result["ok"] else 1
 
 
-def _fresh_signals() -> None:
+def fresh_signals() -> None:
     """As a fresh Python starts: Ctrl-C raises KeyboardInterrupt, SIGPIPE is ignored (from
     the runner), every other signal has its default action."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -188,34 +145,3 @@ def run_callable(step: Step, message: dict[str, Any], handler: logging.Handler) 
         except (OSError, ValueError):
             pass
     return result
-
-
-def start_template(steps: dict[str, Step]) -> tuple[int, socket.socket]:
-    """Fork the template process. Returns its pid and the runner's end of its socket."""
-    from overnight.sentinel import flush_std_streams
-
-    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    flush_std_streams()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            mine.close()
-            os.setsid()
-            signal.set_wakeup_fd(-1)
-            # The template answers to its socket alone (its end is its end); each attempt
-            # restores what a fresh Python has (_fresh_signals).
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                signal.signal(sig, signal.SIG_IGN)
-            for sig in (signal.SIGQUIT, signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM):
-                signal.signal(sig, signal.SIG_DFL)
-            close_fds_except({0, 1, 2, theirs.fileno()})
-            redirect_stdio_to_devnull()
-            template_main(theirs, steps)
-        except BaseException:  # noqa: BLE001 - the child must never return into the runner
-            code = 70
-        finally:
-            os._exit(code)
-    theirs.close()
-    mine.setblocking(False)
-    return pid, mine
