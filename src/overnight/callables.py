@@ -23,7 +23,7 @@ from overnight.batch import Step
 from overnight.executor import Job, Outcome
 from overnight.killnet import ProcessGroupNet
 from overnight.loop import EventLoop, Timer
-from overnight.sentinel import Sentinel
+from overnight.sentinel import TOKEN_VARIABLE, Sentinel
 from overnight.states import StepState
 
 LOST_BEFORE_START = "its process was lost before it started (the template process died)"
@@ -220,7 +220,7 @@ class CallableExecutor:
             if attempt.pidfd >= 0:
                 os.close(attempt.pidfd)
             # What the step left behind goes with it (before the template reaps the pid).
-            self.net.step_ended(attempt.pid, attempt.group, attempt.job.step.leave_running)
+            self.net.step_ended(attempt.pid, attempt.group, attempt.job.step.leave_running, _token(attempt))
             self.sentinel.forget(attempt.pid)
             if self.template is not None:
                 self.reaps.append(attempt.pid)
@@ -242,10 +242,10 @@ class CallableExecutor:
         attempt.timers.append(self.loop.call_later(self.kill_grace, lambda: self._stuck(attempt)))
 
     def _signal(self, attempt: _Attempt, sig: int) -> None:
-        self.net.stop(attempt.pid, attempt.group, sig)
+        self.net.stop(attempt.pid, attempt.group, sig, _token(attempt))
         if sig == signal.SIGTERM:
-            attempt.timers.append(self.loop.call_later(
-                self.kill_grace, lambda: self.net.stop(attempt.pid, attempt.group, signal.SIGKILL)))
+            attempt.timers.append(self.loop.call_later(self.kill_grace, lambda: self.net.stop(
+                attempt.pid, attempt.group, signal.SIGKILL, _token(attempt))))
 
     def _stuck(self, attempt: _Attempt) -> None:
         if attempt.pid or attempt.finished:
@@ -259,9 +259,13 @@ class CallableExecutor:
     def close(self) -> None:
         for attempt in list(self.live):
             if attempt.pid:
-                self.net.stop(attempt.pid, attempt.group, signal.SIGKILL)
+                self.net.stop(attempt.pid, attempt.group, signal.SIGKILL, _token(attempt))
             self._cleanup(attempt)
         self._drop_template(kill=False)  # at end-of-file it kills and reaps what is left
+
+
+def _token(attempt: _Attempt) -> str | None:
+    return attempt.job.env.get(TOKEN_VARIABLE)
 
 
 def _exit_status(pid: int) -> int:

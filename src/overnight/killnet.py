@@ -184,15 +184,21 @@ class ProcessGroupNet:
     def spawning_into(self, group: str | None) -> Iterator[None]:
         yield
 
-    def stop(self, pid: int | None, group: str | None, sig: int) -> None:
-        """Signal everything of one step: its process group (and its cgroup for SIGKILL)."""
+    def stop(self, pid: int | None, group: str | None, sig: int, token: str | None = None) -> None:
+        """Signal everything of one step: its process group (and its cgroup, or what carries
+        its attempt's token, for SIGKILL)."""
         if pid:
             _kill_group(pid, sig)
+        if sig == signal.SIGKILL and token:
+            from overnight.sentinel import kill_token_holders
 
-    def step_ended(self, pid: int, group: str | None, leave_running: bool) -> None:
-        """The step's own process has exited: what it left behind goes too."""
+            kill_token_holders(token)
+
+    def step_ended(self, pid: int, group: str | None, leave_running: bool, token: str | None = None) -> None:
+        """The step's own process has exited: what it left behind goes too (what left its
+        process group is found by its attempt's token, one look through /proc)."""
         if not leave_running:
-            _kill_group(pid)
+            self.stop(pid, group, signal.SIGKILL, token)
 
     def sweep(self) -> None:
         """Between steps: nothing to tidy for process groups."""
@@ -243,16 +249,20 @@ class CgroupNet(ProcessGroupNet):
         finally:
             join(str(self.launch_group))
 
-    def stop(self, pid: int | None, group: str | None, sig: int) -> None:
+    def stop(self, pid: int | None, group: str | None, sig: int, token: str | None = None) -> None:
+        if group is None:  # not (yet) in a group of its own
+            super().stop(pid, group, sig, token)
+            return
         if pid:
             _kill_group(pid, sig)
-        if group is not None and sig == signal.SIGKILL:
+        if sig == signal.SIGKILL:
             kill_cgroup(group)
 
-    def step_ended(self, pid: int, group: str | None, leave_running: bool) -> None:
+    def step_ended(self, pid: int, group: str | None, leave_running: bool, token: str | None = None) -> None:
         if group is None:
-            super().step_ended(pid, group, leave_running)
+            super().step_ended(pid, group, leave_running, token)
             return
+        self.sweep()
         if leave_running:
             self._release(group)
             return

@@ -54,6 +54,13 @@ class LocalExecutor:
         self._found: dict[tuple[str, str], str | None] = {}
 
     def start(self, job: Job) -> None:
+        # The attempt's own token (the launch's, and which attempt): what leaves the step's
+        # group but keeps its environment is still found by it. A step that may leave
+        # processes running has none, so that the launch's end spares them.
+        if job.step.leave_running:
+            job.env.pop(TOKEN_VARIABLE, None)
+        else:
+            job.env[TOKEN_VARIABLE] = f"{self.sentinel.token}/{job.step.name}.{job.number}"
         if job.step.func is not None:
             self.callables.start(job)
             return
@@ -133,7 +140,7 @@ class LocalExecutor:
         pid = running.process.pid
         # Whatever the step left behind goes with it (reaping comes after, so the group's
         # id cannot have been reused).
-        self.net.step_ended(pid, running.group, job.step.leave_running)
+        self.net.step_ended(pid, running.group, job.step.leave_running, job.env.get(TOKEN_VARIABLE))
         exit_code = running.process.wait()
         self.sentinel.forget(pid)
         job.done(job, job.outcome_for_exit(exit_code, ended))  # type: ignore[misc]
@@ -146,14 +153,14 @@ class LocalExecutor:
         if running is None:
             return
         job.stop_reason = job.stop_reason or reason
-        pid, group = running.process.pid, running.group
+        pid, group, token = running.process.pid, running.group, job.env.get(TOKEN_VARIABLE)
         if force:
-            self.net.stop(pid, group, signal.SIGKILL)
+            self.net.stop(pid, group, signal.SIGKILL, token)
             return
-        self.net.stop(pid, group, signal.SIGTERM)
+        self.net.stop(pid, group, signal.SIGTERM, token)
         if running.kill_timer is None:
             running.kill_timer = self.loop.call_later(
-                KILL_GRACE, lambda: self.net.stop(pid, group, signal.SIGKILL))
+                KILL_GRACE, lambda: self.net.stop(pid, group, signal.SIGKILL, token))
 
     def close(self) -> None:
         self.callables.close()

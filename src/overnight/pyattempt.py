@@ -23,7 +23,7 @@ from datetime import date
 from typing import Any
 
 from overnight.batch import Context, Step
-from overnight.sentinel import close_fds_except
+from overnight.sentinel import close_fds_except, name_process
 
 MAX_MESSAGE = 1 << 20
 
@@ -33,6 +33,7 @@ def spare_main(sock: socket.socket, steps: dict[str, Step], group: str | None) -
     from overnight.template import FDS_SPACE, received_fds
 
     os.setsid()
+    name_process("overnight-spare")
     if group is not None:
         from overnight.killnet import join
 
@@ -58,6 +59,7 @@ def spare_main(sock: socket.socket, steps: dict[str, Step], group: str | None) -
 def _attempt_main(step: Step, message: dict[str, Any], result_fd: int, handler: logging.Handler) -> int:
     """The attempt's own process: say who it is, run the step, answer once, exit."""
     me = os.getpid()
+    name_process(step.name)
     os.set_inheritable(result_fd, False)
     os.register_at_fork(after_in_child=lambda: _close_quietly(result_fd))
     os.write(result_fd, json.dumps({"hello": me, "group": message["group"]}).encode() + b"\n")

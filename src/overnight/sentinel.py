@@ -53,6 +53,16 @@ def redirect_stdio_to_devnull(stdin_only: bool = False) -> None:
         os.close(null)
 
 
+def name_process(name: str) -> None:
+    """Give this process a name `ps` and /proc/PID/comm show (at most 15 bytes)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+
+
 def flush_std_streams() -> None:
     # Buffered output would otherwise be written twice: once by us, once by the child.
     for stream in (sys.stdout, sys.stderr):
@@ -94,6 +104,7 @@ class Sentinel:
                 signal.set_wakeup_fd(-1)
                 close_fds_except({0, 1, 2, read_fd})
                 redirect_stdio_to_devnull()
+                name_process("overnight-sent")
                 if self.origin is not None:
                     _leave_launch_group(self.origin)
                 _sentinel_main(read_fd, self.token.encode(), self._table, self.cgroup)
@@ -248,7 +259,10 @@ def kill_token_holders(token: str) -> int:
 
 
 def processes_with_token(token: str) -> list[int]:
+    """Processes whose environment carries `token`, or an attempt's token of that launch
+    (TOKEN/STEP.N)."""
     marker = f"{TOKEN_VARIABLE}={token}".encode() + b"\0"
+    attempts = f"{TOKEN_VARIABLE}={token}/".encode()
     me = os.getpid()
     found = []
     for name in os.listdir("/proc"):
@@ -256,8 +270,9 @@ def processes_with_token(token: str) -> list[int]:
             continue
         try:
             with open(f"/proc/{name}/environ", "rb") as f:
-                if marker in f.read() + b"\0":
-                    found.append(int(name))
+                data = f.read() + b"\0"
+            if marker in data or attempts in data:
+                found.append(int(name))
         except OSError:
             continue
     return found

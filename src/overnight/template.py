@@ -26,7 +26,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from overnight.batch import Step
-from overnight.sentinel import close_fds_except, flush_std_streams, redirect_stdio_to_devnull
+from overnight.sentinel import close_fds_except, flush_std_streams, name_process, redirect_stdio_to_devnull
 
 MAX_MESSAGE = 1 << 20
 FDS_SPACE = socket.CMSG_SPACE(array.array("i", [0]).itemsize)
@@ -190,6 +190,7 @@ def start_template(
         try:
             mine.close()
             os.setsid()
+            name_process("overnight-tmpl")
             signal.set_wakeup_fd(-1)
             # The template answers to its socket alone; each attempt restores the signal
             # handling of a fresh Python (pyattempt.fresh_signals).

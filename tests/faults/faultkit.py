@@ -324,3 +324,44 @@ def describe(pids: list[int]) -> str:
             cmdline = "?"
         out.append(f"{pid} ({cmdline[:80]})")
     return ", ".join(out)
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie is dead: nothing here reaps orphans)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def wait_for(condition, timeout: float = 30.0, every: float = 0.01) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting"
+        time.sleep(every)
+
+
+def cgroup_net_available() -> bool:
+    """Whether a runner can use the cgroup net here (cgroup v2 writable, with cgroup.kill).
+
+    Found from the mount table by the test itself, not by asking overnight."""
+    mount = mine = None
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        if right.split(" ", 1)[0] == "cgroup2":
+            mount = left.split()[4]
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        if line.startswith("0::"):
+            mine = line[3:]
+    if mount is None or mine is None:
+        return False
+    probe = os.path.join(os.path.normpath(mount + mine), f"overnight-probe-{os.getpid()}")
+    try:
+        os.mkdir(probe)
+    except OSError:
+        return False
+    try:
+        return os.path.exists(os.path.join(probe, "cgroup.kill"))
+    finally:
+        os.rmdir(probe)
