@@ -37,6 +37,7 @@ class _Attempt:
     pid: int = 0
     pidfd: int = -1
     buffer: bytes = b""
+    sent: int = 0                       # times handed to a template (again if one died first)
     finished: bool = False              # job.done was called
     stop_signal: int | None = None      # asked to stop before it said hello
     timers: list[Timer] = field(default_factory=list)
@@ -106,9 +107,14 @@ class CallableExecutor:
     # -- starting ----------------------------------------------------------------------------
 
     def start(self, job: Job) -> None:
-        read_fd, write_fd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        attempt = _Attempt(job, read_fd, None)
+        attempt = _Attempt(job, -1, None)
         job.handle = attempt
+        self._send(attempt)
+
+    def _send(self, attempt: _Attempt) -> None:
+        """Hand the attempt to the template, with a new pipe of its own."""
+        job = attempt.job
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         message = {
             "op": "run", "step": job.step.name, "attempt": job.number, "date": job.date.isoformat(),
             "run_id": job.run_id, "log": job.log_path, "cwd": job.cwd, "env": job.env, "reap": self.reaps,
@@ -131,6 +137,8 @@ class CallableExecutor:
         finally:
             os.close(write_fd)
         self.reaps = []
+        attempt.result_r, attempt.buffer = read_fd, b""
+        attempt.sent += 1
         self.live.add(attempt)
         self.loop.add_reader(read_fd, lambda: self._readable(attempt))
 
@@ -149,14 +157,27 @@ class CallableExecutor:
             data = b""
         if not data:
             self.loop.remove_reader(attempt.result_r)
-            if not attempt.pid:  # never started: nobody will ever say anything on it
-                self._finish(attempt, Outcome(StepState.INTERRUPTED, None, LOST_BEFORE_START, time.time()))
-                self._cleanup(attempt)
+            if not attempt.pid:  # never started: nobody will ever say anything on this pipe
+                self._lost_before_start(attempt)
             return
         attempt.buffer += data
         while b"\n" in attempt.buffer:
             line, attempt.buffer = attempt.buffer.split(b"\n", 1)
             self._said(attempt, line)
+
+    def _lost_before_start(self, attempt: _Attempt) -> None:
+        """Its template died before the attempt began: no code of the step ran, so it is
+        handed to a new template (twice at most), unless it was being stopped anyway."""
+        self._cleanup(attempt)
+        job = attempt.job
+        if job.stop_reason is None and attempt.sent < 3:
+            self._send(attempt)
+            return
+        if job.stop_reason is not None:
+            outcome = job.outcome_for_exit(-signal.SIGKILL, time.time())
+        else:
+            outcome = Outcome(StepState.INTERRUPTED, None, LOST_BEFORE_START, time.time())
+        self._finish(attempt, outcome)
 
     def _said(self, attempt: _Attempt, line: bytes) -> None:
         try:
@@ -252,9 +273,6 @@ class CallableExecutor:
             return
         self._drop_template(kill=True)  # and with it the spare it may have handed the attempt to
         self._readable(attempt)  # a hello that came after all, or the end of the pipe
-        if not attempt.pid and not attempt.finished:
-            self._finish(attempt, attempt.job.outcome_for_exit(-signal.SIGKILL, time.time()))
-            self._cleanup(attempt)
 
     def close(self) -> None:
         for attempt in list(self.live):
