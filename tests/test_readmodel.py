@@ -18,9 +18,9 @@ EVERY_STATE = sorted({s.value for s in StepState} | {s.value for s in RunState})
 @pytest.mark.parametrize("state", EVERY_STATE)
 def test_every_state_has_one_look_in_every_medium(state: str) -> None:
     """A state added to states.py without a colour would show unstyled somewhere."""
-    background, text = palette.colours(state)  # type: ignore[misc]
-    assert background.startswith("#") and text.startswith("#")
-    assert palette.ansi(state)
+    look = palette.tone(state)
+    assert look is not None and look.background.startswith("#") and look.text.startswith("#")
+    assert look.ansi.isdigit()
     assert f".s-{state} " in palette.state_css()
 
 

@@ -1,8 +1,30 @@
 """How each state looks wherever it is shown: the terminal, the mailed report, the
-dashboard's badges and its SVG. One tone per state, one colour per tone, one table each.
+dashboard's badges and its SVG. One tone per state, and one table of what each tone
+looks like in every medium.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Tone(NamedTuple):
+    background: str  # a badge's background, an SVG shape's fill (dashboard and mail)
+    text: str  # the text drawn on that background
+    ansi: str  # the terminal's SGR colour code (status, history, list on a tty)
+
+
+TONES: dict[str, Tone] = {
+    "ok": Tone("#2f9e44", "#fff", "32"),
+    "bad": Tone("#e03131", "#fff", "31"),
+    "timeout": Tone("#a61e4d", "#fff", "31"),
+    "run": Tone("#1c7ed6", "#fff", "36"),
+    "blocked": Tone("#fab005", "#fff", "33"),
+    "warn": Tone("#f08c00", "#fff", "33"),
+    "crash": Tone("#9c36b5", "#fff", "35"),
+    "skip": Tone("#adb5bd", "#fff", "2"),
+    "pending": Tone("#dee2e6", "#495057", "2"),
+}
 
 # Every step, attempt, launch and run state, in the order a legend lists them.
 STATE_TONE: dict[str, str] = {
@@ -18,46 +40,23 @@ STATE_TONE: dict[str, str] = {
     "pending": "pending",
 }
 
-# Per tone: the badge's background and the text drawn on it (dashboard and mail alike).
-TONE_COLOURS: dict[str, tuple[str, str]] = {
-    "ok": ("#2f9e44", "#fff"),
-    "bad": ("#e03131", "#fff"),
-    "timeout": ("#a61e4d", "#fff"),
-    "run": ("#1c7ed6", "#fff"),
-    "blocked": ("#fab005", "#fff"),
-    "warn": ("#f08c00", "#fff"),
-    "crash": ("#9c36b5", "#fff"),
-    "skip": ("#adb5bd", "#fff"),
-    "pending": ("#dee2e6", "#495057"),
-}
-
-# Per tone: the SGR code of the terminal's colour (status, history, list on a tty).
-TONE_ANSI: dict[str, str] = {
-    "ok": "32", "bad": "31", "timeout": "31", "run": "36", "blocked": "33", "warn": "33",
-    "crash": "35", "skip": "2", "pending": "2",
-}
-
-# What the dashboard's legend shows ("crashed" reads like "interrupted").
+# What the dashboard's legend shows ("crashed" looks like "interrupted").
 LEGEND = [state for state in STATE_TONE if state != "crashed"]
 
 
-def colours(state: str) -> tuple[str, str] | None:
-    """(background, text) of a state's badge; None for a state this table does not know."""
-    tone = STATE_TONE.get(state)
-    return TONE_COLOURS[tone] if tone else None
-
-
-def ansi(state: str) -> str | None:
-    tone = STATE_TONE.get(state)
-    return TONE_ANSI[tone] if tone else None
+def tone(state: str) -> Tone | None:
+    """How a state looks; None for a state this table does not know."""
+    name = STATE_TONE.get(state)
+    return TONES[name] if name else None
 
 
 def state_css() -> str:
     """The dashboard's colours: a variable per tone (`--bad`...) and the `.s-STATE` rules
     (badges take the background, SVG shapes the fill)."""
-    tones = "; ".join(f"--{tone}: {background}" for tone, (background, _) in TONE_COLOURS.items())
-    rules = [f":root {{ {tones}; }}"]
-    for state, tone in STATE_TONE.items():
-        text = TONE_COLOURS[tone][1]
-        rules.append(f".s-{state} {{ background: var(--{tone}); fill: var(--{tone}); color: {text}; }}")
+    variables = "; ".join(f"--{name}: {t.background}" for name, t in TONES.items())
+    rules = [f":root {{ {variables}; }}"]
+    for state, name in STATE_TONE.items():
+        rules.append(
+            f".s-{state} {{ background: var(--{name}); fill: var(--{name}); color: {TONES[name].text}; }}"
+        )
     return "\n".join(rules) + "\n"

@@ -24,10 +24,10 @@ if TYPE_CHECKING:
 
 
 def _paint(text: str, state: str) -> str:
-    code = palette.ansi(state)
-    if code is None or not sys.stdout.isatty():
+    look = palette.tone(state)
+    if look is None or not sys.stdout.isatty():
         return text
-    return f"\x1b[{code}m{text}\x1b[0m"
+    return f"\x1b[{look.ansi}m{text}\x1b[0m"
 
 
 def _clock(ts: float | None) -> str:

@@ -245,9 +245,9 @@ def _text(c: _Context) -> str:
 
 def _badge(state: str) -> str:
     """A state as the dashboard shows it (palette.py); mail clients drop stylesheets."""
-    background, text = palette.colours(state) or ("#fff", "#000")
+    look = palette.tone(state) or palette.Tone("#fff", "#000", "")
     return (
-        f'<span style="background:{background};color:{text};padding:1px 7px;border-radius:9px;'
+        f'<span style="background:{look.background};color:{look.text};padding:1px 7px;border-radius:9px;'
         f'font-weight:bold">{html.escape(state)}</span>'
     )
 
