@@ -19,7 +19,7 @@ from datetime import date
 from pathlib import Path
 
 from overnight.batch import Step
-from overnight.executor import Executor, Job, Outcome
+from overnight.executor import Executor, Job, Outcome, RemoteExecutor
 from overnight.ledger import Ledger
 from overnight.loop import EventLoop, Timer
 from overnight.planner import (
@@ -75,7 +75,7 @@ class Runner:
         workdir: Path,
         log_dir: Path,
         progress: Progress,
-        executors: dict[str, Callable[..., Executor]] | None = None,
+        executors: dict[str, Callable[[EventLoop], RemoteExecutor]] | None = None,
     ) -> None:
         self.batch = batch_name
         self.order = order
@@ -135,7 +135,7 @@ class Runner:
         )
         self.base_env[TOKEN_VARIABLE] = sentinel.token
         self.local = LocalExecutor(self.loop, sentinel, self.steps)
-        self.remote: dict[str, Executor] = {}
+        self.remote: dict[str, RemoteExecutor] = {}
         if self.progress.tick_interval:
             self._tick()
         clean = False
@@ -235,8 +235,7 @@ class Runner:
             self.tries[name] = 1
             self.running[name] = job
             self.progress.step_reattached(job)
-            executor = self._executor_for(step)
-            executor.reattach(job)  # type: ignore[attr-defined]
+            self._remote_executor().reattach(job)
             if step.timeout is not None:
                 left = step.timeout - (time.time() - attempt.started_at)
                 self.timeouts[name] = self.loop.call_later(left, lambda job=job: self._timed_out(job))
@@ -288,10 +287,8 @@ class Runner:
             cwd=str(self.workdir / step.cwd) if step.cwd else str(self.workdir),
             done=self._on_done,
         )
-        executor = self._executor_for(step)
-        prepare = getattr(executor, "prepare", None)
-        if prepare is not None:
-            prepare(job)  # e.g. a remote executor names its task before it exists
+        if step.queue is not None:
+            self._remote_executor().prepare(job)  # its task is named before it exists
         job.started_at = time.time()
         job.attempt_id = self.ledger.start_attempt(
             self.run_id, step.name, number, self.launch_id, job.log_path, job.started_at,
@@ -345,8 +342,9 @@ class Runner:
         self.prepared.clear()
 
     def _executor_for(self, step: Step) -> Executor:
-        if step.queue is None:
-            return self.local
+        return self.local if step.queue is None else self._remote_executor()
+
+    def _remote_executor(self) -> RemoteExecutor:
         kind = "celery"
         if kind not in self.remote:
             self.remote[kind] = self.remote_factories[kind](self.loop)

@@ -263,7 +263,7 @@ def _settle_dead_runner(
     return states, closed, remote
 
 
-def _selection(options: PlanOptions, dependents: Mapping[str, list[str]]) -> set[str] | None:
+def _selection(options: PlanOptions, dependents: dict[str, list[str]]) -> set[str] | None:
     if not options.rerun:
         return None
     if options.downstream:
