@@ -29,15 +29,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from overnight.sentinel import kill_group
+
 NET_VARIABLE = "OVERNIGHT_KILL_NET"   # auto (the default) or process-group
 FOLDER = "overnight"                  # below the runner's own cgroup
-
-
-def _kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 # -- finding cgroup v2 ---------------------------------------------------------------------
@@ -188,7 +183,7 @@ class ProcessGroupNet:
         """Signal everything of one step: its process group (and its cgroup, or what carries
         its attempt's token, for SIGKILL)."""
         if pid:
-            _kill_group(pid, sig)
+            kill_group(pid, sig)
         if sig == signal.SIGKILL and token:
             from overnight.sentinel import kill_token_holders
 
@@ -254,7 +249,7 @@ class CgroupNet(ProcessGroupNet):
             super().stop(pid, group, sig, token)
             return
         if pid:
-            _kill_group(pid, sig)
+            kill_group(pid, sig)
         if sig == signal.SIGKILL:
             kill_cgroup(group)
 
@@ -272,7 +267,7 @@ class CgroupNet(ProcessGroupNet):
         except OSError as e:
             if e.errno not in (errno.EBUSY, errno.ENOTEMPTY):
                 return
-        _kill_group(pid)
+        kill_group(pid)
         kill_cgroup(group)
         self._stale.append(group)
 

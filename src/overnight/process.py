@@ -21,10 +21,10 @@ from overnight.callables import CallableExecutor
 from overnight.executor import Job, Outcome
 from overnight.killnet import ProcessGroupNet
 from overnight.loop import EventLoop, Timer
-from overnight.sentinel import TOKEN_VARIABLE, Sentinel, close_fds_except
+from overnight.sentinel import TOKEN_VARIABLE, Sentinel, close_fds_except, kill_group
 from overnight.states import StepState
 
-__all__ = ["KILL_GRACE", "TOKEN_VARIABLE", "LocalExecutor", "Sentinel", "close_fds_except"]
+__all__ = ["KILL_GRACE", "TOKEN_VARIABLE", "LocalExecutor", "Sentinel", "close_fds_except", "kill_group"]
 
 KILL_GRACE = float(os.environ.get("OVERNIGHT_KILL_GRACE", "5"))
 

@@ -226,7 +226,7 @@ def _sentinel_main(fd: int, token: bytes, table: mmap.mmap, cgroup: str | None) 
         if pgid:
             groups.add(pgid)
     for pgid in groups:
-        _kill_group(pgid)
+        kill_group(pgid)
     kill_token_holders(token.decode())
     if cgroup is not None:
         from overnight.killnet import remove_tree
@@ -234,7 +234,8 @@ def _sentinel_main(fd: int, token: bytes, table: mmap.mmap, cgroup: str | None) 
         remove_tree(cgroup)
 
 
-def _kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
+def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
+    """Signal a step's whole process group (gone already, or not ours: nothing to do)."""
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
@@ -250,7 +251,7 @@ def kill_token_holders(token: str) -> int:
             break
         for pid in found:
             try:
-                _kill_group(os.getpgid(pid))
+                kill_group(os.getpgid(pid))
                 os.kill(pid, signal.SIGKILL)
                 killed += 1
             except ProcessLookupError:
