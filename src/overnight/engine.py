@@ -538,7 +538,7 @@ class Runner:
         verdict = judge_launch(self.state, self.runnable, cancelled=bool(self.cancelling))
         message = None
         if self.held:
-            message = "not idempotent and interrupted: " + ", ".join(self.held)
+            message = "not idempotent and ended uncleanly: " + ", ".join(self.held)
         with self.ledger.transaction():
             self.ledger.end_launch(self.launch_id, self.run_id, verdict.launch, message)
             if verdict.launch is not verdict.run:

@@ -54,7 +54,10 @@ class Job:
         if exit_code == 0:
             return Outcome(StepState.SUCCEEDED, 0, None, ended_at)
         if exit_code < 0:
-            return Outcome(StepState.FAILED, exit_code, message or f"killed by signal {-exit_code}", ended_at)
+            # Killed by a signal overnight did not send (the OOM killer, an operator, a
+            # crash): not the step's own exit status, so an interruption.
+            why = message or f"killed by signal {-exit_code}"
+            return Outcome(StepState.INTERRUPTED, exit_code, why, ended_at)
         return Outcome(StepState.FAILED, exit_code, message or f"exit code {exit_code}", ended_at)
 
 

@@ -102,7 +102,8 @@ class Progress:
 
     def step_held(self, name: str, batch: str, run_date: date) -> None:
         self._line(
-            f"HELD     {name}: not idempotent, and interrupted by a crash; check what it did, "
+            f"HELD     {name}: not idempotent, and its last attempt did not end cleanly (a crash, "
+            f"a cancel, a timeout); check what it did, "
             f"then `overnight mark {batch} {name} --redo --date {run_date}` to run it again "
             f"(or --done if it finished)",
             "bold red",
