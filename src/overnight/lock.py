@@ -195,5 +195,29 @@ def _read_holder(path: Path, ledger: Path, offset: int) -> dict | None:
         info = _read_file(path)
         if info and _holds(info.get("pid"), wanted):
             return info
+        found = _find_holder(wanted)
+        if found is not None:  # it reached the ledger by another name (a hard link)
+            pid, ledger_path = found
+            info = _read_file(ledger_path.parent / "locks" / path.name)
+            if info and info.get("pid") == pid:
+                return info
         time.sleep(0.005)
+    return None
+
+
+def _find_holder(wanted: str) -> tuple[int, Path] | None:
+    """The process that holds the lock, and the path it opened the ledger by."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fdinfo")
+        except OSError:
+            continue
+        for fd in fds:
+            if wanted in _lines(f"/proc/{entry}/fdinfo/{fd}"):
+                try:
+                    return int(entry), Path(os.readlink(f"/proc/{entry}/fd/{fd}"))
+                except OSError:
+                    return None
     return None

@@ -365,3 +365,43 @@ def cgroup_net_available() -> bool:
         return os.path.exists(os.path.join(probe, "cgroup.kill"))
     finally:
         os.rmdir(probe)
+
+
+# -- the runner's helper processes ---------------------------------------------------------
+
+
+def children_named(parent: int, name: str | None) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            comm = Path(f"/proc/{entry}/comm").read_text().strip()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and name in (None, comm):
+            found.append(int(entry))
+    return found
+
+
+def helper(process, name: str) -> int:  # noqa: ANN001
+    """The runner's helper process of that name; for the sentinel of a runner that does not
+    name it, the forked copy of the runner that has no children of its own."""
+    def find() -> list[int]:
+        named = children_named(process.pid, name)
+        if named or name != "overnight-sent":
+            return named
+        runner = Path(f"/proc/{process.pid}/cmdline").read_bytes()
+        copies = [p for p in children_named(process.pid, None) if _cmdline(p) == runner]
+        return [p for p in copies if not children_named(p, None)]
+
+    wait_for(find, timeout=10)
+    return find()[0]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""

@@ -12,10 +12,17 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
-from faultkit import MARKER_VARIABLE, alive, cgroup_net_available, orphans_after, wait_for
+from faultkit import (
+    MARKER_VARIABLE,
+    alive,
+    cgroup_net_available,
+    children_named,
+    helper,
+    orphans_after,
+    wait_for,
+)
 
 NETS = ["cgroup", "process-group"]
 
@@ -59,43 +66,6 @@ def net_env(net: str) -> dict[str, str]:
     if net == "cgroup" and not cgroup_net_available():
         pytest.skip("cgroup v2 is not writable here")
     return {"OVERNIGHT_KILL_NET": "process-group"} if net == "process-group" else {}
-
-
-def children_named(parent: int, name: str | None) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            comm = Path(f"/proc/{entry}/comm").read_text().strip()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and name in (None, comm):
-            found.append(int(entry))
-    return found
-
-
-def helper(process, name: str) -> int:  # noqa: ANN001
-    """The runner's helper process of that name; for the sentinel of a runner that does not
-    name it, the forked copy of the runner that has no children of its own."""
-    def find() -> list[int]:
-        named = children_named(process.pid, name)
-        if named or name != "overnight-sent":
-            return named
-        runner = Path(f"/proc/{process.pid}/cmdline").read_bytes()
-        copies = [p for p in children_named(process.pid, None) if _cmdline(p) == runner]
-        return [p for p in copies if not children_named(p, None)]
-
-    wait_for(find, timeout=10)
-    return find()[0]
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 def start_long(project, net: str, secs: float, marker: str):  # noqa: ANN001, ANN201
