@@ -17,6 +17,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clikit import wait_for  # noqa: F401 - the one wait_for, for the fault suites too
+
 from overnight.states import STEP_TRANSITIONS, RunState, StepState
 
 # Every process started for a test carries MARKER_VARIABLE=<unique value> in its
@@ -333,13 +335,6 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except OSError:
         return False
-
-
-def wait_for(condition, timeout: float = 30.0, every: float = 0.01) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting"
-        time.sleep(every)
 
 
 def cgroup_net_available() -> bool:
