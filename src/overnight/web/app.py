@@ -25,10 +25,14 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from overnight import views
 from overnight.config import Config
 from overnight.errors import OvernightError
-from overnight.ledger import Ledger, RunRow
+from overnight.ledger import Ledger
+from overnight.readmodel.batches import board
+from overnight.readmodel.grid import GridView, grid_view
+from overnight.readmodel.history import fire_view
+from overnight.readmodel.liveness import liveness
+from overnight.readmodel.run import RunView, attempt_seen, run_view
 from overnight.web import actions, auth, svg
 from overnight.web.access import SecurityHeaders, action, page, refuse
 from overnight.web.site import HERE, Dashboard, Viewer, flash, local_path, valid_date
@@ -99,14 +103,7 @@ def create_app(config: Config) -> Starlette:
 
     @page(dash)
     def batches(request: Request, ledger: Ledger | None, viewer: Viewer) -> Response:
-        rows = views.batch_rows(config, ledger)
-        for row in rows:
-            live = ledger.live_launch(row["batch"]) if ledger else None
-            row["live"] = live
-            row["live_date"] = ledger.get_run(live.run_id).date if (ledger and live) else None  # type: ignore[union-attr]
-            row["default_date"] = config.default_date(row["batch"]).isoformat()
-            fires = ledger.fires_of(row["batch"], 1) if ledger else []
-            row["fire"] = fires[0] if fires else None
+        rows = board(config, ledger)
         return dash.render(
             request, "batches.html", viewer, rows=rows, backfill=actions.backfill_available(),
         )
@@ -118,18 +115,19 @@ def create_app(config: Config) -> Starlette:
         if run is None or ledger is None:
             return {"batch": batch, "date": day, "run": None, "details": None, "live": False,
                     "gantt": "", "dag": "", "who": {}, "now": time.time()}
-        details = views.run_details(ledger, run)
-        live_launch = ledger.live_launch(batch)
+        alive = liveness(ledger)
+        details = run_view(ledger, run, alive)
+        live_launch = alive.live_launch(ledger, batch)
         live = live_launch is not None and live_launch.run_id == run.id
         base = f"/run/{quote(batch)}/{day}"
-        who = {la["id"]: la for la in details["launches"]}
+        who = {la.id: la for la in details.launches}
         return {
             "batch": batch, "date": day, "run": run, "details": details, "live": live, "who": who,
             "now": time.time(),
             "gantt": Markup(
-                svg.gantt(details["steps"], time.time(), lambda s, n: f"{base}/log/{quote(s)}/{n}")
+                svg.gantt(details.steps, time.time(), lambda s, n: f"{base}/log/{quote(s)}/{n}")
             ),
-            "dag": Markup(svg.dag(details["steps"], lambda s: f"#step-{quote(s)}")),
+            "dag": Markup(svg.dag(details.steps, lambda s: f"#step-{quote(s)}")),
         }
 
     @page(dash)
@@ -152,9 +150,9 @@ def create_app(config: Config) -> Starlette:
         day = valid_date(request.path_params["date"])
         ctx = run_context(ledger, batch, day)
         ctx.update(viewer=viewer, csrf=dash.csrf(request))
-        run: RunRow | None = ctx["run"]
+        details: RunView | None = ctx["details"]
         return JSONResponse({
-            "state": run.state if run else "not started",
+            "state": details.state if details else "not started",
             "live": ctx["live"],
             "steps": dash.fragment("_steps.html", **ctx),
             "launches": dash.fragment("_launches.html", **ctx),
@@ -175,7 +173,7 @@ def create_app(config: Config) -> Starlette:
         chosen = [a for a in ledger.attempts(run.id, step) if a.number == number]
         if not chosen:
             raise HTTPException(404, "no such attempt")
-        return batch, day, chosen[-1]
+        return batch, day, attempt_seen(ledger, run, chosen[-1])
 
     @page(dash)
     def log_page(request: Request, ledger: Ledger | None, viewer: Viewer) -> Response:
@@ -205,7 +203,7 @@ def create_app(config: Config) -> Starlette:
                     data = f.read(_LOG_CHUNK)
             except OSError:
                 pass
-        finished = attempt.ended_at is not None
+        finished = attempt.ended_at is not None or attempt.state != "running"
         return Response(
             data, media_type="application/octet-stream",
             headers={"X-Next-Offset": str(offset + len(data)), "X-Finished": "1" if finished else "0",
@@ -222,10 +220,10 @@ def create_app(config: Config) -> Starlette:
         if not nights_text.isdigit():
             raise HTTPException(404, "no such number of nights")
         nights = max(1, min(MAX_NIGHTS, int(nights_text)))
-        runs, cells = ledger.history_grid(batch, nights) if ledger else ([], [])
-        fires = ledger.fires_of(batch, 20) if ledger else []
+        grid = grid_view(ledger, batch, nights) if ledger else GridView([], [], {}, {})
+        fires = [fire_view(f) for f in ledger.fires_of(batch, 20)] if ledger else []
         return dash.render(request, "history.html", viewer, batch=batch, nights=nights, fires=fires,
-                           **history_context(batch, runs, cells))
+                           **history_context(batch, grid))
 
     # -- actions -----------------------------------------------------------------------
 
@@ -368,31 +366,14 @@ def create_app(config: Config) -> Starlette:
     )
 
 
-def history_context(batch: str, runs: list[RunRow], cells: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """The grid and the duration bars from ledger.history_grid's two lists."""
-    day_of = {r.id: r.date for r in runs}
-    age = {r.id: i for i, r in enumerate(runs)}  # 0: the newest night
-    # Rows: the newest night's steps in its order, then steps only older nights had.
-    newest_position: dict[str, tuple[int, int]] = {}
-    states: dict[tuple[str, str], str] = {}
-    durations: dict[tuple[str, str], float | None] = {}
-    for run_id, step, position, state, started, ended, _remote in cells:
-        day = day_of.get(run_id)
-        if day is None:
-            continue
-        states[(day, step)] = state
-        durations[(day, step)] = (ended - started) if (started is not None and ended is not None) else None
-        seen = newest_position.get(step)
-        if seen is None or age[run_id] < seen[0]:
-            newest_position[step] = (age[run_id], position)
-    names = sorted(newest_position, key=lambda s: (*newest_position[s], s))
-    dates = [(r.date, r.state) for r in runs]
+def history_context(batch: str, grid: GridView) -> dict[str, Any]:
+    """The grid and the duration bars of the history page."""
     base = f"/run/{quote(batch)}"
-    grid = svg.history_grid(dates, names, states, lambda d: f"{base}/{d}")
-    recent = [d for d, _ in dates[:30]][::-1]
+    svg_grid = svg.history_grid(grid.nights, grid.steps, grid.states, lambda d: f"{base}/{d}")
+    recent = [d for d, _ in grid.nights[:30]][::-1]
     bars = []
-    for name in names:
-        points = [(durations.get((d, name)), states.get((d, name), "pending")) for d in recent]
+    for name in grid.steps:
+        points = [(grid.durations.get((d, name)), grid.states.get((d, name), "pending")) for d in recent]
         known = [p for p, _ in points if p is not None]
         bars.append({
             "step": name,
@@ -401,7 +382,7 @@ def history_context(batch: str, runs: list[RunRow], cells: list[tuple[Any, ...]]
             "longest": max(known) if known else None,
             "svg": Markup(svg.duration_bars(points)),
         })
-    return {"runs": runs, "grid": Markup(grid), "bars": bars, "recent": len(recent)}
+    return {"runs": grid.nights, "grid": Markup(svg_grid), "bars": bars, "recent": len(recent)}
 
 
 def _size(path: str | None) -> int:
