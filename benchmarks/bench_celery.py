@@ -71,12 +71,12 @@ def _launch(config, module: Path, day: date) -> float:  # noqa: ANN001
     from overnight.progress import Progress
 
     loaded = load_batch(str(module), config.base_dir)
-    ledger = Ledger.open(config.ledger_path)
-    log_dir = config.log_dir
-    (log_dir / loaded.batch.name / day.isoformat()).mkdir(parents=True, exist_ok=True)
+    ledger = Ledger.open(config.state.ledger)
+    logs = config.state.run_logs(loaded.batch.name, day.isoformat())
+    logs.folder.mkdir(parents=True, exist_ok=True)
     runner = Runner(
         loaded.batch.name, loaded.order, ledger, options=RunOptions(date=day), workdir=config.base_dir,
-        log_dir=log_dir, progress=Progress(out=io.StringIO(), quiet=True),
+        logs=logs, progress=Progress(out=io.StringIO(), quiet=True),
         executors=_remote_executors(config, loaded),
     )
     result = runner.run()

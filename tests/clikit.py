@@ -8,9 +8,29 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+from overnight.statefolder import StateFolder
 
 OVERNIGHT = [sys.executable, "-m", "overnight"]
+
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 60.0, what: str = "") -> T:
+    """Poll `condition` until it returns something true, and return that; fail the test
+    with what was awaited when `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what or condition}")
+        time.sleep(0.02)
 
 
 class Project:
@@ -28,7 +48,7 @@ class Project:
 
     @property
     def ledger_path(self) -> Path:
-        return self.state_dir / "ledger.db"
+        return StateFolder(self.state_dir).ledger
 
     def write_config(self, extra: str | None = None) -> None:
         if extra is not None:

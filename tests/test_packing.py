@@ -5,17 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
-
-def _wait_for(condition, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
+from clikit import wait_for
 
 
 def _alive(pid: int) -> bool:
@@ -99,12 +91,12 @@ def test_when_the_runner_is_killed_its_steps_and_their_children_die_with_it(proj
     """)
     runner = project.start("run", "doomed", "--workers", "3", "--date", "2026-01-08")
     try:
-        assert _wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 6), "steps did not start"
+        assert wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 6), "steps did not start"
         started = [int(p) for p in pids.read_text().split()]
         assert all(_alive(p) for p in started)
         os.kill(runner.pid, signal.SIGKILL)
         runner.wait(timeout=10)
-        assert _wait_for(lambda: not any(_alive(p) for p in started)), "step processes outlived the runner"
+        assert wait_for(lambda: not any(_alive(p) for p in started)), "step processes outlived the runner"
     finally:
         if runner.poll() is None:
             runner.kill()

@@ -6,11 +6,10 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from clikit import OVERNIGHT, Project
+from clikit import OVERNIGHT, Project, wait_for
 
 CHAIN_OF_FIVE = """
     from overnight import Batch
@@ -26,15 +25,6 @@ CHAIN_OF_FIVE = """
 def runs_of(project: Project) -> list[str]:
     path = project.root / "runs.txt"
     return path.read_text().split() if path.exists() else []
-
-
-def wait_for(condition, timeout: float = 10.0, what: str = "condition") -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def pids_with(marker: str) -> list[int]:

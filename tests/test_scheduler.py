@@ -11,9 +11,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from clikit import wait_for
 
 from overnight.lock import holder
 from overnight.scheduling.daemon import LAUNCHED, SKIPPED_RUNNING, Scheduler
@@ -41,15 +42,6 @@ def scheduled(project, name: str, source: str, schedule: str = "0 1 * * *", **se
 def once(project, now: str) -> None:
     result = project.run("scheduler", "--once", "--now", now)
     assert result.returncode == 0, result.stderr
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 30, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or condition}")
 
 
 def runs(project) -> list[tuple[str, str]]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import signal
 
-from .cluster import Redis, Worker, wait_for
+from clikit import wait_for
+
+from .cluster import Redis, Worker
 
 SLOW_ON_FIRST_ATTEMPT = """
     from pathlib import Path

@@ -6,7 +6,7 @@ import signal
 import socket
 import time
 
-from .cluster import wait_for
+from clikit import wait_for
 
 NIGHT = """
     import time

@@ -200,6 +200,13 @@ class BatchRef:
         self.name = loaded.batch.name
         return loaded
 
+    @property
+    def argument(self) -> str:
+        """How a command names this batch again: BATCH as the command line takes it."""
+        if self.settings is not None or self.module_ref is None:
+            return self.name or self.ref
+        return self.module_ref  # an absolute path: a batch run by path has no configured name
+
     def resolve_name(self) -> str:
         """The ledger name, loading the module only when BATCH was a path."""
         if not self.name:
@@ -219,9 +226,9 @@ def open_ledger(config: Config, *, readonly: bool = False) -> Ledger | None:
     """The ledger, or None when reading and there is none yet."""
     from overnight.ledger import Ledger
 
-    if readonly and not config.ledger_path.exists():
+    if readonly and not config.state.ledger.exists():
         return None
-    return Ledger.open(config.ledger_path, readonly=readonly)
+    return Ledger.open(config.state.ledger, readonly=readonly)
 
 
 def find_run(ledger: Ledger | None, batch: str, run_date: date | None) -> RunRow:
@@ -296,6 +303,7 @@ def run(
         print_plan(loaded, open_ledger(config, readonly=True), run_date, list(steps), downstream, fresh)
         return
 
+    from overnight.commandline import CommandLine
     from overnight.engine import Runner, RunOptions
     from overnight.errors import LedgerError
     from overnight.lock import BatchLock
@@ -316,22 +324,22 @@ def run(
             trigger=os.environ.get("OVERNIGHT_TRIGGER", "manual"),
             launched_by=who_am_i(),
         )
+        logs = config.state.run_logs(ref.name, run_date.isoformat())
         runner = Runner(
             ref.name,
             loaded.order,
             ledger,
             options=options,
             workdir=ref.workdir,
-            log_dir=config.log_dir,
-            progress=make_progress(quiet),
+            logs=logs,
+            progress=make_progress(quiet, command_line=CommandLine.of(config), batch_arg=ref.argument),
             executors=_remote_executors(config, loaded),
         )
-        log_dir = config.log_dir / ref.name / run_date.isoformat()
         try:
-            log_dir.mkdir(parents=True, exist_ok=True)
+            logs.folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise LedgerError(
-                f"{log_dir}: cannot create the folder for the steps' logs ({e.strerror}): "
+                f"{logs.folder}: cannot create the folder for the steps' logs ({e.strerror}): "
                 "check the space, owner and mode of the state directory"
             ) from None
         result = runner.run()
@@ -372,7 +380,7 @@ def _after_launch(config: Config, ref: BatchRef, ledger: Ledger, result: Any, ma
         from overnight.reporting import report
     except ImportError:
         return
-    report.after_launch(config, ref.name, ledger, result, mail)
+    report.after_launch(config, ref.name, ledger, result, mail, batch_arg=ref.argument)
 
 
 # -- status and history ------------------------------------------------------------------

@@ -21,7 +21,8 @@ def report(ctx: click.Context, batch: str, date_text: str | None, send: bool) ->
     from overnight.reporting.report import build_report, mail_recipients, mail_report, no_mail_section
 
     config = get_config(ctx)
-    name = BatchRef(config, batch).resolve_name()
+    ref = BatchRef(config, batch)
+    name = ref.resolve_name()
     if send and config.mail is None:
         raise ConfigError(f"--send: {no_mail_section(config)}")
     if send and not mail_recipients(config, name):
@@ -30,7 +31,7 @@ def report(ctx: click.Context, batch: str, date_text: str | None, send: bool) ->
     ledger = open_ledger(config, readonly=not send)
     run_row = find_run(ledger, name, run_date)
     assert ledger is not None
-    built = build_report(config, ledger, run_row)
+    built = build_report(config, ledger, run_row, batch_arg=ref.argument)
     if not send:
         click.echo(f"Subject: {built.subject}\n")
         click.echo(built.text, nl=False)
@@ -104,7 +105,7 @@ def backfill(ctx: click.Context, batch: str, first_text: str, last_text: str, ba
             f"batch {ref.name!r} is already running: pid {busy.get('pid')} on {busy.get('host')}, "
             f"since {busy.get('since')} (for {busy.get('date')})"
         )
-    batch_arg = ref.ref if ref.settings is not None else str(ref.module_ref)
+    batch_arg = ref.argument
     env = dict(os.environ)
     env["OVERNIGHT_TRIGGER"] = "backfill"
     results = bf.run_dates(config, ref.name, batch_arg, set(loaded.batch.steps), dates, keep_going,

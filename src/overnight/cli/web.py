@@ -41,7 +41,7 @@ def web(ctx: click.Context, host: str, port: int) -> None:
     mode = f"{users} user(s)" if users else (
         "read-only, no users yet (overnight user add NAME --role operator)"
     )
-    click.echo(f"overnight web: {where}  ({mode}; ledger {config.ledger_path})", err=True)
+    click.echo(f"overnight web: {where}  ({mode}; ledger {config.state.ledger})", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
                 proxy_headers=False, server_header=False)
 

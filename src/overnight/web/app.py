@@ -107,9 +107,7 @@ def create_app(config: Config) -> Starlette:
             row["default_date"] = config.default_date(row["batch"]).isoformat()
             fires = ledger.fires_of(row["batch"], 1) if ledger else []
             row["fire"] = fires[0] if fires else None
-        return dash.render(
-            request, "batches.html", viewer, rows=rows, backfill=actions.backfill_available(),
-        )
+        return dash.render(request, "batches.html", viewer, rows=rows)
 
     # -- a run -------------------------------------------------------------------------
 
@@ -271,9 +269,6 @@ def create_app(config: Config) -> Starlette:
     def backfill(request: Request, ledger: Ledger | None, viewer: Viewer, form: Any) -> Response:
         batch = dash.configured_batch(request.path_params["batch"])
         first, last = valid_date(form.get("from")), valid_date(form.get("to"))
-        if not actions.backfill_available():
-            return done(request, actions.Outcome(False, "backfill: this installation has no "
-                                                 "`overnight backfill` command yet"), "/")
         outcome = actions.start(config, viewer.name or "", f"backfill {batch} {first}..{last}",
                                 ["backfill", batch, "--from", first, "--to", last])
         return done(request, outcome, "/")
@@ -356,7 +351,7 @@ def create_app(config: Config) -> Starlette:
         Route("/batch/{batch}/backfill", backfill, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    secret = auth.session_secret(config.state_dir)
+    secret = auth.session_secret(config.state.web_secret)
     middleware = [
         Middleware(SecurityHeaders),
         Middleware(SessionMiddleware, secret_key=secret, session_cookie="overnight_session",
