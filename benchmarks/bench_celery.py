@@ -64,7 +64,7 @@ def _night(root: Path, queue: str | None, steps: int) -> Path:
 
 def _launch(config, module: Path, day: date) -> float:  # noqa: ANN001
     """One launch of the batch through the real Runner; its seconds."""
-    from overnight.cli import _remote_executors
+    from overnight.cli.run import _remote_executors
     from overnight.engine import Runner, RunOptions
     from overnight.ledger import Ledger
     from overnight.loader import load_batch

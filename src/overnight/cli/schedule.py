@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from overnight.cli import get_config
+from overnight.cli.common import get_config
 from overnight.commandline import CommandLine
 from overnight.config import BATCH_DEFAULTS, Config
 from overnight.errors import ConfigError

@@ -6,7 +6,7 @@ import socket
 
 import click
 
-from overnight.cli import get_config
+from overnight.cli.common import get_config
 
 
 @click.command()
