@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from overnight.ledger import RunRow
 from overnight.web import svg
-from overnight.web.app import history_context
+from overnight.web.pages import history_context
 from overnight.web.site import local_path
 
 

@@ -40,12 +40,6 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got.hex(), digest)
 
 
-def check_role(role: str) -> str:
-    if role not in ROLES:
-        raise ConfigError(f"--role {role}: not a role (use {' or '.join(ROLES)})")
-    return role
-
-
 def session_secret(path: Path) -> str:
     """The key that signs session cookies (at `path`): made once, readable by its owner only."""
     try:
