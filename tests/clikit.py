@@ -33,6 +33,15 @@ def wait_for(condition: Callable[[], T], timeout: float = 60.0, what: str = "") 
         time.sleep(0.02)
 
 
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (dead, waiting to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 class Project:
     """A folder with an overnight.toml; batches are written into it by the tests."""
 

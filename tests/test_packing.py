@@ -7,15 +7,7 @@ import os
 import signal
 from pathlib import Path
 
-from clikit import wait_for
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+from clikit import alive, wait_for
 
 
 def test_steps_that_end_together_are_each_recorded_and_release_their_dependents(project):
@@ -93,16 +85,16 @@ def test_when_the_runner_is_killed_its_steps_and_their_children_die_with_it(proj
     try:
         assert wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 6), "steps did not start"
         started = [int(p) for p in pids.read_text().split()]
-        assert all(_alive(p) for p in started)
+        assert all(alive(p) for p in started)
         os.kill(runner.pid, signal.SIGKILL)
         runner.wait(timeout=10)
-        assert wait_for(lambda: not any(_alive(p) for p in started)), "step processes outlived the runner"
+        assert wait_for(lambda: not any(alive(p) for p in started)), "step processes outlived the runner"
     finally:
         if runner.poll() is None:
             runner.kill()
             runner.wait()
         for pid in (int(p) for p in pids.read_text().split()) if pids.exists() else ():
-            if _alive(pid):  # the test failed: leave nothing behind
+            if alive(pid):  # the test failed: leave nothing behind
                 os.kill(pid, signal.SIGKILL)
     # The next launch finds the dead one and runs the interrupted steps again.
     pids.unlink()

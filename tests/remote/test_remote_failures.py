@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
-from clikit import wait_for
+from clikit import alive, wait_for
 
 from .cluster import Redis, Worker
 
@@ -46,7 +46,7 @@ def test_kill_9_of_a_worker_interrupts_its_step_and_a_resume_runs_it_again(remot
         assert steps["slow"]["state"] == "interrupted"
         assert "stopped answering" in steps["slow"]["attempts"][-1]["message"]
         assert steps["after"]["state"] == "blocked"
-        wait_for(lambda: not _alive(step_pid), 10, "the step's process to die with its worker")
+        wait_for(lambda: not alive(step_pid), 10, "the step's process to die with its worker")
 
         doomed.start()
         result = p.run("run", "night")
@@ -164,14 +164,6 @@ def test_a_broker_that_stops_mid_night_fails_clearly_and_the_night_resumes_once_
         redis.stop()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def test_with_the_coordinator_dead_the_worker_still_enforces_the_timeout(remote_project):
     """The worker's own timeout is the backstop; the next run records the step timed out."""
     p = remote_project
@@ -187,7 +179,7 @@ def test_with_the_coordinator_dead_the_worker_still_enforces_the_timeout(remote_
     os.kill(runner.pid, signal.SIGKILL)
     runner.wait(10)
     step_pid = int(witness(p)[0].split()[1])
-    wait_for(lambda: not _alive(step_pid), 30, "the worker to stop the step at its timeout")
+    wait_for(lambda: not alive(step_pid), 30, "the worker to stop the step at its timeout")
     result = p.run("run", "night")
     assert result.returncode == 1
     attempts = p.status("night")["steps"][0]["attempts"]
