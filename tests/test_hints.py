@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,15 +19,21 @@ from test_reports import mailbox, text_of  # noqa: F401 - the fixture is used by
 
 DATE = "2026-11-26"
 
-# `load` fails while the file `broken` exists in the folder steps run in; removing it is the fix.
+# `load` fails while the file `broken` exists in the project folder; removing it is the fix.
+# (FLAGS: that folder, so the steps find it whichever folder they run in.)
 FLAKY = """
     from overnight import Batch
 
+    F = FLAGS
     batch = Batch("flaky")
-    batch.command("extract", "echo extract >> ran.txt")
-    batch.command("load", "if [ -e broken ]; then echo bad rows; exit 1; fi; echo load >> ran.txt")
-    batch.command("publish", "echo publish >> ran.txt")
+    batch.command("extract", f"echo extract >> {F}/ran.txt")
+    batch.command("load", f"if [ -e {F}/broken ]; then echo bad rows; exit 1; fi; echo load >> {F}/ran.txt")
+    batch.command("publish", f"echo publish >> {F}/ran.txt")
 """
+
+
+def flaky(project: Project) -> str:
+    return FLAKY.replace("FLAGS", repr(shlex.quote(str(project.root))))
 
 
 def hint_after(prefix: str, text: str) -> str:
@@ -64,25 +71,30 @@ def assert_resumed(project: Project, result: subprocess.CompletedProcess[str]) -
 
 
 def test_a_batch_named_in_the_config_resumes_by_its_name(project: Project) -> None:
-    project.write_batch("flaky", FLAKY)
+    project.write_batch("flaky", flaky(project))
     hint = fail_then_fix(project, "run", "flaky", "--date", DATE)
     assert hint == f"overnight run flaky --date {DATE}"
     assert_resumed(project, run_hint(project, hint, project.root))
 
 
 @pytest.mark.parametrize("with_config", [True, False], ids=["beside-a-config", "no-config"])
-def test_a_batch_run_by_path_resumes_by_its_path(project: Project, with_config: bool) -> None:
-    module = project.write_batch("flaky", FLAKY, config=False)
+@pytest.mark.parametrize("folder", ["", "night's $work `x` & more"], ids=["plain", "shell-characters"])
+def test_a_batch_run_by_path_resumes_by_its_path(project: Project, with_config: bool, folder: str) -> None:
+    """The path is absolute and quoted for a shell, whatever characters it holds."""
     if not with_config:
         (project.root / "overnight.toml").unlink()
-    hint = fail_then_fix(project, "run", "flaky.py", "--date", DATE)
-    assert hint == f"overnight run {module} --date {DATE}"
+    module = project.root / folder / "flaky night.py"
+    module.parent.mkdir(exist_ok=True)
+    module.write_text(textwrap.dedent(flaky(project)))
+    relative = str(module.relative_to(project.root))
+    hint = fail_then_fix(project, "run", relative if "/" in relative else f"./{relative}", "--date", DATE)
+    assert shlex.split(hint) == ["overnight", "run", str(module), "--date", DATE]
     assert_resumed(project, run_hint(project, hint, project.root))
 
 
 @pytest.mark.parametrize("how", ["--config", "OVERNIGHT_CONFIG"])
 def test_a_config_named_by_the_user_is_named_in_the_hint(project: Project, tmp_path: Path, how: str) -> None:
-    project.write_batch("flaky", FLAKY)
+    project.write_batch("flaky", flaky(project))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     config = project.root / "overnight.toml"
@@ -99,7 +111,7 @@ def test_a_config_named_by_the_user_is_named_in_the_hint(project: Project, tmp_p
 def test_the_report_mails_a_hint_that_works_from_any_folder_for_a_batch_run_by_path(
     project: Project, mailbox, tmp_path: Path  # noqa: F811
 ) -> None:
-    module = project.write_batch("flaky", FLAKY, config=False)
+    module = project.write_batch("flaky", flaky(project), config=False)
     project.write_config(mailbox.config())
     fail_then_fix(project, "run", "flaky.py", "--date", DATE, "--mail")
     (message,) = mailbox.messages
@@ -113,7 +125,7 @@ def test_the_report_mails_a_hint_that_works_from_any_folder_for_a_batch_run_by_p
 def test_the_backfill_digest_names_a_command_that_finishes_the_range(
     project: Project, mailbox, tmp_path: Path  # noqa: F811
 ) -> None:
-    module = project.write_batch("flaky", FLAKY, config=False)
+    module = project.write_batch("flaky", flaky(project), config=False)
     project.write_config(mailbox.config())
     (project.root / "broken").touch()
     result = project.run("backfill", "flaky.py", "--from", "2026-11-01", "--to", "2026-11-02", "--mail")
