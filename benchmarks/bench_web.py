@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_web          (or: python benchmarks/bench_web.py)
 
-Builds a ledger in a temporary folder, written through ledger.py's own methods: a night
+Builds a ledger in a temporary folder, written through the ledger's own methods: a night
 of 200 steps (batch `big`) and a year of nights of 50 steps each (batch `yearly`). Then
 starts `overnight web` on a free port and times, as medians over `reps` requests after a
 warm-up, the run page of the 200-step night and the history grid of 365 nights x 50 steps.

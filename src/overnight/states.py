@@ -1,4 +1,4 @@
-"""Step, attempt, launch and run states, and the one table of allowed step transitions."""
+"""Step, attempt, launch and run states; the tables of allowed step and run transitions."""
 
 from __future__ import annotations
 
@@ -23,21 +23,6 @@ class StepState(StrEnum):
         """Done steps let their dependents go on and are not run again by a resume."""
         return self in (StepState.SUCCEEDED, StepState.SKIPPED)
 
-    @property
-    def is_bad(self) -> bool:
-        return self in _BAD
-
-
-_BAD = frozenset(
-    {
-        StepState.FAILED,
-        StepState.TIMED_OUT,
-        StepState.INTERRUPTED,
-        StepState.CANCELLED,
-        StepState.BLOCKED,
-    }
-)
-
 
 class RunState(StrEnum):
     """The state of a run (one batch for one date), and of each launch of it."""
@@ -48,6 +33,13 @@ class RunState(StrEnum):
     CANCELLED = "cancelled"
     CRASHED = "crashed"      # the runner died; the next launch found it
 
+
+# The step states that count as "failed" wherever a person is told about a run (status
+# notes, the report's "Failed" list and subject, backfill's digest): it ran and did not
+# succeed. Blocked and pending steps did not run; they are counted apart.
+FAILED_STATES = frozenset(
+    {StepState.FAILED, StepState.TIMED_OUT, StepState.INTERRUPTED, StepState.CANCELLED}
+)
 
 S = StepState
 
@@ -89,3 +81,28 @@ DEAD_LAUNCH_STATE = RunState.CRASHED
 def check_step_transition(step: str, old: StepState, new: StepState) -> None:
     if new not in STEP_TRANSITIONS[old]:
         raise InvalidTransition(f"step {step!r}: {old} -> {new} is not allowed")
+
+
+# -- run states: one table, one writer (ledger.set_run_state) -------------------------------
+
+R = RunState
+
+# A run is created running (by its first launch, or by a mark), and follows its launches:
+# a launch starts it running and ends it succeeded, failed or cancelled; a launch whose
+# runner died is found by the next one and recorded crashed. An operator's mark settles
+# a run that is not live: succeeded once every step is done, failed when a done step is
+# taken back. Anything not listed here is a bug.
+_SETTLED_NEXT = frozenset({R.RUNNING, R.SUCCEEDED, R.FAILED})
+RUN_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
+    # running -> running: a run just created (recorded running) gets its first launch.
+    R.RUNNING: frozenset({R.RUNNING, R.SUCCEEDED, R.FAILED, R.CANCELLED, R.CRASHED}),
+    R.SUCCEEDED: _SETTLED_NEXT,
+    R.FAILED: _SETTLED_NEXT,
+    R.CANCELLED: _SETTLED_NEXT,
+    R.CRASHED: _SETTLED_NEXT,
+}
+
+
+def check_run_transition(run: str, old: RunState, new: RunState) -> None:
+    if new not in RUN_TRANSITIONS[old]:
+        raise InvalidTransition(f"run {run}: {old} -> {new} is not allowed")

@@ -111,8 +111,8 @@ def run_details(ledger: Ledger, run: RunRow) -> dict[str, Any]:
         for m in ledger.marks(run.id)
     ]
     reports = [
-        {"channel": r["channel"], "state": r["state"], "tries": r["tries"], "at": r["at"],
-         "message": r["message"], "launch_id": r["launch_id"]}
+        {"channel": r.channel, "state": r.state, "tries": r.tries, "at": r.at,
+         "message": r.message, "launch_id": r.launch_id}
         for r in ledger.reports_of([run.id]).get(run.id, [])
     ]
     return {
@@ -191,7 +191,7 @@ def print_history(ledger: Ledger | None, batch: str | None, limit: int, as_json:
                 }
                 for r in runs
             ],
-            "fires": fires,
+            "fires": [f._asdict() for f in fires],
         }
         _write(json.dumps(data, indent=2) + "\n")
         return
@@ -218,13 +218,13 @@ def print_history(ledger: Ledger | None, batch: str | None, limit: int, as_json:
             )
         for rep in unsent(reports.get(r.id, [])):
             out.append(f"    report not sent ({rep['channel']}): {rep['message']}\n")
-    notable = [f for f in fires if f["outcome"] != "launched"]
+    notable = [f for f in fires if f.outcome != "launched"]
     if notable:
         out.append("scheduler:\n")
         for f in notable:
             out.append(
-                f"    {f['scheduled_at']}  {f['batch']:<12} {f['outcome']}"
-                + (f": {f['message']}" if f["message"] else "") + "\n"
+                f"    {f.scheduled_at}  {f.batch:<12} {f.outcome}"
+                + (f": {f.message}" if f.message else "") + "\n"
             )
     _write("".join(out))
 
@@ -238,7 +238,7 @@ def unsent(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _reports(ledger: Ledger, run_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     return {
-        run_id: [{k: r[k] for k in ("channel", "state", "message", "at")} for r in rows]
+        run_id: [{k: getattr(r, k) for k in ("channel", "state", "message", "at")} for r in rows]
         for run_id, rows in ledger.reports_of(run_ids).items()
     }
 

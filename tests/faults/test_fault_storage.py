@@ -278,3 +278,35 @@ def test_a_damaged_or_newer_ledger_is_one_line_for_every_command(gated, fault: s
     for suffix in ("-wal", "-shm"):
         Path(str(gated.ledger_path) + suffix).unlink(missing_ok=True)
     resume_succeeds(gated, "2026-11-10")
+
+
+# -- an older ledger met by several commands at once ---------------------------------------
+
+
+def test_an_older_ledger_opened_by_many_commands_at_once_is_upgraded_once(project) -> None:  # noqa: ANN001
+    """After installing a new version, the scheduler, a cron'd run, `status` and the
+    dashboard may all open the old file in the same instant: each upgrades it or waits for
+    the one that does; none fails, none applies a migration twice, no record is lost."""
+    from v1ledger import write_v1_ledger
+
+    from overnight.ledger import SCHEMA_VERSION
+
+    project.write_batch("nightly", 'from overnight import Batch\nbatch = Batch("nightly")\n'
+                        'batch.command("extract", "true")\nbatch.command("load", "true")\n')
+    write_v1_ledger(project.ledger_path)
+    commands = [
+        ["status", "nightly", "--json", "--date", "2026-11-20"], ["history", "--json"], ["list"],
+        ["run", "nightly", "--date", "2026-11-21"], ["status", "--json"],
+        ["status", "nightly", "--json", "--date", "2026-11-20"], ["history"], ["list", "--json"],
+    ]
+    started = [project.start(*args) for args in commands]
+    for args, process in zip(commands, started, strict=True):
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, f"{args}: exit {process.returncode}: {err}"
+        assert "Traceback" not in err, err
+    assert project.query("PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert project.states("nightly", "--date", "2026-11-20") == {
+        "extract": "succeeded", "load": "succeeded", "tidy": "skipped",
+    }
+    assert project.states("nightly", "--date", "2026-11-21") == {"extract": "succeeded", "load": "succeeded"}
+    assert project.query("SELECT count(*) FROM attempts") == [(5,)]

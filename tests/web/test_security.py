@@ -124,7 +124,7 @@ TRAVERSALS = [
     "/history/demo?nights=..%2f",
     "/static/../app.py",
     "/static/..%2fapp.py",
-    "/static/%2e%2e/%2e%2e/ledger.py",
+    "/static/%2e%2e/%2e%2e/states.py",
 ]
 
 

@@ -54,8 +54,8 @@ def test_names_in_svg_are_escaped():
 def test_the_grid_lists_the_newest_nights_steps_in_order_then_steps_gone_since():
     runs = [RunRow(2, "n", "2026-11-02", "succeeded", 0, 0), RunRow(1, "n", "2026-11-01", "failed", 0, 0)]
     cells = [
-        (1, "old-step", 0, "failed", 1.0, 2.0), (1, "b", 1, "blocked", None, None),
-        (2, "b", 0, "succeeded", 5.0, 8.0), (2, "a", 1, "succeeded", 8.0, 9.0),
+        (1, "old-step", 0, "failed", 1.0, 2.0, None), (1, "b", 1, "blocked", None, None, None),
+        (2, "b", 0, "succeeded", 5.0, 8.0, None), (2, "a", 1, "succeeded", 8.0, 9.0, None),
     ]
     ctx = history_context("n", runs, cells)
     assert [b["step"] for b in ctx["bars"]] == ["b", "a", "old-step"]

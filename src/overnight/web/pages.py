@@ -181,7 +181,7 @@ def history_context(batch: str, runs: list[RunRow], cells: list[tuple[Any, ...]]
     newest_position: dict[str, tuple[int, int]] = {}
     states: dict[tuple[str, str], str] = {}
     durations: dict[tuple[str, str], float | None] = {}
-    for run_id, step, position, state, started, ended in cells:
+    for run_id, step, position, state, started, ended, _remote in cells:
         day = day_of.get(run_id)
         if day is None:
             continue

@@ -1,0 +1,37 @@
+"""The ledger: runs, launches, steps and attempts, durably, in one SQLite file.
+
+The modules of this package are the only code that speaks SQL, each for what it stores:
+the file itself (database: opening, schema upgrades, transactions, errors), the night
+(runs: runs and launches; steps: steps, attempts and marks; history: reads over many
+nights), the scheduler's records (schedule), report deliveries (reports) and the
+dashboard's users (users). `Ledger` is all of them over one connection.
+"""
+
+from __future__ import annotations
+
+from overnight.ledger.history import GridCell, HistoryRecords
+from overnight.ledger.reports import ReportRecords
+from overnight.ledger.rows import (
+    AttemptRow,
+    FireRow,
+    LaunchRow,
+    MarkRow,
+    ReportRow,
+    RunRow,
+    StepRow,
+    UserRow,
+)
+from overnight.ledger.runs import LIVE, RunRecords
+from overnight.ledger.schedule import ScheduleRecords
+from overnight.ledger.schema import MIGRATIONS, SCHEMA_VERSION
+from overnight.ledger.users import UserRecords
+
+
+class Ledger(RunRecords, HistoryRecords, ScheduleRecords, ReportRecords, UserRecords):
+    """One SQLite file. Open it with ``Ledger.open(path)``; use it from one thread."""
+
+
+__all__ = [
+    "LIVE", "MIGRATIONS", "SCHEMA_VERSION", "AttemptRow", "FireRow", "GridCell", "LaunchRow",
+    "Ledger", "MarkRow", "ReportRow", "RunRow", "StepRow", "UserRow",
+]

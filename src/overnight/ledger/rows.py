@@ -1,0 +1,136 @@
+"""One immutable row type per table, and the SELECT that reads exactly its fields.
+
+Readers name their columns (never `SELECT *`): a column added by a later migration, or a
+table rebuilt in another column order, changes nothing for a reader that does not know it.
+
+The rows are NamedTuples, not frozen dataclasses: as immutable, and each costs ~0.2 ms
+to define at import instead of ~1 ms, which `status` and `history` pay on every call.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple
+
+
+class RunRow(NamedTuple):
+    id: int
+    batch: str
+    date: str
+    state: str
+    created_at: float
+    updated_at: float
+
+
+class LaunchRow(NamedTuple):
+    id: int
+    run_id: int
+    batch: str
+    state: str
+    host: str
+    pid: int
+    started_at: float
+    ended_at: float | None
+    trigger: str
+    launched_by: str
+    options: str
+    message: str | None
+
+
+class StepRow(NamedTuple):
+    run_id: int
+    name: str
+    position: int
+    kind: str
+    after: str
+    command: str
+    state: str
+    launch_id: int | None
+    message: str | None
+    updated_at: float
+
+    @property
+    def prerequisites(self) -> list[str]:
+        return json.loads(self.after)
+
+
+class AttemptRow(NamedTuple):
+    id: int
+    run_id: int
+    step: str
+    number: int
+    launch_id: int
+    state: str
+    started_at: float
+    ended_at: float | None
+    exit_code: int | None
+    message: str | None
+    log_path: str | None
+    host: str | None
+    remote_id: str | None
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended_at is None else self.ended_at - self.started_at
+
+
+class MarkRow(NamedTuple):
+    id: int
+    run_id: int
+    step: str
+    action: str
+    old_state: str
+    new_state: str
+    who: str
+    reason: str | None
+    at: float
+
+
+class FireRow(NamedTuple):
+    """What the scheduler did with one fire time (launched, skipped, missed...)."""
+
+    id: int
+    batch: str
+    scheduled_at: str
+    date: str
+    outcome: str
+    recorded_at: float
+    pid: int | None
+    message: str | None
+
+
+class ReportRow(NamedTuple):
+    """One delivery of a report (a mail, a webhook), sent or not."""
+
+    id: int
+    run_id: int
+    launch_id: int | None
+    channel: str
+    state: str
+    tries: int
+    at: float
+    message: str | None
+
+
+class UserRow(NamedTuple):
+    name: str
+    password_hash: str
+    role: str
+    created_at: float
+
+
+def select(row_type: Any, table: str, alias: str = "") -> str:
+    """`SELECT <row_type's fields> FROM table [alias]`, each column prefixed by the alias."""
+    prefix = f"{alias}." if alias else ""
+    columns = ", ".join(prefix + name for name in row_type._fields)
+    return f"SELECT {columns} FROM {table}" + (f" {alias}" if alias else "")
+
+
+SELECT_RUN = select(RunRow, "runs")
+SELECT_LAUNCH = select(LaunchRow, "launches")
+SELECT_STEP = select(StepRow, "steps")
+SELECT_ATTEMPT = select(AttemptRow, "attempts")
+SELECT_MARK = select(MarkRow, "marks")
+SELECT_FIRE = select(FireRow, "fires")
+SELECT_REPORT = select(ReportRow, "reports")
+SELECT_USER = select(UserRow, "users")

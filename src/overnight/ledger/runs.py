@@ -1,0 +1,162 @@
+"""Runs (one batch for one date) and their launches, and finding the launches whose
+runner died."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from overnight.errors import InvalidTransition
+from overnight.ledger.database import placeholders
+from overnight.ledger.rows import SELECT_LAUNCH, SELECT_RUN, LaunchRow, RunRow
+from overnight.ledger.steps import StepRecords
+from overnight.states import (
+    DEAD_LAUNCH_STATE,
+    RunState,
+    StepState,
+    after_runner_died,
+    check_run_transition,
+)
+
+LIVE = RunState.RUNNING.value
+
+
+class RunRecords(StepRecords):
+    # -- runs ------------------------------------------------------------------------------
+
+    def find_run(self, batch: str, date: str) -> RunRow | None:
+        return self._one(RunRow._make, f"{SELECT_RUN} WHERE batch = ? AND date = ?", (batch, date))
+
+    def get_run(self, run_id: int) -> RunRow | None:
+        return self._one(RunRow._make, f"{SELECT_RUN} WHERE id = ?", (run_id,))
+
+    def latest_run(self, batch: str) -> RunRow | None:
+        """The run with the most recent activity (a launch, a mark)."""
+        return self._one(
+            RunRow._make, f"{SELECT_RUN} WHERE batch = ? ORDER BY updated_at DESC LIMIT 1", (batch,)
+        )
+
+    def ensure_run(self, batch: str, date: str) -> RunRow:
+        """The run for (batch, date), created (running) if new. Call inside a transaction."""
+        now = time.time()
+        self._write(
+            "INSERT OR IGNORE INTO runs (batch, date, state, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (batch, date, LIVE, now, now),
+        )
+        run = self.find_run(batch, date)
+        assert run is not None
+        return run
+
+    def set_run_state(self, run_id: int, state: RunState) -> None:
+        """The one function that changes a run's state, checked against RUN_TRANSITIONS.
+        Call inside a transaction (the state read is the one replaced)."""
+        row = self.conn.execute("SELECT state FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise InvalidTransition(f"run {run_id}: not in the ledger")
+        old = RunState(row[0])
+        check_run_transition(str(run_id), old, state)
+        self._write(
+            "UPDATE runs SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
+            (state.value, time.time(), run_id, old.value),
+        )
+
+    def runs(self, batch: str | None = None, limit: int = 50) -> list[RunRow]:
+        if batch:
+            return self._all(
+                RunRow._make, f"{SELECT_RUN} WHERE batch = ? ORDER BY date DESC, id DESC LIMIT ?",
+                (batch, limit),
+            )
+        return self._all(RunRow._make, f"{SELECT_RUN} ORDER BY updated_at DESC LIMIT ?", (limit,))
+
+    def batches(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT batch FROM runs ORDER BY batch")]
+
+    def last_completed_date(self, batch: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT max(date) FROM runs WHERE batch = ? AND state = ?",
+            (batch, RunState.SUCCEEDED.value),
+        ).fetchone()
+        return row[0] if row else None
+
+    # -- launches ------------------------------------------------------------------------
+
+    def start_launch(
+        self, run_id: int, batch: str, *, trigger: str, launched_by: str, options: dict[str, Any]
+    ) -> int:
+        now = time.time()
+        cur = self._write(
+            "INSERT INTO launches (run_id, batch, state, host, pid, started_at, trigger, "
+            "launched_by, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, batch, LIVE, self.host, os.getpid(), now, trigger, launched_by,
+             json.dumps(options, sort_keys=True)),
+        )
+        self.set_run_state(run_id, RunState.RUNNING)
+        return int(cur.lastrowid or 0)
+
+    def end_launch(self, launch_id: int, run_id: int, state: RunState, message: str | None) -> None:
+        self._write(
+            "UPDATE launches SET state = ?, ended_at = ?, message = ? WHERE id = ?",
+            (state.value, time.time(), message, launch_id),
+        )
+        self.set_run_state(run_id, state)
+
+    def launches(self, run_id: int) -> list[LaunchRow]:
+        return self._all(LaunchRow._make, f"{SELECT_LAUNCH} WHERE run_id = ? ORDER BY id", (run_id,))
+
+    def launches_of_runs(self, run_ids: list[int]) -> dict[int, list[LaunchRow]]:
+        out: dict[int, list[LaunchRow]] = {i: [] for i in run_ids}
+        if not run_ids:
+            return out
+        for launch in self._all(
+            LaunchRow._make,
+            f"{SELECT_LAUNCH} WHERE run_id IN ({placeholders(run_ids)}) ORDER BY id", run_ids,
+        ):
+            out[launch.run_id].append(launch)
+        return out
+
+    def live_launch(self, batch: str) -> LaunchRow | None:
+        """The launch of `batch` recorded live (its runner may have died since: see
+        readmodel.Liveness before showing it as running)."""
+        return self._one(
+            LaunchRow._make,
+            f"{SELECT_LAUNCH} WHERE batch = ? AND state = ? ORDER BY id DESC LIMIT 1", (batch, LIVE),
+        )
+
+    def reap_dead_launches(self, batch: str) -> list[LaunchRow]:
+        """Mark every launch of `batch` still recorded live as crashed.
+
+        Call only while holding the batch's lock: then no such launch can be alive. What
+        each of its running steps is now is states.after_runner_died: local ones are
+        interrupted; those sent to a remote queue may well go on without the runner, so
+        they stay running until a launch of their run re-attaches to them (engine.py).
+        Call inside a transaction.
+        """
+        dead = self._all(
+            LaunchRow._make, f"{SELECT_LAUNCH} WHERE batch = ? AND state = ?", (batch, LIVE)
+        )
+        now = time.time()
+        for launch in dead:
+            self._write(
+                "UPDATE attempts SET state = ?, ended_at = ?, message = ? "
+                "WHERE launch_id = ? AND state = ? AND remote_id IS NULL",
+                (StepState.INTERRUPTED.value, now, "the runner died while this ran",
+                 launch.id, StepState.RUNNING.value),
+            )
+            remote = {a.step for a in self.running_attempts(launch.run_id) if a.remote_id}
+            for name, state in self.step_states(launch.run_id).items():
+                now_state = after_runner_died(state, remote=name in remote)
+                if now_state is not state:
+                    self.set_step_state(
+                        launch.run_id, name, state, now_state,
+                        launch.id, "interrupted: the runner died while it ran",
+                    )
+            self._write(
+                "UPDATE launches SET state = ?, ended_at = ?, message = ? WHERE id = ?",
+                (DEAD_LAUNCH_STATE.value, now, "found dead by a later launch", launch.id),
+            )
+        for run_id in dict.fromkeys(launch.run_id for launch in dead):
+            self.set_run_state(run_id, DEAD_LAUNCH_STATE)
+        return dead

@@ -1,0 +1,132 @@
+"""The ledger's schema, as the list of migrations that builds it version by version."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+
+SCHEMA_VERSION = 2
+
+# Entry i takes the schema from version i to version i + 1 (version 0 is an empty file).
+# Never edit a released entry: add one. tests/test_ledger_upgrade.py opens a real v1 file.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        batch TEXT NOT NULL,
+        date TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        UNIQUE (batch, date)
+    );
+    CREATE TABLE launches (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs (id),
+        batch TEXT NOT NULL,
+        state TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        trigger TEXT NOT NULL,
+        launched_by TEXT NOT NULL,
+        options TEXT NOT NULL,
+        message TEXT
+    );
+    CREATE INDEX launches_run ON launches (run_id);
+    CREATE INDEX launches_live ON launches (batch, state);
+    CREATE TABLE steps (
+        run_id INTEGER NOT NULL REFERENCES runs (id),
+        name TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        after TEXT NOT NULL,
+        command TEXT NOT NULL,
+        state TEXT NOT NULL,
+        launch_id INTEGER,
+        message TEXT,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (run_id, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL,
+        step TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        launch_id INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        exit_code INTEGER,
+        message TEXT,
+        log_path TEXT,
+        host TEXT,
+        remote_id TEXT
+    );
+    CREATE INDEX attempts_run_step ON attempts (run_id, step);
+    CREATE TABLE marks (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL,
+        step TEXT NOT NULL,
+        action TEXT NOT NULL,
+        old_state TEXT NOT NULL,
+        new_state TEXT NOT NULL,
+        who TEXT NOT NULL,
+        reason TEXT,
+        at REAL NOT NULL
+    );
+    CREATE INDEX marks_run ON marks (run_id);
+    CREATE TABLE fires (
+        id INTEGER PRIMARY KEY,
+        batch TEXT NOT NULL,
+        scheduled_at TEXT NOT NULL,
+        date TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        recorded_at REAL NOT NULL,
+        pid INTEGER,
+        message TEXT
+    );
+    CREATE INDEX fires_batch ON fires (batch, scheduled_at);
+    CREATE TABLE reports (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL,
+        launch_id INTEGER,
+        channel TEXT NOT NULL,
+        state TEXT NOT NULL,
+        tries INTEGER NOT NULL,
+        at REAL NOT NULL,
+        message TEXT
+    );
+    CREATE INDEX reports_run ON reports (run_id);
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    """,
+    # 2: the scheduler's cursor per batch: every fire at or before handled_until (a Unix
+    # time) has been dealt with, so after downtime it knows exactly what it missed.
+    """
+    CREATE TABLE schedule_cursors (
+        batch TEXT PRIMARY KEY,
+        handled_until REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
+]
+
+
+def statements(script: str) -> Iterator[str]:
+    """The statements of a migration one by one: `executescript` would commit the
+    transaction the migration runs in. SQLite says where a statement ends (a ';' inside
+    a string or a trigger body does not end one)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"an unfinished statement in a migration: {pending.strip()[:60]!r}")
