@@ -208,6 +208,7 @@ def mark(
     downstream: bool, date_text: str | None, reason: str | None,
 ) -> None:
     """An operator's word on a step: --done, --skip or --redo."""
+    from overnight.commandline import CommandLine
     from overnight.errors import AlreadyRunning, ConfigError, shown
     from overnight.lock import BatchLock
     from overnight.marks import apply_mark
@@ -229,7 +230,9 @@ def mark(
     try:
         ledger = open_ledger(config)
         assert ledger is not None
-        changes = apply_mark(ledger, loaded, run_date, list(steps), action, downstream, who_am_i(), reason)
+        again = CommandLine.of(config).resume_hint(ref.argument, run_date.isoformat())
+        changes = apply_mark(ledger, loaded, run_date, list(steps), action, downstream, who_am_i(), reason,
+                             resume_hint=again)
     finally:
         lock.release()
     for step, old, new in changes:
