@@ -11,10 +11,8 @@ otherwise it reads as the user typed it, in the folder where they typed it.
 
 from __future__ import annotations
 
-import shlex
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,10 +27,13 @@ def this_overnight() -> list[str]:
     return [sys.executable, "-m", "overnight"]
 
 
-@dataclass(frozen=True)
 class CommandLine:
-    config_path: Path | None = None   # the overnight.toml in use (absolute), or none
-    config_given: bool = False        # named by --config or OVERNIGHT_CONFIG, not found in the folder
+    # A plain class: the runner imports this, and a dataclass costs ~1 ms of start-up.
+    __slots__ = ("config_path", "config_given")
+
+    def __init__(self, config_path: Path | None = None, config_given: bool = False) -> None:
+        self.config_path = config_path      # the overnight.toml in use (absolute), or none
+        self.config_given = config_given    # named by --config or OVERNIGHT_CONFIG, not found in the folder
 
     @classmethod
     def of(cls, config: Config) -> CommandLine:
@@ -49,6 +50,8 @@ class CommandLine:
 
     def hint(self, *args: str, anywhere: bool = False) -> str:
         """What a person types; `anywhere`: the reader may be in another folder."""
+        import shlex
+
         return shlex.join([PROGRAM, *self._config_words(anywhere), *args])
 
     def resume_hint(self, batch_arg: str, day: str, *, anywhere: bool = False) -> str:

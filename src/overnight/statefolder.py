@@ -12,21 +12,25 @@
 
 The layout is part of what users rely on (their log rotation, their backups, state
 folders written by earlier versions), so it changes only with a migration.
+
+(Plain classes, not dataclasses: every command imports this, and making a dataclass
+costs about a millisecond of start-up.)
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 
-@dataclass(frozen=True)
 class RunLogs:
     """The folder of one run's logs (a batch for a date) and the files in it."""
 
-    folder: Path
+    __slots__ = ("folder",)
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
 
     def attempt(self, step: str, number: int, tag: str = "") -> str:
         # A string, not a Path: the runner builds one per attempt on its hot path.
@@ -37,9 +41,11 @@ class RunLogs:
         return f"{self.folder}/{step}.log"
 
 
-@dataclass(frozen=True)
 class StateFolder:
-    root: Path
+    __slots__ = ("root",)
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
 
     @property
     def ledger(self) -> Path:
