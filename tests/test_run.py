@@ -380,6 +380,34 @@ def test_interrupted_step_that_is_not_idempotent_waits_for_an_operator(project: 
     assert runs_of(project) == ["first", "long", "long", "last"]
 
 
+def test_dry_run_after_a_crash_in_a_step_that_is_not_idempotent_says_what_the_launch_does(
+    project: Project,
+) -> None:
+    """The dry run follows the runner's plan: `long` held, `last` not run, exit 1 ahead."""
+    marker = f"dryheld{os.getpid()}"
+    project.write_batch("crash", CRASHABLE.format(idempotent=False))
+    runner = start_and_wait_for_long(project, marker)
+    runner.kill()
+    runner.wait()
+
+    dry = project.run("run", "crash", "--date", "2026-11-26", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    said = {line.split()[0]: line for line in dry.stdout.splitlines() if line.startswith("  ")}
+    assert "HOLD (not idempotent, and interrupted" in said["long"], dry.stdout
+    assert "overnight mark crash long --redo --date 2026-11-26" in said["long"]
+    assert "blocked (behind long, which is held)" in said["last"], dry.stdout
+    assert "skip (succeeded in launch 1)" in said["first"]
+    assert "launch 1 died without finishing" in dry.stdout
+    assert "0 of 3 steps would run" in dry.stdout
+    assert "a launch would exit 1: long held" in dry.stdout
+    assert project.query("SELECT state FROM launches") == [("running",)]  # nothing recorded
+
+    real = project.run("run", "crash", "--date", "2026-11-26")
+    assert real.returncode == 1
+    assert runs_of(project) == ["first", "long"]
+    assert project.states("crash") == {"first": "succeeded", "long": "interrupted", "last": "blocked"}
+
+
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "overnight cancel"])
 def test_cancel_stops_steps_records_cancelled_and_exits_130(project: Project, how: str) -> None:
     marker = f"cancel{os.getpid()}{how.replace(' ', '')}"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple, Never
 
-from overnight.durations import parse_duration
+from overnight.durations import Duration, parse_duration
 from overnight.errors import DefinitionError
 
 # Lowercase letters, digits, '.', '_' and '-', starting with a letter or digit: safe as a
@@ -21,7 +21,7 @@ MAX_NAME_LENGTH = 100
 # Only these placeholders are filled in; any other brace (awk '{print $1}') is left alone.
 PLACEHOLDER = re.compile(r"\{(date|batch)(?::([^{}]*))?\}")
 
-_INHERIT = object()  # `after` not given: follow the step declared just before
+_INHERIT: Any = object()  # `after` not given: follow the step declared just before
 
 
 @dataclass
@@ -79,6 +79,11 @@ class Step:
         return f"{self.func.__module__}.{self.func.__qualname__}()"
 
 
+# What after= accepts: a step, its name or its function, a list of them; None or [] for none.
+StepRef = Step | str | Callable[..., Any]
+After = StepRef | Iterable[StepRef] | None
+
+
 def _placeholder(match: re.Match[str], run_date: date, batch: str) -> str:
     what, spec = match.group(1), match.group(2)
     if what == "batch":
@@ -130,10 +135,26 @@ class Batch:
         name: str,
         command: str | Sequence[str],
         *,
-        after: Any = _INHERIT,
-        **options: Any,
+        after: After = _INHERIT,
+        timeout: Duration | None = None,
+        retries: int = 0,
+        retry_delay: Duration = 0,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        when: Callable[[date], bool] | None = None,
+        idempotent: bool = True,
+        queue: str | None = None,
+        **unknown: Never,
     ) -> Step:
-        """Add a shell command (a string, run by /bin/sh -c) or an argv list (no shell)."""
+        """Add a shell command (a string, run by /bin/sh -c) or an argv list (no shell).
+
+        Options: `timeout` and `retry_delay` are durations ("20m", "1h30m", or seconds);
+        `retries` more attempts after a failure; `env` added to the environment; `cwd`
+        relative to the config's folder; `when` a predicate on the date (false: skipped);
+        `idempotent=False`: after an unclean end it waits for an operator; `queue` sends
+        it to a remote worker.
+        """
+        options = _Options(timeout, retries, retry_delay, env, cwd, when, idempotent, queue)
         check_name(name)
         if isinstance(command, str):
             if not command.strip():
@@ -147,28 +168,38 @@ class Batch:
             raise DefinitionError(
                 f"step {name!r}: command must be a string or a non-empty list of strings"
             )
-        return self._add(Step(name=name, batch=self.name, command=cmd), after, options)
+        return self._add(Step(name=name, batch=self.name, command=cmd), after, options, unknown)
 
     def step(
         self,
         func: Callable[[Context], Any] | None = None,
         *,
         name: str | None = None,
-        after: Any = _INHERIT,
-        **options: Any,
+        after: After = _INHERIT,
+        timeout: Duration | None = None,
+        retries: int = 0,
+        retry_delay: Duration = 0,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        when: Callable[[date], bool] | None = None,
+        idempotent: bool = True,
+        queue: str | None = None,
+        **unknown: Never,
     ) -> Any:
         """Decorator adding a Python callable step: ``@batch.step`` or ``@batch.step(...)``.
 
         The function takes a Context; raising an exception fails the step. The step is named
         after the function (underscores become dashes) unless ``name=`` says otherwise.
+        The options are those of `command`.
         """
+        options = _Options(timeout, retries, retry_delay, env, cwd, when, idempotent, queue)
 
         def register(fn: Callable[[Context], Any]) -> Callable[[Context], Any]:
             if not callable(fn):
                 raise DefinitionError(f"@{self.name}.step needs a function")
             step_name = name if name is not None else fn.__name__.replace("_", "-")
             check_name(step_name)
-            self._add(Step(name=step_name, batch=self.name, func=fn), after, options)
+            self._add(Step(name=step_name, batch=self.name, func=fn), after, options, unknown)
             self._funcs[id(fn)] = step_name
             return fn
 
@@ -189,9 +220,14 @@ class Batch:
         if members:
             self._frontier = tuple(members)
 
-    def _add(self, step: Step, after: Any, options: dict[str, Any]) -> Step:
+    def _add(self, step: Step, after: Any, options: _Options, unknown: dict[str, Any]) -> Step:
         if step.name in self.steps:
             raise DefinitionError(f"step {step.name!r}: duplicate step name")
+        if unknown:
+            raise DefinitionError(
+                f"step {step.name!r}: unknown option {next(iter(unknown))}= "
+                f"(valid: {', '.join(_Options._fields)}, after)"
+            )
         _apply_options(step, options)
         if after is _INHERIT:
             step.after = self._group_base if self._group is not None else self._frontier
@@ -326,50 +362,50 @@ def _find_cycle(steps: dict[str, Step]) -> list[str]:
     return []
 
 
-_OPTION_NAMES = (
-    "timeout", "retries", "retry_delay", "env", "cwd", "when", "idempotent", "queue",
-)
+class _Options(NamedTuple):
+    """A step's options as its author gave them (checked by _apply_options)."""
+
+    timeout: object
+    retries: object
+    retry_delay: object
+    env: object
+    cwd: object
+    when: object
+    idempotent: object
+    queue: object
 
 
-def _apply_options(step: Step, options: dict[str, Any]) -> None:
+def _apply_options(step: Step, options: _Options) -> None:
+    """Check every option (the annotations are for editors; a batch module may say
+    anything) and set it on the step, or raise DefinitionError naming the step."""
     where = f"step {step.name!r}"
-    for key, value in options.items():
-        if key not in _OPTION_NAMES:
-            raise DefinitionError(
-                f"{where}: unknown option {key}= (valid: {', '.join(_OPTION_NAMES)}, after)"
-            )
-        if key == "timeout":
-            step.timeout = None if value is None else parse_duration(value, f"{where}: timeout")
-            if step.timeout is not None and step.timeout <= 0:
-                raise DefinitionError(f"{where}: timeout must be more than zero")
-        elif key == "retry_delay":
-            step.retry_delay = parse_duration(value, f"{where}: retry_delay")
-        elif key == "retries":
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
-                raise DefinitionError(f"{where}: retries must be a whole number from 0 to 100")
-            step.retries = value
-        elif key == "env":
-            if not isinstance(value, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-            ):
-                raise DefinitionError(f"{where}: env must be a dict of strings to strings")
-            step.env = dict(value)
-        elif key == "cwd":
-            if value is not None and not isinstance(value, str):
-                raise DefinitionError(f"{where}: cwd must be a path string")
-            step.cwd = value
-        elif key == "when":
-            if value is not None and not callable(value):
-                raise DefinitionError(f"{where}: when= must be a function of the date")
-            step.when = value
-        elif key == "idempotent":
-            if not isinstance(value, bool):
-                raise DefinitionError(f"{where}: idempotent must be True or False")
-            step.idempotent = value
-        elif key == "queue":
-            if value is not None:
-                check_name(value, "queue")
-            step.queue = value
+    timeout, retries, retry_delay, env, cwd, when, idempotent, queue = options
+    if timeout is not None:
+        step.timeout = parse_duration(timeout, f"{where}: timeout")
+        if step.timeout <= 0:
+            raise DefinitionError(f"{where}: timeout must be more than zero")
+    step.retry_delay = parse_duration(retry_delay, f"{where}: retry_delay")
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
+        raise DefinitionError(f"{where}: retries must be a whole number from 0 to 100")
+    step.retries = retries
+    if env is not None:
+        if not isinstance(env, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+        ):
+            raise DefinitionError(f"{where}: env must be a dict of strings to strings")
+        step.env = dict(env)
+    if cwd is not None and not isinstance(cwd, str):
+        raise DefinitionError(f"{where}: cwd must be a path string")
+    step.cwd = cwd
+    if when is not None and not callable(when):
+        raise DefinitionError(f"{where}: when= must be a function of the date")
+    step.when = when  # type: ignore[assignment]
+    if not isinstance(idempotent, bool):
+        raise DefinitionError(f"{where}: idempotent must be True or False")
+    step.idempotent = idempotent
+    if queue is not None:
+        check_name(queue, "queue")
+    step.queue = queue  # type: ignore[assignment]
 
 
 def weekdays(day: date) -> bool:

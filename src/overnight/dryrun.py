@@ -1,61 +1,60 @@
-"""`overnight run --dry-run`: what a launch would do, decided as the runner would."""
+"""`overnight run --dry-run`: the plan a launch would follow, from the runner's own planner."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 
 import click
 
-from overnight.batch import with_downstream
+from overnight.batch import Step
 from overnight.ledger import Ledger
 from overnight.loader import LoadedBatch
+from overnight.lock import holder
+from overnight.planner import (
+    Action,
+    LaunchPlan,
+    PlanOptions,
+    Snapshot,
+    StepPlan,
+    blocked_behind,
+    check_when,
+    dependents_of,
+    plan_launch,
+)
+from overnight.snapshot import read_snapshot
 from overnight.states import StepState
 
 
 def print_plan(
     loaded: LoadedBatch,
     ledger: Ledger | None,
+    state_dir: Path,
     run_date: date,
-    rerun: list[str],
-    downstream: bool,
-    fresh: bool,
+    *,
+    rerun: Sequence[str] = (),
+    downstream: bool = False,
+    fresh: bool = False,
 ) -> None:
     batch = loaded.batch
-    states: dict[str, StepState] = {}
-    launches: dict[str, int | None] = {}
-    if ledger is not None:
-        run = ledger.find_run(batch.name, run_date.isoformat())
-        if run is not None:
-            for row in ledger.steps(run.id):
-                states[row.name] = StepState(row.state)
-                launches[row.name] = row.launch_id
-    selection: set[str] | None = None
-    if rerun:
-        selection = set(with_downstream(rerun, batch.dependents()) if downstream else rerun)
+    # Steps on remote queues are checked against [celery] before this (cli._check_queues),
+    # so their runner would have an executor to re-attach with.
+    options = PlanOptions(rerun=rerun, downstream=downstream, fresh=fresh,
+                          remote=any(s.queue for s in loaded.order))
+    snapshot, busy = _snapshot(ledger, state_dir, batch.name, run_date)
+    plan = plan_launch(loaded.order, snapshot, options)
     click.echo(f"{batch.name} for {run_date.isoformat()} (dry run: nothing is started or recorded)")
+    if busy:
+        click.echo(f"  (a launch is running now, {busy}: a launch would exit 3 until it ends)")
+    for launch in snapshot.dead_launches:
+        click.echo(f"  (launch {launch} died without finishing: a launch would record it crashed)")
+    failed_when = _walk_when(loaded.order, plan, run_date)
     to_run = 0
     for step in loaded.order:
-        state = states.get(step.name, StepState.PENDING)
-        if fresh or (selection is not None and step.name in selection):
-            what = "run"
-        elif selection is not None:
-            what = f"leave as it is ({state}; not in --rerun)"
-        elif state.is_done:
-            by = launches.get(step.name)
-            what = f"skip ({state}" + (f" in launch {by})" if by else ")")
-        elif state is StepState.INTERRUPTED and not step.idempotent:
-            what = "HOLD (not idempotent, interrupted by a crash: needs `overnight mark --redo`)"
-        else:
-            what = "run" + (f" (was {state})" if state is not StepState.PENDING else "")
-        if what.startswith("run"):
-            to_run += 1
-            if step.when is not None:
-                try:
-                    if not step.when(run_date):
-                        what = "skip (when= is false for this date)"
-                        to_run -= 1
-                except Exception as e:  # noqa: BLE001
-                    what = f"fail (when= raised {e!r})"
+        planned = plan.steps[step.name]
+        what = failed_when.get(step.name) or _describe(planned, step, run_date)
+        to_run += what.startswith(("run", "await"))
         after = f"  after {', '.join(step.after)}" if step.after else ""
         click.echo(f"  {step.name:<24} {what}{after}")
         if what.startswith("run") and step.command is not None:
@@ -63,3 +62,66 @@ def print_plan(
             text = rendered if isinstance(rendered, str) else " ".join(rendered)
             click.echo(f"  {'':<24}   $ {text}")
     click.echo(f"{to_run} of {len(loaded.order)} steps would run")
+    if plan.held:
+        click.echo(f"a launch would exit 1: {', '.join(plan.held)} held, and what follows not run")
+
+
+def _snapshot(
+    ledger: Ledger | None, state_dir: Path, batch: str, run_date: date,
+) -> tuple[Snapshot, str | None]:
+    """The ledger's word on the run, and who runs the batch now (None: nobody)."""
+    who = holder(state_dir, batch)
+    busy = None if who is None else f"pid {who.get('pid')} on {who.get('host')} since {who.get('since')}"
+    if ledger is None:
+        return Snapshot(), busy
+    live = ledger.live_launch(batch)
+    run = ledger.find_run(batch, run_date.isoformat())
+    if run is None:
+        return Snapshot(dead_launches=[live.id] if live and who is None else []), busy
+    return read_snapshot(
+        ledger, run.id,
+        live_launch=live.id if live and who is not None and live.run_id == run.id else None,
+        dead_launches=[live.id] if live and who is None else [],
+    ), busy
+
+
+def _walk_when(order: list[Step], plan: LaunchPlan, run_date: date) -> dict[str, str]:
+    """What the `when=` of the steps that would run says, and what a failing one blocks."""
+    said: dict[str, str] = {}
+    dependents = dependents_of(order)
+
+    def blockable(name: str) -> bool:
+        return plan.steps[name].action is Action.RUN and name not in said
+
+    for step in order:
+        if plan.steps[step.name].action is not Action.RUN or step.name in said:
+            continue
+        gate = check_when(step, run_date)
+        if gate is None:
+            continue
+        if gate.state is StepState.SKIPPED:
+            said[step.name] = f"skip ({gate.says})"
+            continue
+        said[step.name] = f"fail ({gate.note})"
+        for name in blocked_behind(step.name, dependents, blockable):
+            said[name] = f"blocked (behind {step.name}, whose when= fails)"
+    return said
+
+
+def _describe(planned: StepPlan, step: Step, run_date: date) -> str:
+    was, action = planned.was, planned.action
+    if action is Action.RUN:
+        return "run" + (f" (was {was})" if was is not StepState.PENDING else "")
+    if action is Action.SKIP:
+        return f"skip ({was}" + (f" in launch {planned.set_by})" if planned.set_by else ")")
+    if action is Action.LEAVE:
+        return f"leave as it is ({was}; not in --rerun)"
+    if action is Action.HOLD:
+        return (f"HOLD (not idempotent, and {was}: check what it did, then "
+                f"`overnight mark {step.batch} {step.name} --redo --date {run_date}`)")
+    if action is Action.BLOCK:
+        return f"blocked (behind {planned.cause}, which is held)"
+    launch = planned.attempt.launch_id if planned.attempt else "?"
+    if action is Action.REATTACH:
+        return f"await (still on queue {step.queue} since launch {launch})"
+    return f"running now (in launch {launch})"

@@ -6,6 +6,9 @@ import re
 
 from overnight.errors import DefinitionError
 
+# What a batch module may write for a duration: "90s", "20m", "1h30m", "500ms", or seconds.
+Duration = str | int | float
+
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 

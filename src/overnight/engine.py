@@ -18,17 +18,28 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from overnight.batch import Step, with_downstream
-from overnight.errors import LedgerError
-from overnight.executor import Executor, Job, Outcome
-from overnight.ledger import AttemptRow, Ledger
+from overnight.batch import Step
+from overnight.executor import Executor, Job, Outcome, RemoteExecutor
+from overnight.ledger import Ledger
 from overnight.loop import EventLoop, Timer
+from overnight.planner import (
+    ATTEMPT_DIED_WITH_RUNNER,
+    Action,
+    LaunchPlan,
+    PlanOptions,
+    RunningAttempt,
+    Snapshot,
+    blocked_behind,
+    check_when,
+    judge_launch,
+    plan_launch,
+    retries_left,
+)
 from overnight.process import TOKEN_VARIABLE, LocalExecutor, Sentinel
 from overnight.progress import Progress
+from overnight.snapshot import read_snapshot
 from overnight.statefolder import RunLogs
 from overnight.states import RunState, StepState
-
-RETRYABLE = (StepState.FAILED, StepState.TIMED_OUT, StepState.INTERRUPTED)
 
 
 @dataclass
@@ -65,7 +76,7 @@ class Runner:
         workdir: Path,
         logs: RunLogs,
         progress: Progress,
-        executors: dict[str, Callable[..., Executor]] | None = None,
+        executors: dict[str, Callable[[EventLoop], RemoteExecutor]] | None = None,
     ) -> None:
         self.batch = batch_name
         self.order = order
@@ -85,7 +96,8 @@ class Runner:
         self.state: dict[str, StepState] = {}
         self.waiting: dict[str, int] = {}       # unfinished prerequisites, per runnable step
         self.runnable: set[str] = set()         # the steps this launch means to finish
-        self.ready: list[tuple[int, str]] = []  # heap by declaration order
+        self.ready: list[tuple[int, str]] = []  # heap by the planner's rank
+        self.rank: dict[str, int] = {}
         self.running: dict[str, Job] = {}
         self.finished: list[tuple[Job, Outcome]] = []  # ended this turn, not yet recorded
         self.prepared: dict[str, str] = {}      # log files made ahead: step -> path
@@ -94,7 +106,7 @@ class Runner:
         self.tries: dict[str, int] = {}         # attempts made in this launch
         self.numbers: dict[str, int] = {}       # attempts made in the run, all launches
         self.held: list[str] = []
-        self.reattaching: dict[str, AttemptRow] = {}  # remote attempts a dead launch left running
+        self.reattaching: dict[str, RunningAttempt] = {}  # remote attempts a dead launch left running
         self.notices: list[tuple[str, str]] = []  # (blocked step, cause), told after commit
         self.halted = False                     # --fail-fast tripped: start nothing new
         self.cancelling = 0                     # signals received
@@ -124,7 +136,7 @@ class Runner:
         )
         self.base_env[TOKEN_VARIABLE] = sentinel.token
         self.local = LocalExecutor(self.loop, sentinel, self.steps)
-        self.remote: dict[str, Executor] = {}
+        self.remote: dict[str, RemoteExecutor] = {}
         if self.progress.tick_interval:
             self._tick()
         clean = False
@@ -160,10 +172,10 @@ class Runner:
         self.loop.call_later(self.progress.tick_interval or 1.0, self._tick, daemon=True)
 
     def _prepare(self) -> None:
-        """Find dead launches, create this launch, and decide what this launch will run."""
+        """Find dead launches, create this launch, then: snapshot, plan, apply."""
         opts = self.options
         with self.ledger.transaction():
-            crashed = self.ledger.reap_dead_launches(self.batch)
+            crashed = [c.id for c in self.ledger.reap_dead_launches(self.batch)]
             run = self.ledger.ensure_run(self.batch, opts.date.isoformat())
             self.run_id = run.id
             self.launch_id = self.ledger.start_launch(
@@ -174,80 +186,43 @@ class Runner:
                 options=_options_record(opts),
             )
             states = self.ledger.sync_steps(run.id, self.order)
-            self._find_remote(states)
-            self.numbers = self.ledger.attempt_counts(run.id)
-            previous = {r.name: r.launch_id for r in self.ledger.steps(run.id)} if any(
-                s.is_done for s in states.values()
-            ) else {}
-            selection = self._selection()
-            done_before: list[tuple[str, StepState, int | None]] = []
-            for step in self.order:
-                name, state = step.name, states[step.name]
-                if name in self.reattaching:
-                    self.state[name] = state  # running elsewhere: this launch waits for it
-                    self.runnable.add(name)
-                    continue
-                if opts.fresh or (selection is not None and name in selection):
-                    if state is not StepState.PENDING:
-                        self._set(name, state, StepState.PENDING, "to run again")
-                        state = StepState.PENDING
-                elif selection is not None:
-                    self.state[name] = state
-                    continue  # outside the --rerun selection: left as it is
-                elif state.is_done:
-                    done_before.append((name, state, previous.get(name)))
-                elif state is StepState.INTERRUPTED and not step.idempotent:
-                    self.held.append(name)
-                elif state is not StepState.PENDING:
-                    self._set(name, state, StepState.PENDING, None)
-                    state = StepState.PENDING
-                self.state[name] = state
-                if state is StepState.PENDING:
-                    self.runnable.add(name)
-            for name in self.runnable:
-                self.waiting[name] = sum(1 for p in self.steps[name].after if p in self.runnable)
-            for name in self.held:
-                self.runnable.add(name)
-                self._block_dependents(name)
-            self.ready = [
-                (self.steps[n].position, n)
-                for n in self.runnable
-                if self.waiting.get(n) == 0 and self.state[n] is StepState.PENDING
-            ]
-            heapq.heapify(self.ready)
+            snapshot = read_snapshot(self.ledger, run.id, states=states, dead_launches=crashed)
+            plan = plan_launch(self.order, snapshot, PlanOptions(
+                rerun=opts.rerun, downstream=opts.downstream, fresh=opts.fresh,
+                remote="celery" in self.remote_factories,
+            ))
+            self._apply(plan, snapshot)
         self.progress.launch_started(
             batch=self.batch,
             date=opts.date,
             launch_id=self.launch_id,
             total=len(self.order),
-            to_run=len(self.runnable) - len(self.held),
-            crashed=[c.id for c in crashed],
+            to_run=plan.to_run,
+            crashed=crashed,
         )
-        for name, state, launch_id in done_before:
-            self.progress.step_done_before(name, state, launch_id)
+        for skipped in plan.having(Action.SKIP):
+            self.progress.step_done_before(skipped.name, skipped.state, skipped.set_by)
         for name in self.held:
             self.progress.step_held(name, self.batch, opts.date)
         self._tell_blocked()
 
-    def _find_remote(self, states: dict[str, StepState]) -> None:
-        """Attempts on a remote queue left running by a dead launch: re-attach, or give up.
-
-        Their tasks may have gone on without the runner; the remote executor finds out how
-        they ended, so a finished one is recorded (not run again) and a running one awaited.
-        Without a remote executor for them any more, they are interrupted as local ones are.
-        """
-        for attempt in self.ledger.running_attempts(self.run_id):
-            step = self.steps.get(attempt.step)
-            if attempt.remote_id and step is not None and step.queue and "celery" in self.remote_factories:
-                self.reattaching[attempt.step] = attempt
-                continue
+    def _apply(self, plan: LaunchPlan, snapshot: Snapshot) -> None:
+        """Record the plan's changes and take its decisions as the launch's own. In a transaction."""
+        for attempt in plan.closed:
             self.ledger.finish_attempt(
-                attempt.id, StepState.INTERRUPTED, time.time(), None, "the runner died while this ran"
+                attempt.attempt_id, StepState.INTERRUPTED, time.time(), None, ATTEMPT_DIED_WITH_RUNNER
             )
-            if states.get(attempt.step) is StepState.RUNNING:
-                self._set(attempt.step, StepState.RUNNING, StepState.INTERRUPTED,
-                          "interrupted: the runner died while it ran")
-                states[attempt.step] = StepState.INTERRUPTED
+        for change in plan.changes:
+            self._set(change.step, change.old, change.new, change.message)
+        self.state = {name: p.state for name, p in plan.steps.items()}
+        self.runnable = set(plan.runnable)
+        self.waiting = dict(plan.waiting)
+        self.rank = plan.rank
+        self.ready = [(plan.rank[name], name) for name in plan.ready]  # sorted: a heap already
+        self.held = plan.held
+        self.reattaching = plan.reattach
+        self.numbers = dict(snapshot.attempts)
+        self.notices.extend(plan.blocked)
 
     def _reattach(self) -> None:
         for name, attempt in self.reattaching.items():
@@ -255,24 +230,16 @@ class Runner:
             job = Job(
                 step=step, run_id=self.run_id, launch_id=attempt.launch_id, number=attempt.number,
                 date=self.options.date, log_path=attempt.log_path or self.logs.fallback(name),
-                env={}, cwd=str(self.workdir), started_at=attempt.started_at, attempt_id=attempt.id,
+                env={}, cwd=str(self.workdir), started_at=attempt.started_at, attempt_id=attempt.attempt_id,
                 remote_id=attempt.remote_id, done=self._on_done,
             )
             self.tries[name] = 1
             self.running[name] = job
             self.progress.step_reattached(job)
-            executor = self._executor_for(step)
-            executor.reattach(job)  # type: ignore[attr-defined]
+            self._remote_executor().reattach(job)
             if step.timeout is not None:
                 left = step.timeout - (time.time() - attempt.started_at)
                 self.timeouts[name] = self.loop.call_later(left, lambda job=job: self._timed_out(job))
-
-    def _selection(self) -> set[str] | None:
-        if not self.options.rerun:
-            return None
-        if self.options.downstream:
-            return set(with_downstream(self.options.rerun, self.dependents))
-        return set(self.options.rerun)
 
     # -- starting steps ------------------------------------------------------------------
 
@@ -287,19 +254,16 @@ class Runner:
         while self.ready and len(self.running) + len(jobs) < self.options.workers:
             _, name = heapq.heappop(self.ready)
             step = self.steps[name]
-            if step.when is not None and name not in self.tries:
-                try:
-                    wanted = bool(step.when(self.options.date))
-                except Exception as e:  # noqa: BLE001 - the user's predicate failed
-                    self._set(name, StepState.PENDING, StepState.FAILED, f"when= raised {e!r}")
-                    self.progress.step_failed_to_start(name, f"its when= raised {e!r}")
-                    self._block_dependents(name)
-                    continue
-                if not wanted:
-                    self._set(name, StepState.PENDING, StepState.SKIPPED, "when= is false")
-                    self.progress.step_skipped(name, "when= is false for this date")
+            gate = check_when(step, self.options.date) if name not in self.tries else None
+            if gate is not None:
+                self._set(name, StepState.PENDING, gate.state, gate.note)
+                if gate.state is StepState.SKIPPED:
+                    self.progress.step_skipped(name, gate.says)
                     self._release(name)
-                    continue
+                else:
+                    self.progress.step_failed_to_start(name, gate.says)
+                    self._block_dependents(name)
+                continue
             jobs.append(self._record_start(step))
         return jobs
 
@@ -324,10 +288,8 @@ class Runner:
             cwd=str(self.workdir / step.cwd) if step.cwd else str(self.workdir),
             done=self._on_done,
         )
-        executor = self._executor_for(step)
-        prepare = getattr(executor, "prepare", None)
-        if prepare is not None:
-            prepare(job)  # e.g. a remote executor names its task before it exists
+        if step.queue is not None:
+            self._remote_executor().prepare(job)  # its task is named before it exists
         job.started_at = time.time()
         job.attempt_id = self.ledger.start_attempt(
             self.run_id, step.name, number, self.launch_id, job.log_path, job.started_at,
@@ -381,8 +343,9 @@ class Runner:
         self.prepared.clear()
 
     def _executor_for(self, step: Step) -> Executor:
-        if step.queue is None:
-            return self.local
+        return self.local if step.queue is None else self._remote_executor()
+
+    def _remote_executor(self) -> RemoteExecutor:
         kind = "celery"
         if kind not in self.remote:
             self.remote[kind] = self.remote_factories[kind](self.loop)
@@ -423,12 +386,8 @@ class Runner:
     def _record_end(self, job: Job, outcome: Outcome) -> bool:
         """The ledger side of a step's end. Inside a transaction; True if it will retry."""
         name, step = job.step.name, job.step
-        retries_left = (
-            outcome.state in RETRYABLE
-            and self.tries.get(name, 0) <= step.retries
-            and (outcome.state is not StepState.INTERRUPTED or step.idempotent)
-        )
-        retry = retries_left and not self.cancelling
+        may_retry = retries_left(step, outcome.state, self.tries.get(name, 0))
+        retry = may_retry and not self.cancelling
         self.ledger.finish_attempt(
             job.attempt_id, outcome.state, outcome.ended_at, outcome.exit_code,
             outcome.message, outcome.started_at,
@@ -441,7 +400,7 @@ class Runner:
         elif retry:
             note = f"attempt {job.number} {outcome.state}: retrying in {step.retry_delay:g}s"
             self._set(name, StepState.RUNNING, StepState.PENDING, note)
-        elif retries_left:
+        elif may_retry:
             # Cancelled before its retry: the step has not failed for good (it has
             # retries left), so it waits for the resume, as in its retry delay.
             note = f"attempt {job.number} {outcome.state}: cancelled before its retry"
@@ -464,7 +423,7 @@ class Runner:
         self.retry_timers.pop(name, None)
         if not self._may_start():
             return
-        heapq.heappush(self.ready, (self.steps[name].position, name))
+        heapq.heappush(self.ready, (self.rank[name], name))
         with self.ledger.transaction():
             jobs = self._claim_ready()
         self._tell_blocked()
@@ -476,17 +435,15 @@ class Runner:
             if dep in self.waiting:
                 self.waiting[dep] -= 1
                 if self.waiting[dep] == 0 and self.state[dep] is StepState.PENDING:
-                    heapq.heappush(self.ready, (self.steps[dep].position, dep))
+                    heapq.heappush(self.ready, (self.rank[dep], dep))
 
     def _block_dependents(self, name: str) -> None:
-        stack = [name]
-        while stack:
-            cause = stack.pop()
-            for dep in self.dependents[cause]:
-                if dep in self.runnable and self.state[dep] is StepState.PENDING:
-                    self._set(dep, StepState.PENDING, StepState.BLOCKED, f"blocked by {name}")
-                    self.notices.append((dep, name))
-                    stack.append(dep)
+        def blockable(dep: str) -> bool:
+            return dep in self.runnable and self.state[dep] is StepState.PENDING
+
+        for dep in blocked_behind(name, self.dependents, blockable):
+            self._set(dep, StepState.PENDING, StepState.BLOCKED, f"blocked by {name}")
+            self.notices.append((dep, name))
 
     def _set(self, name: str, old: StepState, new: StepState, message: str | None) -> None:
         self.ledger.set_step_state(self.run_id, name, old, new, self.launch_id, message)
@@ -521,30 +478,19 @@ class Runner:
         counts: dict[str, int] = {}
         for state in self.state.values():
             counts[state.value] = counts.get(state.value, 0) + 1
-        launch_ok = all(self.state[n].is_done for n in self.runnable)
-        run_ok = all(s.is_done for s in self.state.values())
-        if self.cancelling:
-            state, code = RunState.CANCELLED, 130
-        elif launch_ok:
-            state, code = (RunState.SUCCEEDED if run_ok else RunState.FAILED), 0
-        else:
-            state, code = RunState.FAILED, 1
-        launch_state = RunState.SUCCEEDED if (launch_ok and not self.cancelling) else state
+        verdict = judge_launch(self.state, self.runnable, cancelled=bool(self.cancelling))
         message = None
         if self.held:
             message = "not idempotent and interrupted: " + ", ".join(self.held)
-        try:
-            with self.ledger.transaction():
-                self.ledger.end_launch(self.launch_id, self.run_id, launch_state, message)
-                if launch_state is not state:
-                    self.ledger.set_run_state(self.run_id, state)
-        except LedgerError:
-            raise
+        with self.ledger.transaction():
+            self.ledger.end_launch(self.launch_id, self.run_id, verdict.launch, message)
+            if verdict.launch is not verdict.run:
+                self.ledger.set_run_state(self.run_id, verdict.run)
         result = LaunchResult(
             run_id=self.run_id,
             launch_id=self.launch_id,
-            state=state,
-            exit_code=code,
+            state=verdict.run,
+            exit_code=verdict.exit_code,
             counts=counts,
             held=self.held,
             elapsed=elapsed,

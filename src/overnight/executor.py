@@ -73,8 +73,11 @@ class Executor(Protocol):
         """Release everything; no job is running any more."""
 
 
-class Reattaching(Protocol):
-    """An executor whose jobs outlive the runner (a remote queue) can pick them up again."""
+class RemoteExecutor(Executor, Protocol):
+    """An executor whose jobs outlive the runner (a remote queue): it can pick them up again."""
+
+    def prepare(self, job: Job) -> None:
+        """Name the job's task (job.remote_id) before its start is recorded."""
 
     def reattach(self, job: Job) -> None:
         """Watch a job an earlier launch started; later call ``job.done`` exactly once."""

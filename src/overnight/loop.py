@@ -1,7 +1,11 @@
-"""A small event loop: file descriptors, timers and signals, with no polling interval.
+"""The one event loop: file descriptors, timers and signals, with no polling interval.
 
-The runner sleeps in one ``select`` until a step's process exits (a pidfd becomes
-readable), a callable worker answers, a timer is due, or a signal arrives.
+Every process of overnight that waits waits here: the runner sleeps in one ``select``
+until a step's process exits (a pidfd becomes readable), a callable worker answers, a
+timer is due, or a signal arrives; the scheduler daemon until its next fire or a signal;
+a remote worker's pool process until its step exits, its heartbeat is due, or the
+coordinator's stop request wakes it (SIGUSR2). Signal handlers only note the signal; the
+wakeup fd ends the wait at once.
 """
 
 from __future__ import annotations
@@ -89,13 +93,15 @@ class EventLoop:
 
     # -- running -------------------------------------------------------------------------
 
-    def run_once(self) -> None:
-        """Wait for the next event (or due timer) and handle everything that is ready."""
-        timeout = None
+    def run_once(self, max_wait: float | None = None) -> None:
+        """Wait for the next event (or due timer, or `max_wait` seconds) and handle
+        everything that is ready."""
+        timeout = max_wait
         if self._soon:
             timeout = 0.0
         elif self._timers:
-            timeout = max(0.0, self._timers[0][0] - time.monotonic())
+            due = max(0.0, self._timers[0][0] - time.monotonic())
+            timeout = due if timeout is None else min(timeout, due)
         for key, _ in self._selector.select(timeout):
             key.data()
         while self._soon:
@@ -124,6 +130,3 @@ class EventLoop:
         self._selector.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
-
-    def fds_to_close_in_child(self) -> list[int]:
-        return [self._wake_r, self._wake_w, self._selector.fileno()]

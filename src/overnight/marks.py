@@ -8,6 +8,7 @@ from overnight.batch import with_downstream
 from overnight.errors import ConfigError
 from overnight.ledger import Ledger
 from overnight.loader import LoadedBatch
+from overnight.planner import run_state_after_marks
 from overnight.states import RunState, StepState
 
 TARGET = {"done": StepState.SUCCEEDED, "skip": StepState.SKIPPED, "redo": StepState.PENDING}
@@ -49,8 +50,7 @@ def apply_mark(
             ledger.set_step_state(run.id, name, old, new, None, note)
             states[name] = new
             changes.append((name, old, new))
-        if all(s.is_done for s in states.values()):
-            ledger.set_run_state(run.id, RunState.SUCCEEDED)
-        elif changes and run.state == RunState.SUCCEEDED:
-            ledger.set_run_state(run.id, RunState.FAILED)
+        run_state = run_state_after_marks(states, RunState(run.state), bool(changes))
+        if run_state is not None:
+            ledger.set_run_state(run.id, run_state)
     return changes

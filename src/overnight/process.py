@@ -138,9 +138,6 @@ class Sentinel:
                 pass
             self._table.close()
 
-    def fd(self) -> int | None:
-        return self._fd
-
 
 def _sentinel_main(fd: int, token: bytes, table: mmap.mmap) -> None:
     groups: set[int] = set()  # learned by pipe; the table holds the rest
@@ -169,20 +166,21 @@ def _sentinel_main(fd: int, token: bytes, table: mmap.mmap) -> None:
         if pgid:
             groups.add(pgid)
     for pgid in groups:
-        _kill_group(pgid)
+        kill_group(pgid)
     for _ in range(5):
         found = _processes_with_token(token)
         if not found:
             break
         for pid in found:
             try:
-                _kill_group(os.getpgid(pid))
+                kill_group(os.getpgid(pid))
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
 
 
-def _kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
+def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
+    """Signal a step's whole process group (gone already, or not ours: nothing to do)."""
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
@@ -299,7 +297,7 @@ class LocalExecutor:
         pid = running.process.pid
         # Whatever the step left behind in its group goes with it (reaping comes after, so
         # the group's id cannot have been reused).
-        _kill_group(pid)
+        kill_group(pid)
         exit_code = running.process.wait()
         self.sentinel.forget(pid)
         job.done(job, job.outcome_for_exit(exit_code, ended))  # type: ignore[misc]
@@ -314,11 +312,11 @@ class LocalExecutor:
         job.stop_reason = job.stop_reason or reason
         pid = running.process.pid
         if force:
-            _kill_group(pid, signal.SIGKILL)
+            kill_group(pid, signal.SIGKILL)
             return
-        _kill_group(pid, signal.SIGTERM)
+        kill_group(pid, signal.SIGTERM)
         if running.kill_timer is None:
-            running.kill_timer = self.loop.call_later(KILL_GRACE, lambda: _kill_group(pid))
+            running.kill_timer = self.loop.call_later(KILL_GRACE, lambda: kill_group(pid))
 
     def close(self) -> None:
         self.callables.close()
@@ -446,7 +444,7 @@ class CallableWorkers:
         self.loop.remove_reader(worker.pidfd)
         if worker.kill_timer:
             worker.kill_timer.cancel()
-        _kill_group(worker.pid)
+        kill_group(worker.pid)
         _reap(worker.pid)
         self.sentinel.forget(worker.pid)
         if worker in self.idle:
@@ -459,11 +457,11 @@ class CallableWorkers:
             return
         job.stop_reason = job.stop_reason or reason
         if force:
-            _kill_group(worker.pid)
+            kill_group(worker.pid)
             return
-        _kill_group(worker.pid, signal.SIGTERM)
+        kill_group(worker.pid, signal.SIGTERM)
         if worker.kill_timer is None:
-            worker.kill_timer = self.loop.call_later(KILL_GRACE, lambda: _kill_group(worker.pid))
+            worker.kill_timer = self.loop.call_later(KILL_GRACE, lambda: kill_group(worker.pid))
 
     def close(self) -> None:
         for worker in list(self.idle):

@@ -48,7 +48,8 @@ def run(
     if dry_run:
         from overnight.dryrun import print_plan
 
-        print_plan(loaded, open_ledger(config, readonly=True), run_date, list(steps), downstream, fresh)
+        print_plan(loaded, open_ledger(config, readonly=True), config.state_dir, run_date,
+                   rerun=steps, downstream=downstream, fresh=fresh)
         return
 
     from overnight.engine import RunOptions

@@ -93,28 +93,20 @@ WORKER: WorkerSettings | None = None
 # -- inside each pool process ------------------------------------------------------------
 
 PR_SET_PDEATHSIG = 1
-_wake_r = _wake_w = -1
 
 
 @worker_process_init.connect
 def _init_pool_process(**_: Any) -> None:
     """A pool process dies with its worker (kill -9 included); a stop request wakes it."""
-    global _wake_r, _wake_w
+    from overnight.remote.worker import listen_for_stop_requests
+
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
     if os.getppid() == 1:
         os._exit(1)
-    _wake_r, _wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    signal.signal(signal.SIGUSR2, _wake)  # SIGUSR1 is billiard's soft time limit in pool processes
-
-
-def _wake(signum: int, frame: Any) -> None:
-    try:
-        os.write(_wake_w, b"!")
-    except OSError:
-        pass
+    listen_for_stop_requests()
 
 
 # Both run inside Redis, so nothing can come between the look and the write.
@@ -209,7 +201,7 @@ def run_step(task: Any, payload: dict[str, Any]) -> dict[str, Any]:
             return 0
         return int(value) if value else 0
 
-    result = execute(payload, WORKER, log_path, heartbeat, stop_requested, _wake_r)
+    result = execute(payload, WORKER, log_path, heartbeat, stop_requested)
     result["host"] = host
     return result
 

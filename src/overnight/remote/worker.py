@@ -15,7 +15,6 @@ import base64
 import json
 import logging
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -24,7 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from overnight.process import TOKEN_VARIABLE, Sentinel
+from overnight.loop import EventLoop, Timer
+from overnight.process import TOKEN_VARIABLE, Sentinel, kill_group
 
 if TYPE_CHECKING:
     from overnight.remote.celery_app import WorkerSettings
@@ -45,11 +45,22 @@ def lost_after(heartbeat: float) -> float:
     return max(3 * heartbeat, heartbeat + 2.0)
 
 
-def _kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+# This pool process's event loop, and whether a stop signal came that no wait has handled.
+_loop: EventLoop | None = None
+_stop_signalled = False
+
+
+def listen_for_stop_requests() -> None:
+    """In a pool process, once: SIGUSR2 (from the overnight_stop control command) wakes the
+    wait for the running step, which then reads the coordinator's stop request."""
+    global _loop
+    _loop = EventLoop()
+    _loop.add_signal_handler(signal.SIGUSR2, _note_stop_signal)  # SIGUSR1 is billiard's
+
+
+def _note_stop_signal(signum: int) -> None:
+    global _stop_signalled
+    _stop_signalled = True
 
 
 def execute(
@@ -58,11 +69,12 @@ def execute(
     log_path: Path,
     heartbeat: Callable[[], bool],
     stop_requested: Callable[[], int],
-    wake_fd: int,
 ) -> dict[str, Any]:
-    global _sentinel
+    global _sentinel, _loop
     if _sentinel is None:
         _sentinel = Sentinel()
+    if _loop is None:
+        _loop = EventLoop()  # not in a pool process (no stop signal): the heartbeat stops it
     log_path.parent.mkdir(parents=True, exist_ok=True)
     cwd = worker.base_dir / payload["cwd"] if payload.get("cwd") else worker.base_dir
     env = dict(os.environ)
@@ -107,9 +119,9 @@ def execute(
             process.stdin.close()
         except BrokenPipeError:
             pass
-    stopped = _wait(process, payload, heartbeat, stop_requested, wake_fd)
+    stopped = _StepWait(_loop, process.pid, payload, heartbeat, stop_requested).wait()
     ended = time.time()
-    _kill_group(process.pid)  # whatever the step left behind goes with it
+    kill_group(process.pid)  # whatever the step left behind goes with it
     exit_code = process.wait()
     _sentinel.forget(process.pid)
     message = None
@@ -124,62 +136,66 @@ def execute(
     return _result(log_path, exit_code, started, ended, message, stopped)
 
 
-def _wait(
-    process: subprocess.Popen[bytes],
-    payload: dict[str, Any],
-    heartbeat: Callable[[], bool],
-    stop_requested: Callable[[], int],
-    wake_fd: int,
-) -> str | None:
-    """Wait for the step to end, beating, and stopping it when told or when it overruns."""
-    pid = process.pid
-    pidfd = os.pidfd_open(pid)
-    interval = payload["heartbeat"]
-    grace = payload["kill_grace"]
-    deadline = time.monotonic() + payload["timeout"] if payload.get("timeout") else None
-    next_beat = time.monotonic() + interval
-    kill_at: float | None = None
-    stopped: str | None = None
-    watched = [pidfd] + ([wake_fd] if wake_fd >= 0 else [])
-    try:
-        while True:
-            now = time.monotonic()
-            wait = next_beat - now
-            if deadline is not None and stopped is None:
-                wait = min(wait, deadline - now)
-            if kill_at is not None:
-                wait = min(wait, kill_at - now)
-            ready, _, _ = select.select(watched, [], [], max(0.0, wait))
-            if pidfd in ready:
-                return stopped
-            now = time.monotonic()
-            level = 0
-            if wake_fd in ready:
-                _drain(wake_fd)
-                level = stop_requested()
-                if level and stopped is None:
-                    stopped = "stop"
-            if deadline is not None and now >= deadline and stopped is None:
-                stopped, level = "timeout", 1
-            if now >= next_beat:
-                next_beat = now + interval
-                if not heartbeat():
-                    stopped, level = stopped or "abandoned", 2
-            if level == 2 or (kill_at is not None and now >= kill_at):
-                _kill_group(pid)
-            elif level == 1 and kill_at is None:
-                _kill_group(pid, signal.SIGTERM)
-                kill_at = now + grace
-    finally:
-        os.close(pidfd)
+class _StepWait:
+    """Waits for the step's process to end, beating, and stopping it when the coordinator
+    asks (a stop request, or it gave up on the task) or when it overruns its timeout."""
 
+    def __init__(
+        self, loop: EventLoop, pid: int, payload: dict[str, Any],
+        heartbeat: Callable[[], bool], stop_requested: Callable[[], int],
+    ) -> None:
+        self.loop, self.pid = loop, pid
+        self.heartbeat, self.stop_requested = heartbeat, stop_requested
+        self.interval, self.grace = payload["heartbeat"], payload["kill_grace"]
+        self.stopped: str | None = None
+        self.exited = False
+        self.pidfd = os.pidfd_open(pid)
+        loop.add_reader(self.pidfd, self._exited)
+        self.beat: Timer = loop.call_later(self.interval, self._beat)
+        timeout = payload.get("timeout")
+        self.deadline: Timer | None = loop.call_later(timeout, self._overdue) if timeout else None
+        self.kill: Timer | None = None
 
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass
+    def wait(self) -> str | None:
+        """Until the process exits; why it was stopped, or None."""
+        global _stop_signalled
+        try:
+            while not self.exited:
+                if _stop_signalled:  # also one that came before this wait: asking costs little
+                    _stop_signalled = False
+                    level = self.stop_requested()
+                    if level:
+                        self._stop("stop", level)
+                    continue
+                self.loop.run_once()
+        finally:
+            self.loop.remove_reader(self.pidfd)
+            os.close(self.pidfd)
+            for timer in (self.beat, self.deadline, self.kill):
+                if timer is not None:
+                    timer.cancel()
+        return self.stopped
+
+    def _exited(self) -> None:
+        self.exited = True
+
+    def _overdue(self) -> None:
+        if self.stopped is None:
+            self._stop("timeout", 1)
+
+    def _beat(self) -> None:
+        self.beat = self.loop.call_later(self.interval, self._beat)
+        if not self.heartbeat():
+            self._stop("abandoned", 2)
+
+    def _stop(self, why: str, level: int) -> None:
+        """Level 1: TERM to the group, KILL after the grace; level 2: KILL now."""
+        self.stopped = self.stopped or why
+        if level == 2:
+            kill_group(self.pid)
+        elif self.kill is None:
+            kill_group(self.pid, signal.SIGTERM)
+            self.kill = self.loop.call_later(self.grace, lambda: kill_group(self.pid))
 
 
 def _result(

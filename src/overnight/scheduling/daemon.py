@@ -17,7 +17,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from overnight.config import Config, load_config
 from overnight.errors import AlreadyRunning, LedgerError, OvernightError
 from overnight.ledger import Ledger
 from overnight.lock import holder
+from overnight.loop import EventLoop
 from overnight.scheduling.cron import Fire, Schedule, ScheduleError, fires_between, next_fire
 from overnight.scheduling.schedules import format_instant, schedules
 from overnight.statefolder import StateFolder
@@ -309,11 +309,9 @@ class Scheduler:
 
     def run(self) -> int:
         """Loop until SIGTERM or SIGINT; SIGHUP reloads. Returns the exit code."""
-        read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
-        # Handlers only note the signal; the wakeup fd ends the select at once.
-        previous = {s: signal.signal(s, lambda n, _f: self._signals.append(n)) for s in handled}
-        old_fd = signal.set_wakeup_fd(write_fd)
+        loop = EventLoop()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+            loop.add_signal_handler(signum, self._signals.append)  # SIGCHLD: reap at once
         self.log(f"started (pid {os.getpid()}): {_describe(self.schedules)}")
         try:
             while True:
@@ -334,18 +332,9 @@ class Scheduler:
                     self.log(f"could not record in the ledger, carrying on: {e}")
                 if self._signals:
                     continue
-                select.select([read_fd], [], [], self.sleep_for(self.clock()))
-                try:
-                    while os.read(read_fd, 512):
-                        pass
-                except BlockingIOError:
-                    pass
+                loop.run_once(max_wait=self.sleep_for(self.clock()))
         finally:
-            signal.set_wakeup_fd(old_fd)
-            for s, h in previous.items():
-                signal.signal(s, h)
-            os.close(read_fd)
-            os.close(write_fd)
+            loop.close()
         self.reap()
         running = ", ".join(f"{n} (pid {p})" for p, (n, _) in self.children.items())
         self.log("stopped" + (f"; still running on their own: {running}" if running else ""))
