@@ -15,6 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
+from overnight.readmodel.run import StepView
 from overnight.reporting.report import Slow, slow_steps, subject_for
 
 DATE = "2026-11-26"
@@ -411,8 +412,8 @@ def test_mail_run_of_a_missing_program_mails_why_and_exits_127(project, mailbox)
 # -- the report's pure parts --------------------------------------------------------------------
 
 
-def _step(name: str, state: str, duration: float | None) -> dict:
-    return {"name": name, "state": state, "duration": duration}
+def _step(name: str, state: str, duration: float | None) -> StepView:
+    return StepView(name, state, "command", name, [], None, None, duration, None, [])
 
 
 def test_a_step_much_slower_than_its_median_is_pointed_out():

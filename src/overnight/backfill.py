@@ -119,8 +119,6 @@ def digest(
     config: Config, ledger: Ledger | None, batch: str, results: list[DateResult], again: str
 ) -> tuple[str, str, dict[str, Any]]:
     """Subject, text and JSON summary of the whole backfill."""
-    from overnight.reporting.report import FAILED_STATES, tail
-
     dates = sorted(r.date for r in results)
     span = f"{dates[0]} to {dates[-1]}"
     ok = sum(1 for r in results if r.exit_code == 0)
@@ -130,26 +128,8 @@ def digest(
     else:
         subject = f"Overnight backfill {span}: {batch}: failed ({bad} of {len(results)} dates)"
     lines = [f"backfill of {batch}, {span}: {ok} succeeded, {bad} did not", ""]
-    failed_summary = []
-    for r in results:
-        run = ledger.find_run(batch, r.date.isoformat()) if ledger else None
-        counts = ""
-        if run is not None:
-            c = ledger.state_counts([run.id])[run.id]  # type: ignore[union-attr]
-            counts = "  (" + ", ".join(f"{n} {s}" for s, n in sorted(c.items())) + ")"
-        lines.append(f"  {r.date}  {r.state}{counts}")
-        if run is None or r.exit_code in (0, None):
-            continue
-        for step in ledger.steps(run.id):  # type: ignore[union-attr]
-            if step.state not in FAILED_STATES:
-                continue
-            attempts = ledger.attempts(run.id, step.name)  # type: ignore[union-attr]
-            log = attempts[-1].log_path if attempts else None
-            failed_summary.append({"date": r.date.isoformat(), "step": step.name, "state": step.state,
-                                   "message": step.message, "log_path": log})
-            lines.append(f"      {step.name}: {step.state}: {step.message or ''}".rstrip())
-            lines.append(f"        log: {log or '(none)'}")
-            lines += [f"        | {line}" for line in (tail(log, DIGEST_TAIL_LINES) or [])]
+    per_date, failed_summary = _per_date(ledger, batch, results)
+    lines += per_date
     if bad:
         lines += ["", "What to do:", "  Fix the cause, then run the same backfill again "
                   "(dates and steps already done are skipped):", f"    {again}"]
@@ -162,6 +142,35 @@ def digest(
                           + ([f"To resume: {again}"] if bad else [])),
     }
     return subject, "\n".join(lines) + "\n", summary
+
+
+def _per_date(
+    ledger: Ledger | None, batch: str, results: list[DateResult]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """A line per date with its steps counted by state; under each date that did not
+    succeed, its failed steps with the end of their logs."""
+    from overnight.readmodel.history import step_counts
+    from overnight.readmodel.run import run_view
+    from overnight.reporting.report import tail
+
+    runs = {r.date: ledger.find_run(batch, r.date.isoformat()) for r in results} if ledger else {}
+    counts = step_counts(ledger, [run for run in runs.values() if run]) if ledger else {}
+    lines, failed = [], []
+    for r in results:
+        run = runs.get(r.date)
+        tally = ", ".join(f"{n} {s}" for s, n in sorted(counts.get(run.id, {}).items())) if run else ""
+        lines.append(f"  {r.date}  {r.state}" + (f"  ({tally})" if run else ""))
+        if run is None or ledger is None or r.exit_code in (0, None):
+            continue
+        for step in run_view(ledger, run).steps:
+            if not step.failed:
+                continue
+            failed.append({"date": r.date.isoformat(), "step": step.name, "state": step.state,
+                           "message": step.message, "log_path": step.log_path})
+            lines.append(f"      {step.name}: {step.state}: {step.message or ''}".rstrip())
+            lines.append(f"        log: {step.log_path or '(none)'}")
+            lines += [f"        | {line}" for line in (tail(step.log_path, DIGEST_TAIL_LINES) or [])]
+    return lines, failed
 
 
 def again_command(config: Config, batch_arg: str, first: date, last: date, backward: bool,

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from overnight.ledger import RunRow
+from overnight.readmodel.grid import shape_grid
+from overnight.readmodel.run import AttemptView, StepView
 from overnight.web import svg
 from overnight.web.pages import history_context
 from overnight.web.site import local_path
 
 
-def _step(name: str, after: list[str], state: str = "succeeded", attempts: list | None = None) -> dict:
-    return {"name": name, "after": after, "state": state, "attempts": attempts or []}
+def _step(name: str, after: list[str], state: str = "succeeded", attempts: list | None = None) -> StepView:
+    return StepView(name, state, "command", name, after, None, None, None, None, attempts or [])
+
+
+def _attempt(number: int, state: str, started_at: float, ended_at: float | None) -> AttemptView:
+    duration = None if ended_at is None else ended_at - started_at
+    return AttemptView(number, 1, state, started_at, ended_at, duration, None, None, None, None, None)
 
 
 def test_a_steps_layer_is_its_longest_path_from_a_root():
@@ -32,12 +39,9 @@ def test_the_graph_draws_one_node_per_step_and_one_edge_per_prerequisite():
 def test_the_timeline_puts_every_attempt_on_one_axis_and_a_running_one_up_to_now():
     steps = [
         _step("a", [], attempts=[
-            {"number": 1, "state": "failed", "started_at": 1000.0, "ended_at": 1010.0},
-            {"number": 2, "state": "succeeded", "started_at": 1012.0, "ended_at": 1020.0},
+            _attempt(1, "failed", 1000.0, 1010.0), _attempt(2, "succeeded", 1012.0, 1020.0),
         ]),
-        _step("b", ["a"], "running", attempts=[
-            {"number": 1, "state": "running", "started_at": 1020.0, "ended_at": None},
-        ]),
+        _step("b", ["a"], "running", attempts=[_attempt(1, "running", 1020.0, None)]),
     ]
     out = svg.gantt(steps, now=1100.0, log_link=lambda s, n: f"/log/{s}/{n}", width=1000)
     assert out.count("<rect") == 3
@@ -57,7 +61,7 @@ def test_the_grid_lists_the_newest_nights_steps_in_order_then_steps_gone_since()
         (1, "old-step", 0, "failed", 1.0, 2.0, None), (1, "b", 1, "blocked", None, None, None),
         (2, "b", 0, "succeeded", 5.0, 8.0, None), (2, "a", 1, "succeeded", 8.0, 9.0, None),
     ]
-    ctx = history_context("n", runs, cells)
+    ctx = history_context("n", shape_grid(runs, cells, lambda run: run.state))
     assert [b["step"] for b in ctx["bars"]] == ["b", "a", "old-step"]
     b = next(x for x in ctx["bars"] if x["step"] == "b")
     assert b["last"] == 3.0 and b["longest"] == 3.0

@@ -21,7 +21,7 @@ from overnight.ledger.rows import (
     StepRow,
     UserRow,
 )
-from overnight.ledger.runs import LIVE, RunRecords
+from overnight.ledger.runs import RunRecords
 from overnight.ledger.schedule import ScheduleRecords
 from overnight.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 from overnight.ledger.users import UserRecords
@@ -32,6 +32,6 @@ class Ledger(RunRecords, HistoryRecords, ScheduleRecords, ReportRecords, UserRec
 
 
 __all__ = [
-    "LIVE", "MIGRATIONS", "SCHEMA_VERSION", "AttemptRow", "FireRow", "GridCell", "LaunchRow",
+    "MIGRATIONS", "SCHEMA_VERSION", "AttemptRow", "FireRow", "GridCell", "LaunchRow",
     "Ledger", "MarkRow", "ReportRow", "RunRow", "StepRow", "UserRow",
 ]

@@ -119,7 +119,7 @@ class RunRecords(StepRecords):
 
     def live_launch(self, batch: str) -> LaunchRow | None:
         """The launch of `batch` recorded live (its runner may have died since: see
-        readmodel.Liveness before showing it as running)."""
+        readmodel.liveness before showing it as running)."""
         return self._one(
             LaunchRow._make,
             f"{SELECT_LAUNCH} WHERE batch = ? AND state = ? ORDER BY id DESC LIMIT 1", (batch, LIVE),

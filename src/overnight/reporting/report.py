@@ -1,6 +1,6 @@
 """The report of a run: one message that says what happened, what failed, what to do.
 
-`build_report` turns a run (views.run_details) into a subject, a plain-text body, an HTML
+`build_report` turns a run (readmodel.run.RunView) into a subject, a plain-text body, an HTML
 alternative and a JSON summary for webhooks. `after_launch` decides, after each launch,
 whether the report goes out (mail policy, trigger, --mail/--no-mail) and records every
 delivery, sent or not, in the ledger's reports table. Nothing here may change a run's
@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
+from overnight import palette
 from overnight.commandline import CommandLine
 from overnight.config import BATCH_DEFAULTS, Config
 from overnight.durations import format_duration
 from overnight.ledger import Ledger, RunRow
+from overnight.readmodel.run import LaunchView, RunView, StepView, run_view
 
 TAIL_LINES = 50
 # A step is "slow" when it took at least SLOW_RATIO times its median over the last nights
@@ -31,8 +33,6 @@ TAIL_LINES = 50
 SLOW_RATIO = 2.0
 SLOW_MIN_EXTRA = 30.0
 SLOW_MIN_HISTORY = 3
-# Step states whose output the reader needs to see.
-FAILED_STATES = ("failed", "timed_out", "interrupted", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -71,13 +71,13 @@ class Report:
 # -- what goes in it -----------------------------------------------------------------------
 
 
-def subject_for(batch: str, run_date: str, state: str, steps: list[dict[str, Any]]) -> str:
+def subject_for(batch: str, run_date: str, state: str, steps: list[StepView]) -> str:
     total = len(steps)
     if state == "succeeded":
         return f"Overnight for {run_date}: {batch}: succeeded ({total} step{'s' * (total != 1)})"
-    bad = sum(1 for s in steps if s["state"] in FAILED_STATES)
+    bad = sum(1 for s in steps if s.failed)
     if bad == 0:  # e.g. only held or blocked steps: say how many are not done
-        bad = sum(1 for s in steps if s["state"] not in ("succeeded", "skipped"))
+        bad = sum(1 for s in steps if not s.done)
     return f"Overnight for {run_date}: {batch}: {state} ({bad} of {total})"
 
 
@@ -97,26 +97,25 @@ def tail(path: str | None, lines: int = TAIL_LINES, max_bytes: int = 256 * 1024)
     return [line[:1000] for line in text.splitlines()[-lines:]]
 
 
-def slow_steps(steps: list[dict[str, Any]], history: dict[str, list[float]]) -> list[Slow]:
+def slow_steps(steps: list[StepView], history: dict[str, list[float]]) -> list[Slow]:
     """Steps of this run that took much longer than their median over earlier nights."""
     out = []
     for s in steps:
-        took = s["duration"]
-        earlier = history.get(s["name"], [])
-        if took is None or s["state"] != "succeeded" or len(earlier) < SLOW_MIN_HISTORY:
+        took = s.duration
+        earlier = history.get(s.name, [])
+        if took is None or s.state != "succeeded" or len(earlier) < SLOW_MIN_HISTORY:
             continue
         usual = statistics.median(earlier)
         if took >= SLOW_RATIO * usual and took - usual >= SLOW_MIN_EXTRA:
-            out.append(Slow(s["name"], took, usual, len(earlier)))
+            out.append(Slow(s.name, took, usual, len(earlier)))
     return out
 
 
-def step_note(step: dict[str, Any], launch_id: int | None) -> str:
+def step_note(step: StepView, launch_id: int | None) -> str:
     """Why a step is in the state it is, as a reader needs it."""
-    state = step["state"]
-    if state in ("succeeded", "skipped") and step["launch_id"] and step["launch_id"] != launch_id:
-        return f"done by an earlier launch ({step['launch_id']}), not run again"
-    return step["message"] or ""
+    if step.done and step.launch_id and step.launch_id != launch_id:
+        return f"done by an earlier launch ({step.launch_id}), not run again"
+    return step.message or ""
 
 
 def build_report(
@@ -124,28 +123,27 @@ def build_report(
     batch_arg: str | None = None,
 ) -> Report:
     """`batch_arg`: how a command names the batch (default: its name in the config)."""
-    from overnight.views import run_details
-
-    details = run_details(ledger, run)
-    launches = details["launches"]
-    if launch_id is None and launches:
-        launch_id = launches[-1]["id"]
-    launch = next((la for la in launches if la["id"] == launch_id), None)
-    steps = details["steps"]
-    state = details["state"]
-    subject = subject_for(run.batch, run.date, state, steps)
-    failed = [s for s in steps if s["state"] in FAILED_STATES]
-    blocked = [s for s in steps if s["state"] == "blocked"]
-    slow = slow_steps(steps, ledger.step_durations(run.batch, run.date))
+    view = run_view(ledger, run)
+    if launch_id is None and view.launches:
+        launch_id = view.launches[-1].id
+    subject = subject_for(run.batch, run.date, view.state, view.steps)
+    failed = [s for s in view.steps if s.failed]
     # Read in a mailbox or a chat: a command that works from any folder.
     again = CommandLine.of(config).resume_hint(batch_arg or run.batch, run.date, anywhere=True)
-    resume = again if state != "succeeded" else None
-    tails = {s["name"]: tail(s["log_path"]) for s in failed}
-    context = _Context(config, run, state, launch, launch_id, steps, failed, blocked, slow, resume, tails)
+    context = _Context(
+        run=view,
+        launch=view.launch(launch_id),
+        launch_id=launch_id,
+        failed=failed,
+        blocked=[s for s in view.steps if s.state == "blocked"],
+        slow=slow_steps(view.steps, ledger.step_durations(run.batch, run.date)),
+        resume=again if view.state != "succeeded" else None,
+        tails={s.name: tail(s.log_path) for s in failed},
+    )
     return Report(
         batch=run.batch,
         date=run.date,
-        state=state,
+        state=view.state,
         subject=subject,
         text=_text(context),
         html=_html(context, subject),
@@ -155,39 +153,47 @@ def build_report(
 
 @dataclass
 class _Context:
-    config: Config
-    run: RunRow
-    state: str
-    launch: dict[str, Any] | None
+    run: RunView
+    launch: LaunchView | None
     launch_id: int | None
-    steps: list[dict[str, Any]]
-    failed: list[dict[str, Any]]
-    blocked: list[dict[str, Any]]
+    failed: list[StepView]
+    blocked: list[StepView]
     slow: list[Slow]
     resume: str | None
     tails: dict[str, list[str] | None]
 
-    def headline(self) -> str:
+    @property
+    def state(self) -> str:
+        return self.run.state
+
+    @property
+    def steps(self) -> list[StepView]:
+        return self.run.steps
+
+    def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for s in self.steps:
-            counts[s["state"]] = counts.get(s["state"], 0) + 1
-        parts = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+            counts[s.state] = counts.get(s.state, 0) + 1
+        return counts
+
+    def headline(self) -> str:
+        parts = ", ".join(f"{n} {state}" for state, n in sorted(self.counts().items()))
         return f"{self.run.batch} for {self.run.date}: {self.state} ({parts})"
 
     def launch_line(self) -> str | None:
         la = self.launch
         if la is None:
             return None
-        took = format_duration(la["ended_at"] - la["started_at"]) if la["ended_at"] else "still running"
-        started = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(la["started_at"]))
-        line = f"launch {la['id']}: {la['trigger']} by {la['launched_by']} on {la['host']}, " \
+        took = format_duration(la.took) if la.took is not None else "still running"
+        started = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(la.started_at))
+        line = f"launch {la.id}: {la.trigger} by {la.launched_by} on {la.host}, " \
                f"started {started}, took {took}"
-        return line + (f"; {la['message']}" if la["message"] else "")
+        return line + (f"; {la.message}" if la.message else "")
 
-    def failure_line(self, s: dict[str, Any]) -> str:
-        tries = len(s["attempts"])
-        what = s["message"] or s["state"]
-        return f"{s['name']}: {s['state']} after {tries} attempt{'s' * (tries != 1)}: {what}"
+    def failure_line(self, s: StepView) -> str:
+        tries = len(s.attempts)
+        what = s.message or s.state
+        return f"{s.name}: {s.state} after {tries} attempt{'s' * (tries != 1)}: {what}"
 
     def slow_line(self, slow: Slow) -> str:
         return (
@@ -207,44 +213,42 @@ def _text(c: _Context) -> str:
         out += ["", "Failed:"]
         for s in c.failed:
             out.append(f"  {c.failure_line(s)}")
-            out.append(f"    log: {s['log_path'] or '(none)'}")
-            lines = c.tails.get(s["name"])
+            out.append(f"    log: {s.log_path or '(none)'}")
+            lines = c.tails.get(s.name)
             if lines:
                 out.append(f"    last {len(lines)} lines:")
                 out += [f"    | {line}" for line in lines]
-            elif lines is None and s["log_path"]:
+            elif lines is None and s.log_path:
                 out.append("    (the log cannot be read)")
     if c.blocked:
-        names = ", ".join(s["name"] for s in c.blocked)
+        names = ", ".join(s.name for s in c.blocked)
         out += ["", f"Blocked, not run because a prerequisite did not succeed ({len(c.blocked)}):"]
         out += textwrap.wrap(names, 88, initial_indent="  ", subsequent_indent="  ")
     if c.slow:
         out += ["", "Slower than usual:"]
         out += [f"  {c.slow_line(s)}" for s in c.slow]
     out += ["", "Steps:"]
-    width = max([4] + [len(s["name"]) for s in c.steps])
+    width = max([4] + [len(s.name) for s in c.steps])
     out.append(f"  {'STEP':<{width}}  {'STATE':<11}  {'TIME':>8}  TRIES  NOTE")
     for s in c.steps:
         out.append(
-            f"  {s['name']:<{width}}  {s['state']:<11}  {format_duration(s['duration']):>8}  "
-            f"{len(s['attempts']):>5}  {step_note(s, c.launch_id)}".rstrip()
+            f"  {s.name:<{width}}  {s.state:<11}  {format_duration(s.duration):>8}  "
+            f"{len(s.attempts):>5}  {step_note(s, c.launch_id)}".rstrip()
         )
     return "\n".join(out) + "\n"
 
 
-_HTML_COLOURS = {
-    "succeeded": "#1a7f37", "skipped": "#6e7781", "failed": "#cf222e", "timed_out": "#cf222e",
-    "interrupted": "#8250df", "cancelled": "#9a6700", "blocked": "#9a6700", "pending": "#6e7781",
-    "running": "#0969da",
-}
+def _badge(state: str) -> str:
+    """A state as the dashboard shows it (palette.py); mail clients drop stylesheets."""
+    look = palette.tone(state) or palette.Tone("#fff", "#000", "")
+    return (
+        f'<span style="background:{look.background};color:{look.text};padding:1px 7px;border-radius:9px;'
+        f'font-weight:bold">{html.escape(state)}</span>'
+    )
 
 
 def _html(c: _Context, subject: str) -> str:
-    e = html.escape
-
-    def state(s: str) -> str:
-        return f'<span style="color:{_HTML_COLOURS.get(s, "#000")};font-weight:bold">{e(s)}</span>'
-
+    e, state = html.escape, _badge
     out = [
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\">",
         f"<title>{e(subject)}</title></head>",
@@ -259,16 +263,16 @@ def _html(c: _Context, subject: str) -> str:
     if c.failed:
         out.append("<h3>Failed</h3>")
         for s in c.failed:
-            out.append(f"<p><b>{e(s['name'])}</b>: {state(s['state'])} after {len(s['attempts'])} "
-                       f"attempt(s): {e(s['message'] or '')}<br>"
-                       f"log: <code>{e(s['log_path'] or '-')}</code></p>")
-            lines = c.tails.get(s["name"])
+            out.append(f"<p><b>{e(s.name)}</b>: {state(s.state)} after {len(s.attempts)} "
+                       f"attempt(s): {e(s.message or '')}<br>"
+                       f"log: <code>{e(s.log_path or '-')}</code></p>")
+            lines = c.tails.get(s.name)
             if lines:
                 out.append('<pre style="background:#f6f8fa;padding:6px;font-size:12px">'
                            + e("\n".join(lines)) + "</pre>")
     if c.blocked:
         out.append(f"<h3>Blocked ({len(c.blocked)})</h3><p>not run because a prerequisite did not "
-                   f"succeed: {e(', '.join(s['name'] for s in c.blocked))}</p>")
+                   f"succeed: {e(', '.join(s.name for s in c.blocked))}</p>")
     if c.slow:
         out.append("<h3>Slower than usual</h3><ul>")
         out += [f"<li>{e(c.slow_line(s))}</li>" for s in c.slow]
@@ -278,21 +282,18 @@ def _html(c: _Context, subject: str) -> str:
                "<th align=right>tries</th><th align=left>note</th></tr>")
     for s in c.steps:
         out.append(
-            f"<tr><td>{e(s['name'])}</td><td>{state(s['state'])}</td>"
-            f"<td align=right>{e(format_duration(s['duration']))}</td>"
-            f"<td align=right>{len(s['attempts'])}</td><td>{e(step_note(s, c.launch_id))}</td></tr>"
+            f"<tr><td>{e(s.name)}</td><td>{state(s.state)}</td>"
+            f"<td align=right>{e(format_duration(s.duration))}</td>"
+            f"<td align=right>{len(s.attempts)}</td><td>{e(step_note(s, c.launch_id))}</td></tr>"
         )
     out.append("</table></body></html>")
     return "\n".join(out) + "\n"
 
 
 def _summary(c: _Context, subject: str) -> dict[str, Any]:
-    counts: dict[str, int] = {}
-    for s in c.steps:
-        counts[s["state"]] = counts.get(s["state"], 0) + 1
     failed = [
-        {"step": s["name"], "state": s["state"], "message": s["message"], "log_path": s["log_path"],
-         "attempts": len(s["attempts"])}
+        {"step": s.name, "state": s.state, "message": s.message, "log_path": s.log_path,
+         "attempts": len(s.attempts)}
         for s in c.failed
     ]
     text = [subject]
@@ -304,13 +305,13 @@ def _summary(c: _Context, subject: str) -> dict[str, Any]:
         "batch": c.run.batch,
         "date": c.run.date,
         "state": c.state,
-        "run_id": c.run.id,
+        "run_id": c.run.run_id,
         "launch_id": c.launch_id,
         "subject": subject,
-        "counts": counts,
+        "counts": c.counts(),
         "total": len(c.steps),
         "failed": failed,
-        "blocked": [s["name"] for s in c.blocked],
+        "blocked": [s.name for s in c.blocked],
         "slow": [{"step": s.step, "took": s.took, "usual": s.usual} for s in c.slow],
         "resume": c.resume,
         "text": "\n".join(text),

@@ -17,8 +17,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from overnight import views
-from overnight.ledger import Ledger, RunRow
+from overnight.ledger import Ledger
+from overnight.readmodel.batches import board
+from overnight.readmodel.grid import GridView, grid_view
+from overnight.readmodel.history import fire_view
+from overnight.readmodel.liveness import liveness
+from overnight.readmodel.run import RunView, attempt_seen, run_view
 from overnight.web import svg
 from overnight.web.access import Visit, page
 from overnight.web.site import valid_date
@@ -29,16 +33,7 @@ MAX_NIGHTS = 3650
 
 @page()
 def batches(request: Request, visit: Visit) -> Response:
-    config, ledger = visit.dash.config, visit.ledger
-    rows = views.batch_rows(config, ledger)
-    for row in rows:
-        live = ledger.live_launch(row["batch"]) if ledger else None
-        row["live"] = live
-        row["live_date"] = ledger.get_run(live.run_id).date if (ledger and live) else None  # type: ignore[union-attr]
-        row["default_date"] = config.default_date(row["batch"]).isoformat()
-        fires = ledger.fires_of(row["batch"], 1) if ledger else []
-        row["fire"] = fires[0] if fires else None
-    return visit.render("batches.html", rows=rows)
+    return visit.render("batches.html", rows=board(visit.dash.config, visit.ledger))
 
 
 # -- a run -----------------------------------------------------------------------------------
@@ -49,18 +44,19 @@ def run_context(ledger: Ledger | None, batch: str, day: str) -> dict[str, Any]:
     if run is None or ledger is None:
         return {"batch": batch, "date": day, "run": None, "details": None, "live": False,
                 "gantt": "", "dag": "", "who": {}, "now": time.time()}
-    details = views.run_details(ledger, run)
-    live_launch = ledger.live_launch(batch)
+    alive = liveness(ledger)
+    details = run_view(ledger, run, alive)
+    live_launch = alive.live_launch(ledger, batch)
     live = live_launch is not None and live_launch.run_id == run.id
     base = f"/run/{quote(batch)}/{day}"
-    who = {la["id"]: la for la in details["launches"]}
+    who = {la.id: la for la in details.launches}
     return {
         "batch": batch, "date": day, "run": run, "details": details, "live": live, "who": who,
         "now": time.time(),
         "gantt": Markup(
-            svg.gantt(details["steps"], time.time(), lambda s, n: f"{base}/log/{quote(s)}/{n}")
+            svg.gantt(details.steps, time.time(), lambda s, n: f"{base}/log/{quote(s)}/{n}")
         ),
-        "dag": Markup(svg.dag(details["steps"], lambda s: f"#step-{quote(s)}")),
+        "dag": Markup(svg.dag(details.steps, lambda s: f"#step-{quote(s)}")),
     }
 
 
@@ -85,9 +81,9 @@ def run_live(request: Request, visit: Visit) -> Response:
     day = valid_date(request.path_params["date"])
     ctx = run_context(visit.ledger, batch, day)
     ctx.update(viewer=visit.viewer, csrf=visit.dash.csrf(request))
-    run: RunRow | None = ctx["run"]
+    details: RunView | None = ctx["details"]
     return JSONResponse({
-        "state": run.state if run else "not started",
+        "state": details.state if details else "not started",
         "live": ctx["live"],
         "steps": visit.dash.fragment("_steps.html", **ctx),
         "launches": visit.dash.fragment("_launches.html", **ctx),
@@ -111,7 +107,7 @@ def find_attempt(request: Request, visit: Visit) -> tuple[str, str, Any]:
     chosen = [a for a in ledger.attempts(run.id, step) if a.number == number]
     if not chosen:
         raise HTTPException(404, "no such attempt")
-    return batch, day, chosen[-1]
+    return batch, day, attempt_seen(ledger, run, chosen[-1])
 
 
 @page()
@@ -141,7 +137,7 @@ def log_tail(request: Request, visit: Visit) -> Response:
                 data = f.read(LOG_CHUNK)
         except OSError:
             pass
-    finished = attempt.ended_at is not None
+    finished = attempt.ended_at is not None or attempt.state != "running"
     return Response(
         data, media_type="application/octet-stream",
         headers={"X-Next-Offset": str(offset + len(data)), "X-Finished": "1" if finished else "0",
@@ -167,37 +163,20 @@ def history(request: Request, visit: Visit) -> Response:
         raise HTTPException(404, "no such number of nights")
     nights = max(1, min(MAX_NIGHTS, int(nights_text)))
     ledger = visit.ledger
-    runs, cells = ledger.history_grid(batch, nights) if ledger else ([], [])
-    fires = ledger.fires_of(batch, 20) if ledger else []
+    grid = grid_view(ledger, batch, nights) if ledger else GridView([], [], {}, {})
+    fires = [fire_view(f) for f in ledger.fires_of(batch, 20)] if ledger else []
     return visit.render("history.html", batch=batch, nights=nights, fires=fires,
-                        **history_context(batch, runs, cells))
+                        **history_context(batch, grid))
 
 
-def history_context(batch: str, runs: list[RunRow], cells: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """The grid and the duration bars from ledger.history_grid's two lists."""
-    day_of = {r.id: r.date for r in runs}
-    age = {r.id: i for i, r in enumerate(runs)}  # 0: the newest night
-    # Rows: the newest night's steps in its order, then steps only older nights had.
-    newest_position: dict[str, tuple[int, int]] = {}
-    states: dict[tuple[str, str], str] = {}
-    durations: dict[tuple[str, str], float | None] = {}
-    for run_id, step, position, state, started, ended, _remote in cells:
-        day = day_of.get(run_id)
-        if day is None:
-            continue
-        states[(day, step)] = state
-        durations[(day, step)] = (ended - started) if (started is not None and ended is not None) else None
-        seen = newest_position.get(step)
-        if seen is None or age[run_id] < seen[0]:
-            newest_position[step] = (age[run_id], position)
-    names = sorted(newest_position, key=lambda s: (*newest_position[s], s))
-    dates = [(r.date, r.state) for r in runs]
+def history_context(batch: str, grid: GridView) -> dict[str, Any]:
+    """The grid and the duration bars of the history page."""
     base = f"/run/{quote(batch)}"
-    grid = svg.history_grid(dates, names, states, lambda d: f"{base}/{d}")
-    recent = [d for d, _ in dates[:30]][::-1]
+    svg_grid = svg.history_grid(grid.nights, grid.steps, grid.states, lambda d: f"{base}/{d}")
+    recent = [d for d, _ in grid.nights[:30]][::-1]
     bars = []
-    for name in names:
-        points = [(durations.get((d, name)), states.get((d, name), "pending")) for d in recent]
+    for name in grid.steps:
+        points = [(grid.durations.get((d, name)), grid.states.get((d, name), "pending")) for d in recent]
         known = [p for p, _ in points if p is not None]
         bars.append({
             "step": name,
@@ -206,4 +185,4 @@ def history_context(batch: str, runs: list[RunRow], cells: list[tuple[Any, ...]]
             "longest": max(known) if known else None,
             "svg": Markup(svg.duration_bars(points)),
         })
-    return {"runs": runs, "grid": Markup(grid), "bars": bars, "recent": len(recent)}
+    return {"runs": grid.nights, "grid": Markup(svg_grid), "bars": bars, "recent": len(recent)}

@@ -11,10 +11,12 @@ from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from overnight import palette
 from overnight.config import Config
 from overnight.durations import format_duration
 from overnight.ledger import Ledger, UserRow
@@ -62,6 +64,8 @@ class Dashboard:
         self.env.filters["clock"] = _clock
         self.env.filters["dur"] = format_duration
         self.env.filters["q"] = lambda s: quote(str(s), safe="")
+        self.env.globals["state_css"] = Markup(palette.state_css())
+        self.env.globals["legend"] = palette.LEGEND
 
     # -- the ledger, one short read-only connection per request ---------------------------
 

@@ -1,7 +1,7 @@
 """Server-rendered SVG: the night's timeline, the dependency graph, the history grid.
 
-Pure functions from plain data (what views.run_details and ledger.history_grid return) to
-markup strings. They are built with list joins rather than a template: the grid of a
+Pure functions from the read model (readmodel.run.StepView, readmodel.grid.GridView)
+to markup strings. They are built with list joins rather than a template: the grid of a
 year of nights has tens of thousands of cells and must render in milliseconds.
 """
 
@@ -11,9 +11,12 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING
 
 from overnight.durations import format_duration
+
+if TYPE_CHECKING:
+    from overnight.readmodel.run import StepView
 
 # Tick spacings a person reads easily, in seconds.
 _TICKS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
@@ -31,15 +34,15 @@ def _tick_step(span: float, wanted: int = 8) -> int:
 
 
 def gantt(
-    steps: Sequence[dict[str, Any]],
+    steps: Sequence[StepView],
     now: float,
     log_link: Callable[[str, int], str],
     width: int = 900,
 ) -> str:
     """Every attempt of every step on one time axis: gaps and parallelism at a glance."""
     spans = [
-        (a["started_at"], a["ended_at"] if a["ended_at"] is not None else now)
-        for s in steps for a in s["attempts"]
+        (a.started_at, a.ended_at if a.ended_at is not None else now)
+        for s in steps for a in s.attempts
     ]
     label_w, row_h, top = 170, 18, 26
     height = top + row_h * max(1, len(steps)) + 6
@@ -71,40 +74,40 @@ def gantt(
     for row, s in enumerate(steps):
         y = top + row * row_h
         out.append(
-            f'<text x="{label_w - 6}" y="{y + 12}" class="label" text-anchor="end">{_attr(s["name"])}</text>'
+            f'<text x="{label_w - 6}" y="{y + 12}" class="label" text-anchor="end">{_attr(s.name)}</text>'
         )
-        for a in s["attempts"]:
-            end = a["ended_at"] if a["ended_at"] is not None else now
-            x = label_w + (a["started_at"] - t0) * scale
-            w = max(2.0, (end - a["started_at"]) * scale)
+        for a in s.attempts:
+            end = a.ended_at if a.ended_at is not None else now
+            x = label_w + (a.started_at - t0) * scale
+            w = max(2.0, (end - a.started_at) * scale)
             tip = (
-                f'{s["name"]} attempt {a["number"]}: {a["state"]}, '
-                f'{format_duration(end - a["started_at"])}'
+                f'{s.name} attempt {a.number}: {a.state}, '
+                f'{format_duration(end - a.started_at)}'
             )
             out.append(
-                f'<a href="{_attr(log_link(s["name"], a["number"]))}"><title>{_attr(tip)}</title>'
+                f'<a href="{_attr(log_link(s.name, a.number))}"><title>{_attr(tip)}</title>'
                 f'<rect x="{x:.1f}" y="{y + 2}" width="{w:.1f}" height="{row_h - 4}" rx="2" '
-                f'class="s-{_attr(a["state"])}"/></a>'
+                f'class="s-{_attr(a.state)}"/></a>'
             )
     out.append("</svg>")
     return "".join(out)
 
 
-def layers(steps: Sequence[dict[str, Any]]) -> dict[str, int]:
+def layers(steps: Sequence[StepView]) -> dict[str, int]:
     """Each step's layer: the length of the longest path to it from a step with no
     prerequisites. Steps arrive in dependency order (the ledger's positions)."""
     layer: dict[str, int] = {}
     for s in steps:
-        layer[s["name"]] = 1 + max((layer[p] for p in s["after"] if p in layer), default=-1)
+        layer[s.name] = 1 + max((layer[p] for p in s.after if p in layer), default=-1)
     return layer
 
 
-def dag(steps: Sequence[dict[str, Any]], step_link: Callable[[str], str]) -> str:
+def dag(steps: Sequence[StepView], step_link: Callable[[str], str]) -> str:
     """The dependency graph, top to bottom, one row per layer."""
     layer = layers(steps)
     rows: dict[int, list[str]] = {}
     for s in steps:
-        rows.setdefault(layer[s["name"]], []).append(s["name"])
+        rows.setdefault(layer[s.name], []).append(s.name)
     node_w, node_h, gap_x, gap_y = 150, 30, 20, 34
     widest = max((len(r) for r in rows.values()), default=1)
     width = widest * (node_w + gap_x) + gap_x
@@ -116,8 +119,8 @@ def dag(steps: Sequence[dict[str, Any]], step_link: Callable[[str], str]) -> str
             where[name] = (offset + i * (node_w + gap_x), gap_y / 2 + depth * (node_h + gap_y))
     out = [f'<svg class="dag" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">']
     for s in steps:
-        x2, y2 = where[s["name"]]
-        for p in s["after"]:
+        x2, y2 = where[s.name]
+        for p in s.after:
             if p not in where:
                 continue
             x1, y1 = where[p]
@@ -132,12 +135,12 @@ def dag(steps: Sequence[dict[str, Any]], step_link: Callable[[str], str]) -> str
         'orient="auto"><path d="M0,0 L8,4 L0,8 z" class="arrow"/></marker></defs>'
     )
     for s in steps:
-        x, y = where[s["name"]]
-        name = s["name"] if len(s["name"]) <= 20 else s["name"][:19] + "…"
+        x, y = where[s.name]
+        name = s.name if len(s.name) <= 20 else s.name[:19] + "…"
         out.append(
-            f'<a href="{_attr(step_link(s["name"]))}"><title>{_attr(s["name"])}: {_attr(s["state"])}</title>'
+            f'<a href="{_attr(step_link(s.name))}"><title>{_attr(s.name)}: {_attr(s.state)}</title>'
             f'<rect x="{x:.0f}" y="{y:.0f}" width="{node_w}" height="{node_h}" rx="6" '
-            f'class="node s-{_attr(s["state"])}"/>'
+            f'class="node s-{_attr(s.state)}"/>'
             f'<text x="{x + node_w / 2:.0f}" y="{y + 19:.0f}" text-anchor="middle" class="nodetext">'
             f"{_attr(name)}</text></a>"
         )

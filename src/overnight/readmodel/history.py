@@ -1,0 +1,89 @@
+"""Runs counted rather than listed, and the scheduler's records: what `history` prints.
+Five queries whatever the number of runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from overnight.ledger import FireRow, Ledger, RunRow
+from overnight.readmodel.liveness import Liveness, liveness
+from overnight.readmodel.run import LaunchView, ReportView, launch_view, report_view, run_view
+
+
+@dataclass(frozen=True, eq=False)
+class FireView:
+    """What the scheduler did with one fire time: launched, skipped, missed..."""
+
+    batch: str
+    date: str  # the business date it was for
+    scheduled_at: str
+    outcome: str
+    message: str | None
+    recorded_at: float
+    pid: int | None
+    id: int
+
+
+@dataclass(frozen=True, eq=False)
+class RunSummary:
+    """One run as `history` lists it: its steps counted by state, not listed."""
+
+    batch: str
+    date: str
+    state: str
+    run_id: int
+    steps: dict[str, int]  # how many steps are in each state
+    launches: list[LaunchView]  # newest first
+    reports: list[ReportView]
+
+
+@dataclass(frozen=True, eq=False)
+class HistoryView:
+    runs: list[RunSummary]
+    fires: list[FireView]
+
+
+def fire_view(f: FireRow) -> FireView:
+    return FireView(
+        batch=f.batch, date=f.date, scheduled_at=f.scheduled_at, outcome=f.outcome,
+        message=f.message, recorded_at=f.recorded_at, pid=f.pid, id=f.id,
+    )
+
+
+def step_counts(
+    ledger: Ledger, runs: list[RunRow], live: Liveness | None = None
+) -> dict[int, dict[str, int]]:
+    """How many steps of each run are in each state, as seen: one query, and a full read
+    only of a run whose runner died (its running steps are not all what they were)."""
+    live = live or liveness(ledger)
+    counts = ledger.state_counts([r.id for r in runs])
+    for run in runs:
+        if live.run_state(run.batch, run.state) != run.state:
+            seen: dict[str, int] = {}
+            for step in run_view(ledger, run, live).steps:
+                seen[step.state] = seen.get(step.state, 0) + 1
+            counts[run.id] = seen
+    return counts
+
+
+def history_view(ledger: Ledger, batch: str | None, limit: int) -> HistoryView:
+    """The latest runs (of one batch, or of all) and the scheduler's latest records: five
+    queries whatever the number of runs."""
+    live = liveness(ledger)
+    runs = ledger.runs(batch, limit)
+    ids = [r.id for r in runs]
+    launches = ledger.launches_of_runs(ids)
+    counts = step_counts(ledger, runs, live)
+    reports = ledger.reports_of(ids)
+    return HistoryView(
+        runs=[
+            RunSummary(
+                batch=r.batch, date=r.date, state=live.run_state(r.batch, r.state), run_id=r.id,
+                steps=counts.get(r.id, {}),
+                launches=[launch_view(la, live) for la in reversed(launches.get(r.id, []))],
+                reports=[report_view(rep) for rep in reports.get(r.id, [])],
+            )
+            for r in runs
+        ],
+        fires=[fire_view(f) for f in ledger.fires_of(batch, limit)],
+    )

@@ -1,0 +1,170 @@
+"""One run and everything about it: what `status` prints, the report says and the run
+page shows. Six queries whatever the size of the run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from overnight.ledger import AttemptRow, LaunchRow, Ledger, ReportRow, RunRow
+from overnight.readmodel.liveness import Liveness, liveness, step_seen
+from overnight.states import FAILED_STATES, StepState
+
+DONE_STATES = frozenset({StepState.SUCCEEDED.value, StepState.SKIPPED.value})
+
+
+@dataclass(frozen=True, eq=False)
+class AttemptView:
+    number: int
+    launch_id: int
+    state: str
+    started_at: float
+    ended_at: float | None
+    duration: float | None
+    exit_code: int | None
+    message: str | None
+    log_path: str | None
+    host: str | None
+    remote_id: str | None
+
+
+@dataclass(frozen=True, eq=False)
+class StepView:
+    name: str
+    state: str
+    kind: str
+    command: str
+    after: list[str]
+    launch_id: int | None
+    message: str | None
+    duration: float | None  # of its last attempt
+    log_path: str | None    # of its last attempt
+    attempts: list[AttemptView]
+
+    @property
+    def failed(self) -> bool:
+        """It ran and did not succeed (states.FAILED_STATES): a reader needs its output."""
+        return self.state in FAILED_STATES
+
+    @property
+    def done(self) -> bool:
+        return self.state in DONE_STATES
+
+
+@dataclass(frozen=True, eq=False)
+class LaunchView:
+    id: int
+    state: str
+    trigger: str
+    launched_by: str
+    host: str
+    pid: int
+    started_at: float
+    ended_at: float | None
+    options: dict[str, Any]
+    message: str | None
+
+    @property
+    def took(self) -> float | None:
+        return None if self.ended_at is None else self.ended_at - self.started_at
+
+
+@dataclass(frozen=True, eq=False)
+class MarkView:
+    step: str
+    action: str
+    from_: str  # "from" in JSON
+    to: str
+    who: str
+    reason: str | None
+    at: float
+
+
+@dataclass(frozen=True, eq=False)
+class ReportView:
+    channel: str
+    state: str
+    tries: int
+    at: float
+    message: str | None
+    launch_id: int | None
+
+
+@dataclass(frozen=True, eq=False)
+class RunView:
+    """One run with everything about it: what `status` prints and the run page shows."""
+
+    batch: str
+    date: str
+    run_id: int
+    state: str
+    steps: list[StepView]
+    launches: list[LaunchView]
+    marks: list[MarkView]
+    reports: list[ReportView]
+
+    def launch(self, launch_id: int | None) -> LaunchView | None:
+        return next((la for la in self.launches if la.id == launch_id), None)
+
+
+def run_view(ledger: Ledger, run: RunRow, live: Liveness | None = None) -> RunView:
+    """Everything about one run: six queries whatever its size."""
+    live = live or liveness(ledger)
+    state = live.run_state(run.batch, run.state)
+    attempts: dict[str, list[AttemptView]] = {}
+    for a in ledger.attempts(run.id):
+        attempts.setdefault(a.step, []).append(_attempt(a, state))
+    steps = []
+    for s in ledger.steps(run.id):
+        tried = attempts.get(s.name, [])
+        last = tried[-1] if tried else None
+        steps.append(StepView(
+            name=s.name, state=step_seen(s.state, state, bool(last and last.remote_id)),
+            kind=s.kind, command=s.command, after=s.prerequisites, launch_id=s.launch_id,
+            message=s.message, duration=last.duration if last else None,
+            log_path=last.log_path if last else None, attempts=tried,
+        ))
+    return RunView(
+        batch=run.batch, date=run.date, run_id=run.id, state=state, steps=steps,
+        launches=[launch_view(la, live) for la in ledger.launches(run.id)],
+        marks=[
+            MarkView(m.step, m.action, m.old_state, m.new_state, m.who, m.reason, m.at)
+            for m in ledger.marks(run.id)
+        ],
+        reports=[report_view(r) for r in ledger.reports_of([run.id]).get(run.id, [])],
+    )
+
+
+def _attempt(a: AttemptRow, run_state: str) -> AttemptView:
+    return AttemptView(
+        number=a.number, launch_id=a.launch_id,
+        state=step_seen(a.state, run_state, a.remote_id is not None),
+        started_at=a.started_at, ended_at=a.ended_at, duration=a.duration, exit_code=a.exit_code,
+        message=a.message, log_path=a.log_path, host=a.host, remote_id=a.remote_id,
+    )
+
+
+def attempt_seen(ledger: Ledger, run: RunRow, attempt: AttemptRow) -> AttemptRow:
+    """One attempt, its state as seen (the log page reads the ledger's row directly)."""
+    seen = liveness(ledger).run_state(run.batch, run.state)
+    return attempt._replace(state=step_seen(attempt.state, seen, attempt.remote_id is not None))
+
+
+def launch_view(la: LaunchRow, live: Liveness) -> LaunchView:
+    return LaunchView(
+        id=la.id, state=live.run_state(la.batch, la.state), trigger=la.trigger,
+        launched_by=la.launched_by, host=la.host, pid=la.pid, started_at=la.started_at,
+        ended_at=la.ended_at, options=json.loads(la.options), message=la.message,
+    )
+
+
+def report_view(r: ReportRow) -> ReportView:
+    return ReportView(r.channel, r.state, r.tries, r.at, r.message, r.launch_id)
+
+
+def unsent(reports: list[ReportView]) -> list[ReportView]:
+    """Each channel's latest report, when that one was not sent: a report sent later
+    (`overnight report --send`) settles the failures before it."""
+    latest = {r.channel: r for r in reports}
+    return [r for r in latest.values() if r.state != "sent"]
