@@ -38,6 +38,7 @@ from overnight.planner import (
 from overnight.process import TOKEN_VARIABLE, LocalExecutor, Sentinel
 from overnight.progress import Progress
 from overnight.snapshot import read_snapshot
+from overnight.statefolder import RunLogs
 from overnight.states import RunState, StepState
 
 
@@ -73,7 +74,7 @@ class Runner:
         *,
         options: RunOptions,
         workdir: Path,
-        log_dir: Path,
+        logs: RunLogs,
         progress: Progress,
         executors: dict[str, Callable[[EventLoop], RemoteExecutor]] | None = None,
     ) -> None:
@@ -83,7 +84,7 @@ class Runner:
         self.ledger = ledger
         self.options = options
         self.workdir = workdir
-        self.log_dir = log_dir / batch_name / options.date.isoformat()
+        self.logs = logs
         self.progress = progress
         self.remote_factories = executors or {}
         self.dependents = dependents_of(order)
@@ -225,7 +226,7 @@ class Runner:
             step = self.steps[name]
             job = Job(
                 step=step, run_id=self.run_id, launch_id=attempt.launch_id, number=attempt.number,
-                date=self.options.date, log_path=attempt.log_path or str(self.log_dir / f"{name}.log"),
+                date=self.options.date, log_path=attempt.log_path or self.logs.fallback(name),
                 env={}, cwd=str(self.workdir), started_at=attempt.started_at, attempt_id=attempt.attempt_id,
                 remote_id=attempt.remote_id, done=self._on_done,
             )
@@ -308,7 +309,7 @@ class Runner:
             self._prepare_logs(job.step.name)
 
     def _log_path(self, name: str, number: int) -> str:
-        return f"{self.log_dir}/{name}.{number}.log"
+        return self.logs.attempt(name, number)
 
     def _prepare_logs(self, name: str) -> None:
         """Create the log files of the steps that `name` alone still holds back.
