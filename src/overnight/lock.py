@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from overnight.errors import AlreadyRunning, LedgerError
+from overnight.statefolder import StateFolder
 
 LOCK_BASE = 1 << 40  # SQLite's own locks are near 1 GiB: far below
 
@@ -37,12 +38,13 @@ def lock_offset(batch: str) -> int:
 
 
 def ledger_file(state_dir: Path) -> Path:
-    return state_dir / "ledger.db"
+    return StateFolder(state_dir).ledger
 
 
 def lock_path(state_dir: Path, batch: str) -> Path:
-    """The holder's description, beside the ledger's real file (whatever its spelling)."""
-    return Path(os.path.realpath(ledger_file(state_dir))).parent / "locks" / f"{batch}.lock"
+    """The holder's description, in the state folder of the ledger's real file (whatever
+    the spelling of the path it was reached by)."""
+    return StateFolder(Path(os.path.realpath(ledger_file(state_dir))).parent).batch_lock(batch)
 
 
 def ledger_key(state_dir: Path) -> str:
@@ -198,7 +200,7 @@ def _read_holder(path: Path, ledger: Path, offset: int) -> dict | None:
         found = _find_holder(wanted)
         if found is not None:  # it reached the ledger by another name (a hard link)
             pid, ledger_path = found
-            info = _read_file(ledger_path.parent / "locks" / path.name)
+            info = _read_file(StateFolder(ledger_path.parent).batch_lock(path.stem))
             if info and info.get("pid") == pid:
                 return info
         time.sleep(0.005)
