@@ -286,7 +286,7 @@ class Runner:
                 step=step, run_id=self.run_id, launch_id=attempt.launch_id, number=attempt.number,
                 date=self.options.date, log_path=attempt.log_path or self.logs.fallback(name),
                 env={}, cwd=str(self.workdir), started_at=attempt.started_at, attempt_id=attempt.attempt_id,
-                remote_id=attempt.remote_id, done=self._on_done,
+                remote_id=attempt.remote_id, done=self._on_done, ran_on=self._ran_on,
             )
             self.tries[name] = 1
             self.running[name] = job
@@ -342,6 +342,7 @@ class Runner:
             env=env,
             cwd=str(self.workdir / step.cwd) if step.cwd else str(self.workdir),
             done=self._on_done,
+            ran_on=self._ran_on,
         )
         if step.queue is not None:
             self._remote_executor().prepare(job)  # its task is named before it exists
@@ -407,6 +408,12 @@ class Runner:
         return self.remote[kind]
 
     # -- steps ending --------------------------------------------------------------------
+
+    def _ran_on(self, job: Job, host: str) -> None:
+        """A remote worker took the step: where it runs is in the ledger while it runs."""
+        if self.running.get(job.step.name) is job:
+            with self.ledger.transaction():
+                self.ledger.update_attempt_remote(job.attempt_id, job.remote_id, host)
 
     def _on_done(self, job: Job, outcome: Outcome) -> None:
         name = job.step.name

@@ -43,6 +43,7 @@ class Job:
     remote_id: str | None = None
     stop_reason: str | None = None     # "timeout" or "cancel" once stop() was called
     done: Callable[[Job, Outcome], None] | None = None
+    ran_on: Callable[[Job, str], None] | None = None   # told the host, once a remote worker has it
     handle: Any = field(default=None, repr=False)
 
     def outcome_for_exit(self, exit_code: int, ended_at: float, message: str | None = None) -> Outcome:

@@ -71,9 +71,14 @@ class StateFolder:
     def run_logs(self, batch: str, day: str) -> RunLogs:
         return RunLogs(self.logs / batch / day)
 
+    @property
+    def remote_logs(self) -> Path:
+        """On a worker host: the logs of every step this host ran (remote/logs.py prunes)."""
+        return self.root / "remote-logs"
+
     def worker_run_logs(self, batch: str, day: str) -> RunLogs:
         """On a worker host: the logs of the steps of one run that this host ran."""
-        return RunLogs(self.root / "remote-logs" / batch / day)
+        return RunLogs(self.remote_logs / batch / day)
 
     def scheduler_log(self, batch: str, day: str, stamp: str) -> Path:
         return self.logs / "scheduler" / batch / f"{day}-{stamp}.log"

@@ -59,6 +59,8 @@ def status_text(view: RunView) -> str:
     out.append(f"  {'STEP':<{width}}  {'STATE':<11}  {'TIME':>8}  TRIES  LAUNCH  NOTE\n")
     for s in view.steps:
         note = s.message or ""
+        if s.host:
+            note = f"on {s.host}  {note}".strip()
         if s.failed and s.log_path:
             note = f"{note}  log: {s.log_path}".strip()
         out.append(

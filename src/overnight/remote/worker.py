@@ -129,7 +129,7 @@ def execute(
         with os.fdopen(result_r, "rb") as f:
             answer = f.read()
         if answer:
-            outcome = json.loads(answer)
+            outcome, _ = json.JSONDecoder().raw_decode(answer.decode())  # the first answer only
             message = None if outcome["ok"] else outcome["message"]
         elif exit_code == 0:
             exit_code, message = 1, "the step's process exited early"
@@ -237,6 +237,10 @@ def _callable_main() -> int:
     spec = json.loads(sys.stdin.buffer.read())
     result_fd = spec["result_fd"]
     os.set_inheritable(result_fd, False)
+    me = os.getpid()
+    # A process the step forks must not answer for it (it would come back here and write
+    # a second answer): the answer channel is closed in every fork.
+    os.register_at_fork(after_in_child=lambda: os.close(result_fd))
     try:
         loaded = load_batch(spec["module_ref"], Path(spec["base_dir"]))
         step = loaded.batch.steps.get(spec["step"])
@@ -254,6 +258,8 @@ def _callable_main() -> int:
             "run_id": spec["run_id"],
         }
         outcome = run_callable(step, message, handler)
+    if os.getpid() != me:  # a fork of the step that came back here: not ours to answer
+        return 0
     os.write(result_fd, json.dumps(outcome).encode())
     return 0 if outcome["ok"] else 1
 
