@@ -79,6 +79,7 @@ class CallableExecutor:
         self.steps = steps
         self.kill_grace = kill_grace
         self.template: _TemplateHandle | None = None
+        self.template_env = dict(os.environ)  # what a template (a fork of the runner) starts with
         self.reaps: list[int] = []          # attempts that ended: the template may reap them
         self.live: set[_Attempt] = set()
 
@@ -115,9 +116,13 @@ class CallableExecutor:
         """Hand the attempt to the template, with a new pipe of its own."""
         job = attempt.job
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        base = self.template_env
         message = {
             "op": "run", "step": job.step.name, "attempt": job.number, "date": job.date.isoformat(),
-            "run_id": job.run_id, "log": job.log_path, "cwd": job.cwd, "env": job.env, "reap": self.reaps,
+            "run_id": job.run_id, "log": job.log_path, "cwd": job.cwd, "reap": self.reaps,
+            # only what differs from the template's environment (usually OVERNIGHT_*)
+            "env": {k: v for k, v in job.env.items() if base.get(k) != v},
+            "unset": [k for k in base if k not in job.env],
         }
         try:
             for tries in (1, 2):

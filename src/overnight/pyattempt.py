@@ -23,7 +23,7 @@ from datetime import date
 from typing import Any
 
 from overnight.batch import Context, Step
-from overnight.sentinel import close_fds_except, name_process
+from overnight.sentinel import name_process
 
 MAX_MESSAGE = 1 << 20
 
@@ -40,7 +40,6 @@ def spare_main(sock: socket.socket, steps: dict[str, Step], group: str | None) -
         os.mkdir(group)
         join(group)  # before any code of a step runs: it cannot start anything outside
     fresh_signals()
-    close_fds_except({0, 1, 2, sock.fileno()})
     # Whatever can be done before the attempt is known is done now, off its path: the
     # pages these touch are copied from the template now, not while the step waits.
     handler = _handler()
@@ -53,6 +52,12 @@ def spare_main(sock: socket.socket, steps: dict[str, Step], group: str | None) -
     sock.close()
     message = json.loads(data)
     message["group"] = group
+    # The runner sends only how the attempt's environment differs from the template's.
+    env = dict(os.environ)
+    for key in message.pop("unset", ()):
+        env.pop(key, None)
+    env.update(message["env"])
+    message["env"] = env
     return _attempt_main(steps[message["step"]], message, fds[0], handler)
 
 

@@ -129,8 +129,11 @@ class _Template:
         if pid == 0:
             code = 70
             try:
-                mine.close()
-                self.runner.close()
+                # What the template holds open beyond stdio: the runner's socket, and its
+                # end of each other spare's (known: no need to list /proc/self/fd).
+                for fd in [self.runner.fileno(), mine.fileno(), self.selector.fileno()] + [
+                        s.sock.fileno() for s in self.spares]:
+                    os.close(fd)
                 code = spare_main(theirs, self.steps, group)
             finally:
                 os._exit(code)

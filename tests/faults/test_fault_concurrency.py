@@ -9,6 +9,7 @@ import shlex
 import shutil
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,24 @@ def test_a_scheduled_launch_racing_a_manual_one(project) -> None:
 # -- one ledger under another name (issue 13, defect 8) --------------------------------------
 
 
+@contextmanager
+def holding(project, run_date: str):  # noqa: ANN001, ANN201
+    """A launch of `gated` that holds the batch until the block ends (then the gate opens;
+    a failed check does not leave it waiting for ever)."""
+    winner = project.start("run", "gated", "--date", run_date)
+    try:
+        wait_for(lambda: (project.root / f"ran-{run_date}").exists(), timeout=30)
+        yield winner
+    finally:
+        (project.root / "gates" / run_date).touch()
+        try:
+            winner.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            winner.kill()
+            winner.communicate()
+    assert winner.returncode == 0
+
+
 def _same_ledger(project, how: str) -> Path:  # noqa: ANN001
     """A second project folder whose state folder reaches the first one's ledger by `how`.
     Returns its root."""
@@ -143,19 +162,15 @@ def test_a_second_name_for_the_same_ledger_does_not_let_a_second_launch_in(proje
     project.write_batch("gated", GATED_BATCH)
     (project.root / "gates").mkdir()
     assert project.run("run", "gated", "--date", "2026-09-01", "--rerun", "first").returncode == 0
-    winner = project.start("run", "gated", "--date", "2026-09-02")
-    wait_for(lambda: (project.root / "ran-2026-09-02").exists(), timeout=30)
-    other = _same_ledger(project, how)
-    second = subprocess.run(
-        [*OVERNIGHT, "run", "gated", "--date", "2026-09-02"], cwd=other, env=project.env(),
-        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-    )
-    assert second.returncode == 3, second.stdout + second.stderr
-    match = HOLDER.match(second.stderr.strip())
-    assert match and int(match.group(1)) == winner.pid, second.stderr
-    (project.root / "gates" / "2026-09-02").touch()
-    winner.communicate(timeout=60)
-    assert winner.returncode == 0
+    with holding(project, "2026-09-02") as winner:
+        other = _same_ledger(project, how)
+        second = subprocess.run(
+            [*OVERNIGHT, "run", "gated", "--date", "2026-09-02"], cwd=other, env=project.env(),
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )
+        assert second.returncode == 3, second.stdout + second.stderr
+        match = HOLDER.match(second.stderr.strip())
+        assert match and int(match.group(1)) == winner.pid, second.stderr
     check_one_launch(project, "2026-09-02", "manual")
 
 
@@ -163,21 +178,17 @@ def test_a_second_name_for_the_same_ledger_does_not_let_a_second_launch_in(proje
 def test_deleting_the_lock_files_does_not_let_a_second_launch_in(project, how: str) -> None:
     project.write_batch("gated", GATED_BATCH)
     (project.root / "gates").mkdir()
-    winner = project.start("run", "gated", "--date", "2026-09-03")
-    wait_for(lambda: (project.root / "ran-2026-09-03").exists(), timeout=30)
-    locks = project.state_dir / "locks"
-    if how == "lock-folder-deleted":
-        shutil.rmtree(locks)
-    else:
-        for path in locks.iterdir():
-            path.unlink()
-            path.write_text("")
-    second = project.run("run", "gated", "--date", "2026-09-03")
-    assert second.returncode == 3, second.stdout + second.stderr
-    assert second.stderr.startswith("overnight: batch 'gated' is already running"), second.stderr
-    (project.root / "gates" / "2026-09-03").touch()
-    winner.communicate(timeout=60)
-    assert winner.returncode == 0
+    with holding(project, "2026-09-03"):
+        locks = project.state_dir / "locks"
+        if how == "lock-folder-deleted":
+            shutil.rmtree(locks)
+        else:
+            for path in locks.iterdir():
+                path.unlink()
+                path.write_text("")
+        second = project.run("run", "gated", "--date", "2026-09-03")
+        assert second.returncode == 3, second.stdout + second.stderr
+        assert second.stderr.startswith("overnight: batch 'gated' is already running"), second.stderr
     check_one_launch(project, "2026-09-03", "manual")
 
 
@@ -186,8 +197,13 @@ def test_a_bind_mount_of_the_state_folder_does_not_let_a_second_launch_in(projec
     mount namespace, as the storage suite does)."""
     project.write_batch("gated", GATED_BATCH)
     (project.root / "gates").mkdir()
-    winner = project.start("run", "gated", "--date", "2026-09-04")
-    wait_for(lambda: (project.root / "ran-2026-09-04").exists(), timeout=30)
+    with holding(project, "2026-09-04"):
+        second = _run_through_a_bind_mount(project)
+        assert second.returncode == 3, second.stdout + second.stderr
+    check_one_launch(project, "2026-09-04", "manual")
+
+
+def _run_through_a_bind_mount(project) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
     other = project.root / "elsewhere"
     other.mkdir()
     (other / "gated.py").write_text((project.root / "gated.py").read_text())
@@ -197,12 +213,7 @@ def test_a_bind_mount_of_the_state_folder_does_not_let_a_second_launch_in(projec
     )
     command = " ".join(shlex.quote(a) for a in [*OVERNIGHT, "run", "gated", "--date", "2026-09-04"])
     script = f"mount --bind {shlex.quote(str(project.state_dir))} state && exec {command}"
-    second = subprocess.run(
+    return subprocess.run(
         ["unshare", "-m", "sh", "-c", script], cwd=other, env=project.env(),
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
     )
-    assert second.returncode == 3, second.stdout + second.stderr
-    (project.root / "gates" / "2026-09-04").touch()
-    winner.communicate(timeout=60)
-    assert winner.returncode == 0
-    check_one_launch(project, "2026-09-04", "manual")
