@@ -23,10 +23,11 @@ from overnight.batch import Step
 from overnight.executor import Job, Outcome
 from overnight.killnet import ProcessGroupNet
 from overnight.loop import EventLoop, Timer
-from overnight.sentinel import TOKEN_VARIABLE, Sentinel
+from overnight.sentinel import TOKEN_VARIABLE, Sentinel, kill_group
 from overnight.states import StepState
 
 LOST_BEFORE_START = "its process was lost before it started (the template process died)"
+REAP_EVERY = 16  # finished attempts the template reaps in one go (one wakeup for sixteen)
 
 
 @dataclass(eq=False)
@@ -47,21 +48,27 @@ class _TemplateHandle:
     def __init__(self, steps: dict[str, Step], launch_group: str | None, spares: int) -> None:
         from overnight.template import start_template
 
-        self.pid, self.sock = start_template(steps, launch_group, spares)
+        self.pid, self.control, self.attempts = start_template(steps, launch_group, spares)
         self.pidfd = os.pidfd_open(self.pid)
 
     def send(self, message: dict, fd: int) -> None:
-        self.sock.sendmsg([json.dumps(message).encode()],
-                          [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+        """To whichever spare is waiting (or the next one to be ready)."""
+        self.attempts.sendmsg([json.dumps(message).encode()],
+                              [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+
+    def reap(self, pids: list[int]) -> None:
+        try:
+            self.control.send(json.dumps({"reap": pids}).encode())
+        except OSError:
+            pass  # it is gone: its children were reparented
 
     def close(self, kill: bool = False) -> None:
-        """End it (EOF on its socket; SIGKILL if it is stuck or `kill`) and reap it."""
-        self.sock.close()
+        """End it (EOF on its sockets; SIGKILL to it and its idle spares if it is stuck or
+        `kill`) and reap it. Attempts sent that no spare took are dropped with the socket."""
+        self.attempts.close()
+        self.control.close()
         if kill or not select.select([self.pidfd], [], [], 1.0)[0]:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill_group(self.pid)
         try:
             os.waitpid(self.pid, 0)
         except ChildProcessError:
@@ -119,7 +126,7 @@ class CallableExecutor:
         base = self.template_env
         message = {
             "op": "run", "step": job.step.name, "attempt": job.number, "date": job.date.isoformat(),
-            "run_id": job.run_id, "log": job.log_path, "cwd": job.cwd, "reap": self.reaps,
+            "run_id": job.run_id, "log": job.log_path, "cwd": job.cwd,
             # only what differs from the template's environment (usually OVERNIGHT_*)
             "env": {k: v for k, v in job.env.items() if base.get(k) != v},
             "unset": [k for k in base if k not in job.env],
@@ -141,7 +148,6 @@ class CallableExecutor:
             return
         finally:
             os.close(write_fd)
-        self.reaps = []
         attempt.result_r, attempt.buffer = read_fd, b""
         attempt.sent += 1
         self.live.add(attempt)
@@ -250,6 +256,9 @@ class CallableExecutor:
             self.sentinel.forget(attempt.pid)
             if self.template is not None:
                 self.reaps.append(attempt.pid)
+                if len(self.reaps) >= REAP_EVERY:  # zombies until then: the pids stay reserved
+                    self.template.reap(self.reaps)
+                    self.reaps = []
 
     # -- stopping ----------------------------------------------------------------------------
 

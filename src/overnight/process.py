@@ -49,8 +49,9 @@ class LocalExecutor:
         self.sentinel = sentinel
         self.net = net or ProcessGroupNet(sentinel.token)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        # Python attempts kept ready: as many as may start at once (a few at most)
-        self.callables = CallableExecutor(loop, sentinel, self.net, steps, KILL_GRACE, min(workers, 4) + 1)
+        # Python attempts kept ready: twice as many as may start at once, within reason
+        spares = 2 * min(workers, 4) + 2
+        self.callables = CallableExecutor(loop, sentinel, self.net, steps, KILL_GRACE, spares)
         self._found: dict[tuple[str, str], str | None] = {}
 
     def start(self, job: Job) -> None:

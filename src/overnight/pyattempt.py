@@ -1,7 +1,7 @@
 """Inside an attempt process of a Python step: a fresh fork of the template (template.py).
 
-A spare starts in a session and, with the cgroup net, a cgroup of its own, says it is ready,
-and waits for its one attempt: a message and the write end of a pipe that belongs to that
+A spare puts itself, with the cgroup net, in a cgroup of its own, says it is ready, and
+waits for its one attempt: a message and the write end of a pipe that belongs to that
 attempt alone. It then says who it is ("hello", its pid and group), runs the step, answers
 once with the outcome, bound to its pid and attempt number, and exits. Nothing an attempt
 does (module state, threads, signal handlers, working folder, environment) reaches the next
@@ -25,14 +25,14 @@ from typing import Any
 from overnight.batch import Context, Step
 from overnight.sentinel import name_process
 
-MAX_MESSAGE = 1 << 20
 
+def spare_main(
+    own: socket.socket, attempts: socket.socket, steps: dict[str, Step], group: str | None
+) -> int:
+    """Get ready (cgroup, signals), say so, take the one attempt from the shared socket
+    (the kernel gives each to one waiting spare), leave the template's group, run it."""
+    from overnight.template import receive
 
-def spare_main(sock: socket.socket, steps: dict[str, Step], group: str | None) -> int:
-    """Get ready (session, cgroup), say so, wait for the one attempt, run it."""
-    from overnight.template import FDS_SPACE, received_fds
-
-    os.setsid()
     name_process("overnight-spare")
     if group is not None:
         from overnight.killnet import join
@@ -40,24 +40,22 @@ def spare_main(sock: socket.socket, steps: dict[str, Step], group: str | None) -
         os.mkdir(group)
         join(group)  # before any code of a step runs: it cannot start anything outside
     fresh_signals()
-    # Whatever can be done before the attempt is known is done now, off its path: the
-    # pages these touch are copied from the template now, not while the step waits.
     handler = _handler()
-    json.loads(json.dumps({"warm": [os.environ.get("PATH"), 1, True]}))
-    sock.send(b"ready")
-    data, ancillary, _, _ = sock.recvmsg(MAX_MESSAGE, FDS_SPACE)
-    fds = received_fds(ancillary)
+    own.send(b"ready")
+    data, fds = receive(attempts)
     if not data or not fds:
-        return 0  # the template is gone: no attempt for this spare
-    sock.close()
+        return 0  # the runner is gone: no attempt for this spare
+    os.setsid()  # its own session from now on: stopping the attempt stops what it starts
+    own.send(b"taken")
+    own.close()
+    attempts.close()
     message = json.loads(data)
     message["group"] = group
-    # The runner sends only how the attempt's environment differs from the template's.
-    env = dict(os.environ)
+    # The runner sends only how the attempt's environment differs from the template's:
+    # applied in place (a whole copy of os.environ would copy the pages of every string).
     for key in message.pop("unset", ()):
-        env.pop(key, None)
-    env.update(message["env"])
-    message["env"] = env
+        os.environ.pop(key, None)
+    os.environ.update(message.pop("env"))
     return _attempt_main(steps[message["step"]], message, fds[0], handler)
 
 
@@ -120,7 +118,8 @@ def run_callable(step: Step, message: dict[str, Any], handler: logging.Handler) 
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)
-    apply_env(message["env"])
+    if "env" in message:  # else it is in place already
+        apply_env(message["env"])
     # A logger of its own, outside logging's registry: getLogger() of a new name clears
     # the cache of every logger registered so far.
     logger = logging.Logger(f"overnight.step.{step.name}", logging.INFO)

@@ -53,14 +53,21 @@ def redirect_stdio_to_devnull(stdin_only: bool = False) -> None:
         os.close(null)
 
 
+_prctl = None
+
+
 def name_process(name: str) -> None:
     """Give this process a name `ps` and /proc/PID/comm show (at most 15 bytes)."""
-    import ctypes
+    global _prctl
+    if _prctl is None:  # looked up once (in the template, before it forks attempts)
+        import ctypes
 
-    try:
-        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
-    except (OSError, AttributeError):
-        pass
+        try:
+            _prctl = ctypes.CDLL(None).prctl
+        except (OSError, AttributeError):
+            _prctl = False
+    if _prctl:
+        _prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
 
 
 def flush_std_streams() -> None:
