@@ -95,7 +95,7 @@ LEAKS = {
     ),
     "sigterm-ignored": (
         "signal.signal(signal.SIGTERM, signal.SIG_IGN)\nraise RuntimeError('x')",
-        "time.sleep(30)",
+        "if ctx.step == 'second':\n    time.sleep(30)",
     ),
     "monkeypatched-module": (
         "json.dumps = lambda *a, **k: 'patched'\nraise RuntimeError('x')",
@@ -145,21 +145,21 @@ def act():
 {act}
 
 
-def check():
+def check(ctx):
 {check}
 
 
 @batch.step(retries=1)
 def first(ctx):
     if ctx.attempt > 1:
-        check()
+        check(ctx)
     else:
         act()
 
 
 @batch.step(timeout="1s")
 def second(ctx):
-    check()
+    check(ctx)
 """
 
 
