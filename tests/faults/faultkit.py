@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clikit import wait_for  # noqa: F401 - the one wait_for, for the fault suites too
+from clikit import alive, wait_for  # noqa: F401 - the one alive and wait_for, for the fault suites too
 
 from overnight.states import STEP_TRANSITIONS, RunState, StepState
 
@@ -326,15 +326,6 @@ def describe(pids: list[int]) -> str:
             cmdline = "?"
         out.append(f"{pid} ({cmdline[:80]})")
     return ", ".join(out)
-
-
-def alive(pid: int) -> bool:
-    """Whether `pid` is a live process (a zombie is dead: nothing here reaps orphans)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
 
 
 def cgroup_net_available() -> bool:

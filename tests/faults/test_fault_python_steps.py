@@ -11,6 +11,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from clikit import alive
 
 FALLBACKS = {
     # ways for a process the step forks to come back into overnight's code
@@ -80,7 +81,7 @@ def test_a_forked_child_that_lingers_dies_with_its_step(project) -> None:
     """)
     assert project.run("run", "lingers", "--date", "2026-04-02").returncode == 0
     pid = int((project.root / "child.pid").read_text())
-    assert not _alive(pid), "the step's forked child outlived the step"
+    assert not alive(pid), "the step's forked child outlived the step"
 
 
 LEAKS = {
@@ -183,11 +184,3 @@ def test_nothing_carries_from_one_attempt_or_step_to_the_next(project, leak: str
         for step in ("first", "second"):
             log = project.run("logs", "leaks", step, "--date", "2026-04-03").stdout
             assert "chatter" not in log, f"a thread of the failed attempt wrote into {step}'s log"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
