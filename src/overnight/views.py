@@ -69,9 +69,11 @@ def status_text(view: RunView) -> str:
             f"{s.launch_id or '-':>6}  {note}\n"
         )
     for la in view.launches:
+        net = la.options.get("kill_net")
         out.append(
             f"  launch {la.id}: {_paint(la.state, la.state)}, {la.trigger} by "
-            f"{la.launched_by} on {la.host} (pid {la.pid}), {_clock(la.started_at)}, {_took(la)}\n"
+            f"{la.launched_by} on {la.host} (pid {la.pid}), {_clock(la.started_at)}, {_took(la)}"
+            + (f", kill net: {net}" if net else "") + "\n"
         )
     for m in view.marks:
         why = f": {m.reason}" if m.reason else ""

@@ -150,6 +150,8 @@ def test_the_log_says_which_net_is_in_force(project) -> None:
     assert expected in plain.stdout, plain.stdout
     launches = project.status("one", "--date", "2026-05-02")["launches"]
     assert [la["options"]["kill_net"] for la in launches] == ["process-group"]
+    status = project.run("status", "one", "--date", "2026-05-02").stdout
+    assert ", kill net: process-group" in status, status
 
 
 def test_a_step_may_leave_a_process_running_when_it_says_so(project) -> None:
