@@ -17,6 +17,7 @@ from overnight.errors import DefinitionError
 # file name (no '/', no '..', no leading dot) and in a shell word.
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
 MAX_NAME_LENGTH = 100
+MAX_PRIORITY = 1_000_000
 
 # Only these placeholders are filled in; any other brace (awk '{print $1}') is left alone.
 PLACEHOLDER = re.compile(r"\{(date|batch)(?::([^{}]*))?\}")
@@ -53,6 +54,7 @@ class Step:
     when: Callable[[date], bool] | None = None
     idempotent: bool = True
     queue: str | None = None
+    priority: int = 0           # higher starts first among ready steps, before the critical path
     position: int = 0
 
     @property
@@ -144,6 +146,7 @@ class Batch:
         when: Callable[[date], bool] | None = None,
         idempotent: bool = True,
         queue: str | None = None,
+        priority: int = 0,
         **unknown: Never,
     ) -> Step:
         """Add a shell command (a string, run by /bin/sh -c) or an argv list (no shell).
@@ -152,9 +155,10 @@ class Batch:
         `retries` more attempts after a failure; `env` added to the environment; `cwd`
         relative to the config's folder; `when` a predicate on the date (false: skipped);
         `idempotent=False`: after an unclean end it waits for an operator; `queue` sends
-        it to a remote worker.
+        it to a remote worker; `priority` (a whole number, default 0): among the steps
+        ready at once, a higher one starts first, whatever the critical path says.
         """
-        options = _Options(timeout, retries, retry_delay, env, cwd, when, idempotent, queue)
+        options = _Options(timeout, retries, retry_delay, env, cwd, when, idempotent, queue, priority)
         check_name(name)
         if isinstance(command, str):
             if not command.strip():
@@ -184,6 +188,7 @@ class Batch:
         when: Callable[[date], bool] | None = None,
         idempotent: bool = True,
         queue: str | None = None,
+        priority: int = 0,
         **unknown: Never,
     ) -> Any:
         """Decorator adding a Python callable step: ``@batch.step`` or ``@batch.step(...)``.
@@ -192,7 +197,7 @@ class Batch:
         after the function (underscores become dashes) unless ``name=`` says otherwise.
         The options are those of `command`.
         """
-        options = _Options(timeout, retries, retry_delay, env, cwd, when, idempotent, queue)
+        options = _Options(timeout, retries, retry_delay, env, cwd, when, idempotent, queue, priority)
 
         def register(fn: Callable[[Context], Any]) -> Callable[[Context], Any]:
             if not callable(fn):
@@ -373,13 +378,14 @@ class _Options(NamedTuple):
     when: object
     idempotent: object
     queue: object
+    priority: object
 
 
 def _apply_options(step: Step, options: _Options) -> None:
     """Check every option (the annotations are for editors; a batch module may say
     anything) and set it on the step, or raise DefinitionError naming the step."""
     where = f"step {step.name!r}"
-    timeout, retries, retry_delay, env, cwd, when, idempotent, queue = options
+    timeout, retries, retry_delay, env, cwd, when, idempotent, queue, priority = options
     if timeout is not None:
         step.timeout = parse_duration(timeout, f"{where}: timeout")
         if step.timeout <= 0:
@@ -406,6 +412,11 @@ def _apply_options(step: Step, options: _Options) -> None:
     if queue is not None:
         check_name(queue, "queue")
     step.queue = queue  # type: ignore[assignment]
+    if isinstance(priority, bool) or not isinstance(priority, int) or abs(priority) > MAX_PRIORITY:
+        raise DefinitionError(
+            f"{where}: priority must be a whole number from {-MAX_PRIORITY} to {MAX_PRIORITY}"
+        )
+    step.priority = priority
 
 
 def weekdays(day: date) -> bool:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from overnight.batch import Step
+from overnight.durations import format_duration
 from overnight.ledger import Ledger
 from overnight.loader import LoadedBatch
 from overnight.lock import holder
@@ -23,7 +24,7 @@ from overnight.planner import (
     dependents_of,
     plan_launch,
 )
-from overnight.snapshot import read_snapshot
+from overnight.snapshot import read_history, read_snapshot
 from overnight.states import StepState
 
 
@@ -50,11 +51,16 @@ def print_plan(
     for launch in snapshot.dead_launches:
         click.echo(f"  (launch {launch} died without finishing: a launch would record it crashed)")
     failed_when = _walk_when(loaded.order, plan, run_date)
+    turns = _turns(plan)
+    if len(turns) > 1:
+        click.echo(f"  (order: {_order_basis(snapshot)})")
     to_run = 0
     for step in loaded.order:
         planned = plan.steps[step.name]
         what = failed_when.get(step.name) or _describe(planned, step, run_date)
         to_run += what.startswith(("run", "await"))
+        if what == "run" or what.startswith("run "):
+            what += _turn_text(step, turns, plan, bool(snapshot.history))
         after = f"  after {', '.join(step.after)}" if step.after else ""
         click.echo(f"  {step.name:<24} {what}{after}")
         if what.startswith("run") and step.command is not None:
@@ -64,6 +70,30 @@ def print_plan(
     click.echo(f"{to_run} of {len(loaded.order)} steps would run")
     if plan.held:
         click.echo(f"a launch would exit 1: {', '.join(plan.held)} held, and what follows not run")
+
+
+def _turns(plan: LaunchPlan) -> dict[str, int]:
+    """Each step the launch would run, numbered in the order a free worker would take it."""
+    runs = sorted((n for n, p in plan.steps.items() if p.action is Action.RUN), key=plan.rank.__getitem__)
+    return {name: i for i, name in enumerate(runs, start=1)}
+
+
+def _order_basis(snapshot: Snapshot) -> str:
+    if not snapshot.history:
+        return "no history yet, so declaration order, after any priority="
+    return ("priority= first, then the longest path to the end of the night (each step's median "
+            "duration in recent nights), then declaration order")
+
+
+def _turn_text(step: Step, turns: dict[str, int], plan: LaunchPlan, history: bool) -> str:
+    if len(turns) < 2:
+        return ""
+    bits = [f"order {turns[step.name]}"]
+    if step.priority:
+        bits.append(f"priority {step.priority}")
+    if history:
+        bits.append(f"{format_duration(plan.paths[step.name])} to the end")
+    return f" [{', '.join(bits)}]"
 
 
 def _snapshot(
@@ -76,12 +106,13 @@ def _snapshot(
         return Snapshot(), busy
     live = ledger.live_launch(batch)
     run = ledger.find_run(batch, run_date.isoformat())
+    history = read_history(ledger, batch, run_date.isoformat())
     if run is None:
-        return Snapshot(dead_launches=[live.id] if live and who is None else []), busy
+        return Snapshot(dead_launches=[live.id] if live and who is None else [], history=history), busy
     return read_snapshot(
         ledger, run.id,
         live_launch=live.id if live and who is not None and live.run_id == run.id else None,
-        dead_launches=[live.id] if live and who is None else [],
+        dead_launches=[live.id] if live and who is None else [], history=history,
     ), busy
 
 

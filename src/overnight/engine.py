@@ -37,7 +37,7 @@ from overnight.planner import (
 )
 from overnight.process import TOKEN_VARIABLE, LocalExecutor, Sentinel
 from overnight.progress import Progress
-from overnight.snapshot import read_snapshot
+from overnight.snapshot import read_history, read_snapshot
 from overnight.states import RunState, StepState
 
 
@@ -185,7 +185,10 @@ class Runner:
                 options=_options_record(opts),
             )
             states = self.ledger.sync_steps(run.id, self.order)
-            snapshot = read_snapshot(self.ledger, run.id, states=states, dead_launches=crashed)
+            snapshot = read_snapshot(
+                self.ledger, run.id, states=states, dead_launches=crashed,
+                history=read_history(self.ledger, self.batch, run.date),
+            )
             plan = plan_launch(self.order, snapshot, PlanOptions(
                 rerun=opts.rerun, downstream=opts.downstream, fresh=opts.fresh,
                 remote="celery" in self.remote_factories,

@@ -10,7 +10,8 @@ Where a rule goes:
 - what a launch may do with a step: a row of RULES (the first row that applies decides);
 - after which ends a step that is not idempotent waits for an operator: HOLD_AFTER;
   after which ends a step is tried again within the launch: RETRY_AFTER;
-- the order in which ready steps start: `ready_rank`;
+- the order in which ready steps start: `ready_rank` (priority=, then the critical path
+  from `remaining_paths` over `usual_durations`, then declaration order);
 - whether a step whose turn has come runs at all (`when=`): `check_when`;
 - what a launch's end means for the launch and its run, and what an operator's mark means
   for the run: `judge_launch` and `run_state_after_marks` (both from `settled_run_state`).
@@ -18,10 +19,11 @@ Where a rule goes:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
+from statistics import median
 
 from overnight.batch import Step, with_downstream
 from overnight.states import RunState, StepState, after_runner_died
@@ -77,6 +79,7 @@ class Snapshot:
     attempts: Mapping[str, int] = field(default_factory=dict)  # attempt numbers used, per step
     live_launch: int | None = None      # a launch whose runner is alive now (dry run only)
     dead_launches: Sequence[int] = ()   # launches recorded running whose runner is gone
+    history: Mapping[str, Sequence[float]] = field(default_factory=dict)  # recent successful durations
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ class LaunchPlan:
     waiting: dict[str, int]               # per runnable step: prerequisites not done yet
     ready: list[str]                      # what may start at once, in the order to start it
     rank: dict[str, int]                  # the order among ready steps (lower starts first)
+    paths: dict[str, float]               # per step, its expected remaining path (seconds)
 
     def having(self, action: Action) -> list[StepPlan]:
         return [p for p in self.steps.values() if p.action is action]
@@ -210,12 +214,13 @@ def plan_launch(steps: Sequence[Step], snapshot: Snapshot, options: PlanOptions)
     runnable = frozenset(n for n, p in plans.items() if p.action in _RUNNABLE)
     _block_behind_holds(plans, runnable, dependents, changes)
     waiting = {n: sum(1 for p in by_name[n].after if p in runnable) for n in runnable}
-    rank = ready_rank(steps)
+    paths = remaining_paths(steps, usual_durations(steps, snapshot.history), dependents, runnable)
+    rank = ready_rank(steps, paths)
     ready = sorted(
         (n for n in runnable if waiting[n] == 0 and plans[n].state is StepState.PENDING),
         key=rank.__getitem__,
     )
-    return LaunchPlan(plans, changes, closed, runnable, waiting, ready, rank)
+    return LaunchPlan(plans, changes, closed, runnable, waiting, ready, rank, paths)
 
 
 # What the launch means to finish: it fails unless these end done (a held step included).
@@ -297,9 +302,55 @@ def blocked_behind(
     return found
 
 
-def ready_rank(steps: Sequence[Step]) -> dict[str, int]:
-    """The order among ready steps: lower starts first. Today, declaration order."""
-    return {s.name: s.position for s in steps}
+# -- the order among ready steps ------------------------------------------------------------
+#
+# When more steps are ready than there are workers, the one to start first is the one the
+# rest of the night waits on longest: the step with the longest chain of expected durations
+# from its start to the end of the night (the critical path first; Graham's rule, which on
+# real nights comes within a few percent of the best possible finish: docs/performance.md).
+# An operator's priority= comes before that; declaration order breaks ties, and is the whole
+# order on a first night, when nothing has history.
+
+
+def usual_durations(steps: Sequence[Step], history: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """What each step is expected to take: the median of its successful attempts in recent
+    nights (`history`, seconds). A step without history counts as a typical step of the
+    batch (the median of the others), so that a step added today is not sent to the back of
+    the queue; when no step has history, every step counts as 0 (declaration order)."""
+    known = {s.name: median(history[s.name]) for s in steps if history.get(s.name)}
+    typical = median(known.values()) if known else 0.0
+    return {s.name: known.get(s.name, typical) for s in steps}
+
+
+def remaining_paths(
+    steps: Sequence[Step], durations: Mapping[str, float], dependents: Mapping[str, Sequence[str]],
+    counted: Container[str] | None = None,
+) -> dict[str, float]:
+    """Per step, the longest chain of expected durations from its start to the end of the
+    night: its own duration plus the longest remaining path among its dependents. Steps not
+    `counted` (done, or left alone by this launch) weigh nothing but still pass the path on."""
+    paths: dict[str, float] = {}
+    # Reversed declaration order visits a chain's last step first, so the walk rarely nests.
+    for step in reversed(steps):
+        stack = [(step.name, False)]
+        while stack:
+            name, expanded = stack.pop()
+            if expanded:
+                after = max((paths[d] for d in dependents.get(name, ())), default=0.0)
+                weight = durations.get(name, 0.0) if counted is None or name in counted else 0.0
+                paths[name] = weight + after
+            elif name not in paths:
+                stack.append((name, True))
+                stack.extend((d, False) for d in dependents.get(name, ()) if d not in paths)
+    return paths
+
+
+def ready_rank(steps: Sequence[Step], paths: Mapping[str, float] | None = None) -> dict[str, int]:
+    """The order among ready steps (lower starts first): the highest priority=, then the
+    longest remaining path (`paths`, from remaining_paths), then declaration order."""
+    paths = paths or {}
+    ordered = sorted(steps, key=lambda s: (-s.priority, -paths.get(s.name, 0.0), s.position))
+    return {s.name: i for i, s in enumerate(ordered)}
 
 
 # -- during the launch --------------------------------------------------------------------
