@@ -64,19 +64,19 @@ def _night(root: Path, queue: str | None, steps: int) -> Path:
 
 def _launch(config, module: Path, day: date) -> float:  # noqa: ANN001
     """One launch of the batch through the real Runner; its seconds."""
-    from overnight.cli import _remote_executors
+    from overnight.cli.run import _remote_executors
     from overnight.engine import Runner, RunOptions
     from overnight.ledger import Ledger
     from overnight.loader import load_batch
     from overnight.progress import Progress
 
     loaded = load_batch(str(module), config.base_dir)
-    ledger = Ledger.open(config.ledger_path)
-    log_dir = config.log_dir
-    (log_dir / loaded.batch.name / day.isoformat()).mkdir(parents=True, exist_ok=True)
+    ledger = Ledger.open(config.state.ledger)
+    logs = config.state.run_logs(loaded.batch.name, day.isoformat())
+    logs.folder.mkdir(parents=True, exist_ok=True)
     runner = Runner(
         loaded.batch.name, loaded.order, ledger, options=RunOptions(date=day), workdir=config.base_dir,
-        log_dir=log_dir, progress=Progress(out=io.StringIO(), quiet=True),
+        logs=logs, progress=Progress(out=io.StringIO(), quiet=True),
         executors=_remote_executors(config, loaded),
     )
     result = runner.run()

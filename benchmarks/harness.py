@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from overnight.statefolder import StateFolder
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
@@ -188,7 +190,7 @@ class Project:
 
     @property
     def ledger(self) -> Path:
-        return self.state_dir / "ledger.db"
+        return StateFolder(self.state_dir).ledger
 
     def write_config(self) -> None:
         lines = ["[overnight]", 'state_dir = ".overnight"', 'timezone = "UTC"', ""]

@@ -11,8 +11,35 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+from overnight.statefolder import StateFolder
 
 OVERNIGHT = [sys.executable, "-m", "overnight"]
+
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 60.0, what: str = "") -> T:
+    """Poll `condition` until it returns something true, and return that; fail the test
+    with what was awaited when `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what or condition}")
+        time.sleep(0.02)
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (dead, waiting to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 class Project:
@@ -30,7 +57,7 @@ class Project:
 
     @property
     def ledger_path(self) -> Path:
-        return self.state_dir / "ledger.db"
+        return StateFolder(self.state_dir).ledger
 
     def write_config(self, extra: str | None = None) -> None:
         if extra is not None:
@@ -82,13 +109,3 @@ class Project:
             return conn.execute(sql, params).fetchall()
         finally:
             conn.close()
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> None:
-    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")

@@ -5,25 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
-
-def _wait_for(condition, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+from clikit import alive, wait_for
 
 
 def test_steps_that_end_together_are_each_recorded_and_release_their_dependents(project):
@@ -99,18 +83,18 @@ def test_when_the_runner_is_killed_its_steps_and_their_children_die_with_it(proj
     """)
     runner = project.start("run", "doomed", "--workers", "3", "--date", "2026-01-08")
     try:
-        assert _wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 6), "steps did not start"
+        assert wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 6), "steps did not start"
         started = [int(p) for p in pids.read_text().split()]
-        assert all(_alive(p) for p in started)
+        assert all(alive(p) for p in started)
         os.kill(runner.pid, signal.SIGKILL)
         runner.wait(timeout=10)
-        assert _wait_for(lambda: not any(_alive(p) for p in started)), "step processes outlived the runner"
+        assert wait_for(lambda: not any(alive(p) for p in started)), "step processes outlived the runner"
     finally:
         if runner.poll() is None:
             runner.kill()
             runner.wait()
         for pid in (int(p) for p in pids.read_text().split()) if pids.exists() else ():
-            if _alive(pid):  # the test failed: leave nothing behind
+            if alive(pid):  # the test failed: leave nothing behind
                 os.kill(pid, signal.SIGKILL)
     # The next launch finds the dead one and runs the interrupted steps again.
     pids.unlink()

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from clikit import OVERNIGHT, Project, wait_for
+from clikit import OVERNIGHT, Project, alive, wait_for
 
 CHAIN_OF_FIVE = """
     from overnight import Batch
@@ -39,15 +39,7 @@ def pids_with(marker: str) -> list[int]:
                     found.append(int(name))
         except OSError:
             continue
-    return [p for p in found if not _is_zombie(p)]
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+    return [p for p in found if alive(p)]
 
 
 # -- the sample night and the README walk-through ------------------------------------

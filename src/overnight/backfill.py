@@ -7,14 +7,13 @@ dates and steps already done. At the end, one digest report covers the whole ran
 
 from __future__ import annotations
 
-import shlex
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from overnight.commandline import CommandLine
 from overnight.config import Config
 from overnight.errors import ConfigError
 from overnight.ledger import Ledger
@@ -48,13 +47,8 @@ def date_range(first: date, last: date, backward: bool) -> list[date]:
 
 
 def run_command(config: Config, batch_arg: str, day: date, workers: int | None) -> list[str]:
-    words = [sys.executable, "-m", "overnight"]
-    if config.path is not None:
-        words += ["--config", str(config.path)]
-    words += ["run", batch_arg, "--date", day.isoformat(), "--no-mail"]
-    if workers is not None:
-        words += ["--workers", str(workers)]
-    return words
+    more = ["--workers", str(workers)] if workers is not None else []
+    return CommandLine.of(config).argv("run", batch_arg, "--date", day.isoformat(), "--no-mail", *more)
 
 
 def is_done(config: Config, batch: str, day: date, steps: set[str]) -> bool:
@@ -62,9 +56,9 @@ def is_done(config: Config, batch: str, day: date, steps: set[str]) -> bool:
 
     Such a date needs no launch at all. Comparing step names (not just the run's state)
     means a step added to the batch since then still gets its run."""
-    if not config.ledger_path.exists():
+    if not config.state.ledger.exists():
         return False
-    ledger = Ledger.open(config.ledger_path, readonly=True)
+    ledger = Ledger.open(config.state.ledger, readonly=True)
     try:
         run = ledger.find_run(batch, day.isoformat())
         if run is None or run.state != "succeeded":
@@ -181,9 +175,6 @@ def _per_date(
 
 def again_command(config: Config, batch_arg: str, first: date, last: date, backward: bool,
                   keep_going: bool) -> str:
-    words = ["overnight"]
-    if config.path is not None:
-        words += ["--config", str(config.path)]
-    words += ["backfill", batch_arg, "--from", first.isoformat(), "--to", last.isoformat()]
+    words = ["backfill", batch_arg, "--from", first.isoformat(), "--to", last.isoformat()]
     words += ["--backward"] * backward + ["--keep-going"] * keep_going
-    return shlex.join(words)
+    return CommandLine.of(config).hint(*words, anywhere=True)

@@ -1,4 +1,9 @@
-"""overnight.toml -> typed settings, validated whole before anything runs."""
+"""overnight.toml -> typed settings, validated whole before anything runs.
+
+Each setting's default is stated once, on its dataclass field, and each choice list once,
+as the Literal type of its field: the readers below leave out what the file does not set,
+so the dataclass fills it in.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +12,24 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from overnight.batch import check_name
 from overnight.durations import parse_duration
 from overnight.errors import ConfigError, DefinitionError
+from overnight.statefolder import StateFolder
 
 CONFIG_NAME = "overnight.toml"
 DEFAULT_STATE_DIR = ".overnight"
 
-MAIL_WHEN = ("always", "failure", "never")
-CATCHUP = ("latest", "none", "all")
-DST_GAP = ("shift", "skip")
-DST_REPEAT = ("first", "last")
-RUN_DATE = ("yesterday", "today")
-SECURITY = ("none", "starttls", "tls")
+MailWhen = Literal["always", "failure", "never"]
+Catchup = Literal["latest", "none", "all"]
+DstGap = Literal["shift", "skip"]
+DstRepeat = Literal["first", "last"]
+RunDate = Literal["yesterday", "today"]
+Security = Literal["none", "starttls", "tls"]
+HookWhen = Literal["always", "failure"]
 
 
 @dataclass
@@ -31,22 +38,26 @@ class BatchConfig:
     module: str
     schedule: str | None = None
     timezone: str | None = None        # None: the [overnight] default
-    mail: str = "failure"
+    mail: MailWhen = "failure"
     mail_to: list[str] | None = None
-    catchup: str = "latest"
+    catchup: Catchup = "latest"
     catchup_window: float = 6 * 3600
-    dst_gap: str = "shift"
-    dst_repeat: str = "first"
-    run_date: str = "yesterday"
+    dst_gap: DstGap = "shift"
+    dst_repeat: DstRepeat = "first"
+    run_date: RunDate = "yesterday"
     workers: int | None = None
     deadline: str | None = None
+
+
+# What a batch gets for each setting its [batches.NAME] table leaves out.
+BATCH_DEFAULTS = BatchConfig(name="", module="")
 
 
 @dataclass
 class MailConfig:
     host: str = "localhost"
     port: int = 25
-    security: str = "none"
+    security: Security = "none"
     user: str | None = None
     password_env: str | None = None
     sender: str = "overnight@localhost"
@@ -57,7 +68,7 @@ class MailConfig:
 @dataclass
 class WebhookConfig:
     url: str
-    when: str = "failure"
+    when: HookWhen = "failure"
     batches: list[str] | None = None   # None: every batch
     timeout: float = 10.0
 
@@ -69,11 +80,17 @@ class CeleryConfig:
     pickup_timeout: float = 600.0
 
 
+def _given(**values: Any) -> dict[str, Any]:
+    """The settings the file gave (readers return None for a key it leaves out)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
 @dataclass
 class Config:
     path: Path | None                  # None: no overnight.toml, defaults only
     base_dir: Path                     # where relative paths and steps start from
     state_dir: Path
+    path_given: bool = False           # named by --config or OVERNIGHT_CONFIG (not found in the folder)
     timezone: str | None = None        # None: the machine's local zone
     workers: int = 1
     batches: dict[str, BatchConfig] = field(default_factory=dict)
@@ -97,12 +114,8 @@ class Config:
         return today - timedelta(days=1)
 
     @property
-    def ledger_path(self) -> Path:
-        return self.state_dir / "ledger.db"
-
-    @property
-    def log_dir(self) -> Path:
-        return self.state_dir / "logs"
+    def state(self) -> StateFolder:
+        return StateFolder(self.state_dir)
 
 
 def load_zone(name: str | None) -> ZoneInfo:
@@ -149,7 +162,9 @@ def load_config(explicit: str | None = None) -> Config:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot be read: {e}") from None
-    return parse_config(data, path)
+    config = parse_config(data, path)
+    config.path_given = bool(explicit or os.environ.get("OVERNIGHT_CONFIG"))
+    return config
 
 
 def parse_config(data: dict[str, Any], path: Path) -> Config:
@@ -164,7 +179,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         base_dir=base_dir,
         state_dir=state_dir if state_dir.is_absolute() else base_dir / state_dir,
         timezone=_zone_name(top, f"{where}: [overnight]"),
-        workers=_int(top, "workers", f"{where}: [overnight]", 1, minimum=1),
+        **_given(workers=_int(top, "workers", f"{where}: [overnight]", minimum=1)),
     )
     for name, table in _table(data, "batches", where).items():
         config.batches[name] = _batch(name, table, where)
@@ -184,7 +199,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         config.celery = CeleryConfig(
             broker=broker,
             result_backend=_str(table, "result_backend", w),
-            pickup_timeout=_duration(table, "pickup_timeout", w, 600.0),
+            **_given(pickup_timeout=_duration(table, "pickup_timeout", w)),
         )
     if any(bc.schedule is not None for bc in config.batches.values()):
         # A typo in a schedule must show in whatever command comes first, not only when the
@@ -212,36 +227,33 @@ def _batch(name: str, table: Any, where: str) -> BatchConfig:
     module = _str(table, "module", w)
     if not module:
         raise ConfigError(f"{w}: module is required, e.g. module = \"overnight/{name}.py\"")
-    return BatchConfig(
-        name=name,
-        module=module,
+    return BatchConfig(name=name, module=module, **_given(
         schedule=_str(table, "schedule", w),
         timezone=_zone_name(table, w),
-        mail=_choice(table, "mail", w, MAIL_WHEN, "failure"),
+        mail=_choice(table, "mail", w, MailWhen),
         mail_to=_addresses(table, "mail_to", w),
-        catchup=_choice(table, "catchup", w, CATCHUP, "latest"),
-        catchup_window=_duration(table, "catchup_window", w, 6 * 3600),
-        dst_gap=_choice(table, "dst_gap", w, DST_GAP, "shift"),
-        dst_repeat=_choice(table, "dst_repeat", w, DST_REPEAT, "first"),
-        run_date=_choice(table, "date", w, RUN_DATE, "yesterday"),
-        workers=_int(table, "workers", w, None, minimum=1),
+        catchup=_choice(table, "catchup", w, Catchup),
+        catchup_window=_duration(table, "catchup_window", w),
+        dst_gap=_choice(table, "dst_gap", w, DstGap),
+        dst_repeat=_choice(table, "dst_repeat", w, DstRepeat),
+        run_date=_choice(table, "date", w, RunDate),
+        workers=_int(table, "workers", w, minimum=1),
         deadline=_str(table, "deadline", w),
-    )
+    ))
 
 
 def _mail(table: dict[str, Any], w: str) -> MailConfig:
     _only(table, ("host", "port", "security", "user", "password_env", "from", "to", "timeout"), w)
-    to = _addresses(table, "to", w) or []
-    return MailConfig(
-        host=_str(table, "host", w) or "localhost",
-        port=_int(table, "port", w, 25, minimum=1),
-        security=_choice(table, "security", w, SECURITY, "none"),
+    return MailConfig(**_given(
+        host=_str(table, "host", w) or None,  # an empty host or sender: the default
+        port=_int(table, "port", w, minimum=1),
+        security=_choice(table, "security", w, Security),
         user=_str(table, "user", w),
         password_env=_str(table, "password_env", w),
-        sender=_str(table, "from", w) or "overnight@localhost",
-        to=to,
-        timeout=_duration(table, "timeout", w, 30.0),
-    )
+        sender=_str(table, "from", w) or None,
+        to=_addresses(table, "to", w),
+        timeout=_duration(table, "timeout", w),
+    ))
 
 
 def _webhook(table: Any, w: str) -> WebhookConfig:
@@ -256,12 +268,10 @@ def _webhook(table: Any, w: str) -> WebhookConfig:
         not isinstance(batches, list) or not all(isinstance(b, str) for b in batches)
     ):
         raise ConfigError(f"{w}: batches must be a list of batch names")
-    return WebhookConfig(
-        url=url,
-        when=_choice(table, "when", w, ("always", "failure"), "failure"),
-        batches=batches,
-        timeout=_duration(table, "timeout", w, 10.0),
-    )
+    return WebhookConfig(url=url, batches=batches, **_given(
+        when=_choice(table, "when", w, HookWhen),
+        timeout=_duration(table, "timeout", w),
+    ))
 
 
 # -- small typed readers, each naming the key in its message ---------------------------
@@ -290,25 +300,28 @@ def _str(table: dict[str, Any], key: str, where: str) -> str | None:
     return value
 
 
-def _int(table: dict[str, Any], key: str, where: str, default: Any, minimum: int = 0) -> Any:
-    value = table.get(key, default)
-    if value is default:
-        return value
+def _int(table: dict[str, Any], key: str, where: str, minimum: int = 0) -> int | None:
+    value = table.get(key)
+    if value is None:
+        return None
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{where}: {key} must be a whole number of at least {minimum}")
     return value
 
 
-def _choice(table: dict[str, Any], key: str, where: str, choices: tuple[str, ...], default: str) -> str:
-    value = table.get(key, default)
+def _choice(table: dict[str, Any], key: str, where: str, kind: Any) -> Any:
+    """The value of `key`, one of the strings of the Literal type `kind`."""
+    if key not in table:
+        return None
+    value, choices = table[key], get_args(kind)
     if value not in choices:
         raise ConfigError(f"{where}: {key} = {value!r} is not one of {', '.join(choices)}")
     return value
 
 
-def _duration(table: dict[str, Any], key: str, where: str, default: float) -> float:
+def _duration(table: dict[str, Any], key: str, where: str) -> float | None:
     if key not in table:
-        return default
+        return None
     try:
         return parse_duration(table[key], f"{where}: {key}")
     except DefinitionError as e:

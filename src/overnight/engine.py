@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from overnight.batch import Step
+from overnight.batch import Step, dependents_of
 from overnight.executor import Executor, Job, Outcome, RemoteExecutor
 from overnight.ledger import Ledger
 from overnight.loop import EventLoop, Timer
@@ -38,6 +38,7 @@ from overnight.planner import (
 from overnight.process import TOKEN_VARIABLE, LocalExecutor, Sentinel
 from overnight.progress import Progress
 from overnight.snapshot import read_history, read_snapshot
+from overnight.statefolder import RunLogs
 from overnight.states import RunState, StepState
 
 
@@ -73,7 +74,7 @@ class Runner:
         *,
         options: RunOptions,
         workdir: Path,
-        log_dir: Path,
+        logs: RunLogs,
         progress: Progress,
         executors: dict[str, Callable[[EventLoop], RemoteExecutor]] | None = None,
     ) -> None:
@@ -83,18 +84,15 @@ class Runner:
         self.ledger = ledger
         self.options = options
         self.workdir = workdir
-        self.log_dir = log_dir / batch_name / options.date.isoformat()
+        self.logs = logs
         self.progress = progress
         self.remote_factories = executors or {}
-        self.dependents: dict[str, list[str]] = {name: [] for name in self.steps}
-        for s in order:
-            for p in s.after:
-                self.dependents[p].append(s.name)
+        self.dependents = dependents_of(order)
 
         self.loop = EventLoop()
         self.state: dict[str, StepState] = {}
         self.waiting: dict[str, int] = {}       # unfinished prerequisites, per runnable step
-        self.runnable: set[str] = set()         # the steps this launch means to finish
+        self.runnable: frozenset[str] = frozenset()  # the steps this launch means to finish
         self.ready: list[tuple[int, str]] = []  # heap by the planner's rank
         self.rank: dict[str, int] = {}
         self.running: dict[str, Job] = {}
@@ -192,7 +190,7 @@ class Runner:
             plan = plan_launch(self.order, snapshot, PlanOptions(
                 rerun=opts.rerun, downstream=opts.downstream, fresh=opts.fresh,
                 remote="celery" in self.remote_factories,
-            ))
+            ), self.dependents)
             self._apply(plan, snapshot)
         self.progress.launch_started(
             batch=self.batch,
@@ -217,8 +215,8 @@ class Runner:
         for change in plan.changes:
             self._set(change.step, change.old, change.new, change.message)
         self.state = {name: p.state for name, p in plan.steps.items()}
-        self.runnable = set(plan.runnable)
-        self.waiting = dict(plan.waiting)
+        self.runnable = plan.runnable
+        self.waiting = plan.waiting  # the launch's own from here on: counted down as steps end
         self.rank = plan.rank
         self.ready = [(plan.rank[name], name) for name in plan.ready]  # sorted: a heap already
         self.held = plan.held
@@ -231,7 +229,7 @@ class Runner:
             step = self.steps[name]
             job = Job(
                 step=step, run_id=self.run_id, launch_id=attempt.launch_id, number=attempt.number,
-                date=self.options.date, log_path=attempt.log_path or str(self.log_dir / f"{name}.log"),
+                date=self.options.date, log_path=attempt.log_path or self.logs.fallback(name),
                 env={}, cwd=str(self.workdir), started_at=attempt.started_at, attempt_id=attempt.attempt_id,
                 remote_id=attempt.remote_id, done=self._on_done,
             )
@@ -314,7 +312,7 @@ class Runner:
             self._prepare_logs(job.step.name)
 
     def _log_path(self, name: str, number: int) -> str:
-        return f"{self.log_dir}/{name}.{number}.log"
+        return self.logs.attempt(name, number)
 
     def _prepare_logs(self, name: str) -> None:
         """Create the log files of the steps that `name` alone still holds back.

@@ -11,15 +11,12 @@ import time
 from pathlib import Path
 
 from overnight.errors import AlreadyRunning, LedgerError
-
-
-def lock_path(state_dir: Path, batch: str) -> Path:
-    return state_dir / "locks" / f"{batch}.lock"
+from overnight.statefolder import StateFolder
 
 
 class BatchLock:
     def __init__(self, state_dir: Path, batch: str) -> None:
-        self.path = lock_path(state_dir, batch)
+        self.path = StateFolder(state_dir).batch_lock(batch)
         self.batch = batch
         self.fd: int | None = None
 
@@ -63,7 +60,7 @@ def holder(state_dir: Path, batch: str) -> dict | None:
     Reads /proc/locks rather than trying the lock: a probe would itself hold the lock for
     an instant, and a launch starting in that instant would be turned away.
     """
-    path = lock_path(state_dir, batch)
+    path = StateFolder(state_dir).batch_lock(batch)
     try:
         st = os.stat(path)
     except OSError:

@@ -23,8 +23,11 @@ def apply_mark(
     downstream: bool,
     who: str,
     reason: str | None,
+    *,
+    resume_hint: str,
 ) -> list[tuple[str, StepState, StepState]]:
-    """Change the steps' states in one transaction. Call while holding the batch's lock."""
+    """Change the steps' states in one transaction. Call while holding the batch's lock.
+    `resume_hint`: the command that resumes this run (commandline.py writes it)."""
     batch = loaded.batch
     chosen = with_downstream(steps, batch.dependents()) if downstream else list(dict.fromkeys(steps))
     new = TARGET[action]
@@ -41,7 +44,7 @@ def apply_mark(
             if old is StepState.RUNNING:  # on a remote queue, left by a launch that died
                 raise ConfigError(
                     f"step {name!r} is still running on its queue since a launch that died: "
-                    f"run `overnight run {batch.name} --date {run_date}` to collect its result first"
+                    f"run `{resume_hint}` to collect its result first"
                 )
             ledger.record_mark(run.id, name, action, old, new, who, reason)
             ledger.set_step_state(run.id, name, old, new, None, note)

@@ -12,6 +12,7 @@ import time
 from datetime import date
 from typing import TYPE_CHECKING, Any, TextIO
 
+from overnight.commandline import CommandLine
 from overnight.durations import format_duration
 from overnight.states import StepState
 
@@ -28,10 +29,6 @@ _WORD = {
 }
 
 
-def resume_command(batch: str, run_date: date) -> str:
-    return f"overnight run {batch} --date {run_date.isoformat()}"
-
-
 class Progress:
     """Plain lines, one per event, flushed at once (so `tail -f` of a cron log keeps up)."""
 
@@ -40,11 +37,17 @@ class Progress:
     def tick(self) -> None:
         pass
 
-    def __init__(self, out: TextIO | None = None, quiet: bool = False) -> None:
+    def __init__(
+        self, out: TextIO | None = None, quiet: bool = False, *,
+        command_line: CommandLine | None = None, batch_arg: str | None = None,
+    ) -> None:
         self.out = out or sys.stdout
         self.quiet = quiet
         self.batch = ""
         self.date: date | None = None
+        # For the commands we tell the reader to type: how BATCH and the config are named.
+        self.command_line = command_line or CommandLine()
+        self.batch_arg = batch_arg
 
     def _line(self, text: str, style: str = "") -> None:
         try:
@@ -91,10 +94,10 @@ class Progress:
         self._line(f"attach   {job.step.name}: still on queue {job.step.queue} from launch {job.launch_id}")
 
     def step_held(self, name: str, batch: str, run_date: date) -> None:
+        redo = self.command_line.mark_hint(self.batch_arg or batch, name, "redo", run_date.isoformat())
         self._line(
             f"HELD     {name}: not idempotent, and interrupted by a crash; check what it did, "
-            f"then `overnight mark {batch} {name} --redo --date {run_date}` to run it again "
-            f"(or --done if it finished)",
+            f"then `{redo}` to run it again (or --done if it finished)",
             "bold red",
         )
 
@@ -140,14 +143,15 @@ class Progress:
             "bold",
         )
         if result.exit_code in (1, 130):
-            self._line(f"to resume, after a fix: {resume_command(self.batch, self.date)}")
+            again = self.command_line.resume_hint(self.batch_arg or self.batch, self.date.isoformat())
+            self._line(f"to resume, after a fix: {again}")
 
 
 class TerminalProgress(Progress):
     """For a person at a terminal: colours, and a live line of what is running."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, **hints: Any) -> None:
+        super().__init__(**hints)
         from rich.console import Console
         from rich.live import Live
         from rich.text import Text
@@ -207,7 +211,9 @@ class TerminalProgress(Progress):
         super().launch_finished(result)
 
 
-def make_progress(quiet: bool = False) -> Progress:
+def make_progress(
+    quiet: bool = False, *, command_line: CommandLine | None = None, batch_arg: str | None = None
+) -> Progress:
     if sys.stdout.isatty() and not quiet:
-        return TerminalProgress()
-    return Progress(quiet=quiet)
+        return TerminalProgress(command_line=command_line, batch_arg=batch_arg)
+    return Progress(quiet=quiet, command_line=command_line, batch_arg=batch_arg)

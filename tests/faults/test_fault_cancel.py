@@ -16,18 +16,13 @@ from datetime import date, timedelta
 
 import faultkit
 import pytest
+from clikit import wait_for
 from faultkit import MARKER_VARIABLE, Witness
 
 SEED = faultkit.SEED
 CANCELS = int(os.environ.get("OVERNIGHT_FAULT_CANCELS") or 4)
 SETTLED = {"succeeded", "pending", "cancelled", "skipped"}
 
-
-def wait_for(condition, timeout: float = 30.0) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "overnight-cancel"])

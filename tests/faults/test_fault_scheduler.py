@@ -19,6 +19,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import faultkit
+from clikit import wait_for
 from faultkit import MARKER_VARIABLE, Witness
 
 KILLS = int(os.environ.get("OVERNIGHT_FAULT_DAEMON_KILLS") or 6)
@@ -28,12 +29,6 @@ def skew_to(instant: datetime) -> str:
     """OVERNIGHT_CLOCK_SKEW that makes the daemon's clock read `instant` now."""
     return str(instant.timestamp() - time.time())
 
-
-def wait_for(condition, timeout: float = 60.0, what: str = "") -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def test_killing_the_daemon_while_it_launches_runs_each_step_once(project) -> None:

@@ -18,11 +18,11 @@ import shlex
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import faultkit
 import pytest
+from clikit import wait_for
 from faultkit import Witness
 
 GATED = """
@@ -42,12 +42,6 @@ def one_line(result: subprocess.CompletedProcess[str] | tuple[int, str]) -> str:
     assert len(lines) == 1, err
     return lines[0]
 
-
-def wait_for(condition, timeout: float = 60.0) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.02)
 
 
 @pytest.fixture

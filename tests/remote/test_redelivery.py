@@ -7,11 +7,10 @@ import uuid
 
 import pytest
 from celery.exceptions import TaskRevokedError
+from clikit import wait_for
 
 from overnight.config import CeleryConfig
 from overnight.remote.celery_app import TASK_NAME, make_app
-
-from .cluster import wait_for
 
 # Celery's Redis backend calls a method redis-py deprecates; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated setex:DeprecationWarning")

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import signal
+import subprocess
 
-from .cluster import Redis, Worker, wait_for
+from clikit import OVERNIGHT, alive, wait_for
+
+from .cluster import Redis, Worker
 
 SLOW_ON_FIRST_ATTEMPT = """
     from pathlib import Path
@@ -44,7 +49,7 @@ def test_kill_9_of_a_worker_interrupts_its_step_and_a_resume_runs_it_again(remot
         assert steps["slow"]["state"] == "interrupted"
         assert "stopped answering" in steps["slow"]["attempts"][-1]["message"]
         assert steps["after"]["state"] == "blocked"
-        wait_for(lambda: not _alive(step_pid), 10, "the step's process to die with its worker")
+        wait_for(lambda: not alive(step_pid), 10, "the step's process to die with its worker")
 
         doomed.start()
         result = p.run("run", "night")
@@ -162,14 +167,6 @@ def test_a_broker_that_stops_mid_night_fails_clearly_and_the_night_resumes_once_
         redis.stop()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def test_with_the_coordinator_dead_the_worker_still_enforces_the_timeout(remote_project):
     """The worker's own timeout is the backstop; the next run records the step timed out."""
     p = remote_project
@@ -185,7 +182,7 @@ def test_with_the_coordinator_dead_the_worker_still_enforces_the_timeout(remote_
     os.kill(runner.pid, signal.SIGKILL)
     runner.wait(10)
     step_pid = int(witness(p)[0].split()[1])
-    wait_for(lambda: not _alive(step_pid), 30, "the worker to stop the step at its timeout")
+    wait_for(lambda: not alive(step_pid), 30, "the worker to stop the step at its timeout")
     result = p.run("run", "night")
     assert result.returncode == 1
     attempts = p.status("night")["steps"][0]["attempts"]
@@ -224,3 +221,36 @@ def test_a_task_lost_by_the_broker_is_sent_again_and_runs_once(remote_project, c
     assert runner.returncode == 0, out + err
     assert witness(p) == ["third"]
     assert p.states("night")["third"] == "succeeded"
+
+
+def test_marking_a_step_still_on_its_queue_names_the_command_that_collects_it(remote_project):
+    """After kill -9 of the coordinator its remote step may still run on its worker: a mark
+    is refused, and the command it names, typed as shown, collects the step's result (the
+    batch is run by path here: the command must name it by its path)."""
+    p = remote_project
+    module = p.write_batch("night", config=False, source="""
+        from pathlib import Path
+        from overnight import Batch
+        batch = Batch("night")
+        W = Path(__file__).with_name("witness.txt")
+        G = Path(__file__).with_name("gate")
+        batch.command(
+            "remote", f"echo start >> {W}; while [ ! -e {G} ]; do sleep 0.05; done; echo end >> {W}",
+            queue="alpha",
+        )
+    """)
+    runner = p.start("run", "night.py", "--date", "2026-11-26")
+    wait_for(lambda: witness(p), 30, "the remote step to start")
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait(10)
+    refused = p.run("mark", "night.py", "remote", "--done", "--date", "2026-11-26")
+    assert refused.returncode == 2, refused.stderr
+    hint = re.search(r"run `([^`]+)` to collect its result first", refused.stderr)
+    assert hint, refused.stderr
+    assert hint.group(1) == f"overnight run {module} --date 2026-11-26"
+    (p.root / "gate").touch()
+    collected = subprocess.run([*OVERNIGHT, *shlex.split(hint.group(1))[1:]], cwd=p.root, env=p.env(),
+                               capture_output=True, text=True, timeout=120)
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    assert p.states("night") == {"remote": "succeeded"}
+    assert witness(p) == ["start", "end"]  # run once, its result collected, not run again

@@ -6,7 +6,7 @@ import signal
 import socket
 import time
 
-from .cluster import wait_for
+from clikit import alive, wait_for
 
 NIGHT = """
     import time
@@ -107,7 +107,7 @@ def test_a_remote_step_past_its_timeout_is_stopped_on_the_worker(remote_project)
     assert "timed out after 1s" in attempt["message"]
     assert p.run("logs", "night", "stuck").stdout == "started\n"
     pid = int((p.root / "pid.txt").read_text())
-    wait_for(lambda: not _alive(pid), 10, "the stuck step's process to be gone")
+    wait_for(lambda: not alive(pid), 10, "the stuck step's process to be gone")
 
 
 def test_cancel_stops_a_remote_step(remote_project):
@@ -125,7 +125,7 @@ def test_cancel_stops_a_remote_step(remote_project):
     runner.send_signal(signal.SIGTERM)
     assert runner.wait(30) == 130
     assert p.states("night") == {"long": "cancelled"}
-    wait_for(lambda: not _alive(int((p.root / "pid.txt").read_text())), 10, "the step's process to end")
+    wait_for(lambda: not alive(int((p.root / "pid.txt").read_text())), 10, "the step's process to end")
 
 
 def test_a_queue_no_worker_serves_fails_after_the_pickup_wait(remote_project, cluster):
@@ -161,15 +161,6 @@ def test_worker_without_celery_settings_says_what_is_missing(project):
     result = project.run("worker", "--queue", "alpha")
     assert result.returncode == 2
     assert "no [celery] section" in result.stderr and "Traceback" not in result.stderr
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
 
 
 def test_a_result_backend_that_is_not_redis_is_refused(project):

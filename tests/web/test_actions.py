@@ -6,7 +6,8 @@ import re
 import shutil
 import sqlite3
 
-from webtools import Client, add_user, wait_for
+from clikit import wait_for
+from webtools import Client, add_user
 
 GATED = """
     from overnight import Batch
@@ -111,23 +112,21 @@ def test_rerun_and_mark_from_the_run_page(project, serve):
     ]
 
 
-def test_backfill_starts_the_command_or_says_it_is_missing(project, serve):
-    from overnight.web.actions import backfill_available
-
+def test_backfill_from_the_dashboard_runs_each_date_as_its_operator(project, serve):
+    """The backfill button starts `overnight backfill`: every date of the range is run, and
+    each launch is recorded as the operator's."""
     (project.root / "gate").touch()
     _, olive = _operator(project, serve)
+    assert b'action="/batch/gated/backfill"' in olive.get("/")[2]
     status, headers, _ = olive.post(
         "/batch/gated/backfill", {"from": "2026-11-01", "to": "2026-11-02", "csrf": olive.csrf("/")}
     )
     assert status == 303
     message = _flash(olive.get(headers["location"])[2])
-    if backfill_available():
-        assert message.startswith("ok: backfill gated 2026-11-01..2026-11-02")
-        wait_for(lambda: _state(project, "2026-11-02") == "succeeded", what="the backfill")
-        assert {r[0] for r in project.query("SELECT launched_by FROM launches")} == {"olive"}
-    else:
-        assert "no `overnight backfill` command yet" in message
-        assert b"has no <code>overnight backfill</code>" in olive.get("/")[2]
+    assert message.startswith("ok: backfill gated 2026-11-01..2026-11-02")
+    wait_for(lambda: _state(project, "2026-11-02") == "succeeded", what="the backfill")
+    assert _state(project, "2026-11-01") == "succeeded"
+    assert {r[0] for r in project.query("SELECT launched_by FROM launches")} == {"olive"}
 
 
 def test_a_damaged_ledger_is_reported_in_one_line(project, serve):

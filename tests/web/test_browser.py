@@ -9,7 +9,8 @@ import os
 import re
 from pathlib import Path
 
-from webtools import SCREENSHOTS, add_user, wait_for
+from clikit import wait_for
+from webtools import SCREENSHOTS, add_user
 
 DEMO = """
     import time

@@ -12,7 +12,8 @@ import json
 import re
 
 import pytest
-from webtools import Client, wait_for
+from clikit import wait_for
+from webtools import Client
 
 DAY = "2026-11-26"
 

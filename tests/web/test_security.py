@@ -8,7 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from webtools import Client, add_user, free_port, wait_for
+from clikit import wait_for
+from webtools import Client, add_user, free_port
 
 SIMPLE = """
     from overnight import Batch

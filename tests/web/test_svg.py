@@ -6,7 +6,7 @@ from overnight.ledger import RunRow
 from overnight.readmodel.grid import shape_grid
 from overnight.readmodel.run import AttemptView, StepView
 from overnight.web import svg
-from overnight.web.app import history_context
+from overnight.web.pages import history_context
 from overnight.web.site import local_path
 
 

@@ -113,14 +113,3 @@ class Client:
         token = self.csrf("/login")
         status, _, _ = self.post("/login", {"csrf": token, "name": name, "password": password, "next": "/"})
         return status
-
-
-def wait_for(condition, timeout: float = 60, what: str = "condition"):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from overnight.cli import get_config
-from overnight.config import Config
+from overnight.cli.common import get_config
+from overnight.commandline import CommandLine
+from overnight.config import BATCH_DEFAULTS, Config
 from overnight.errors import ConfigError
 from overnight.scheduling.cron import Schedule, ScheduleError, next_fire
 from overnight.scheduling.schedules import format_instant, parse_instant, schedules
@@ -50,7 +50,7 @@ def scheduler(ctx: click.Context, once: bool, now_text: str | None) -> None:
         raise ConfigError("--now goes with --once (the daemon always uses the real clock)")
     now = parse_instant(now_text, "--now") if now_text is not None else None
     assert config.path is not None
-    lock_fd = hold_scheduler_lock(config.state_dir)
+    lock_fd = hold_scheduler_lock(config.state)
     try:
         daemon = Scheduler(config.path)
         try:
@@ -168,9 +168,9 @@ def cron(ctx: click.Context) -> None:
     config = get_config(ctx)
     scheduled = _scheduled(config, None)
     assert config.path is not None
-    base = [sys.executable, "-m", "overnight", "--config", str(config.path)]
+    line = CommandLine.of(config)
     system = system_zone_name()
-    once = " ".join(_cron_quote(w) for w in [*base, "scheduler", "--once"])
+    once = " ".join(_cron_quote(w) for w in line.argv("scheduler", "--once"))
     out = [CRON_HEADER.format(path=config.path, once=once, system=system or "unknown"), ""]
     for name in sorted(config.batches):
         if name not in scheduled:
@@ -186,15 +186,13 @@ def cron(ctx: click.Context) -> None:
         for name in groups[zone]:
             bc = config.batches[name]
             unusual = [
-                f"{key} = {value}" for key, value, default in (
-                    ("dst_gap", bc.dst_gap, "shift"), ("dst_repeat", bc.dst_repeat, "first"),
-                    ("catchup", bc.catchup, "latest"),
-                ) if value != default
+                f"{key} = {getattr(bc, key)}" for key in ("dst_gap", "dst_repeat", "catchup")
+                if getattr(bc, key) != getattr(BATCH_DEFAULTS, key)
             ]
             if unusual:
                 out.append(f"# {name}: cron cannot honour {', '.join(unusual)}")
-            log = config.log_dir / "cron" / f"{name}.log"
-            command = " ".join(_cron_quote(w) for w in [*base, "run", name])
+            log = config.state.cron_log(name)
+            command = " ".join(_cron_quote(w) for w in line.argv("run", name))
             out.append(
                 f"{scheduled[name].cron} mkdir -p {_cron_quote(str(log.parent))} && "
                 f"{command} >> {_cron_quote(str(log))} 2>&1"

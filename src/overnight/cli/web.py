@@ -6,8 +6,9 @@ import sys
 
 import click
 
-from overnight.cli import get_config, open_ledger
+from overnight.cli.common import get_config, open_ledger
 from overnight.errors import ConfigError
+from overnight.web.auth import ROLES
 
 
 @click.command()
@@ -41,7 +42,7 @@ def web(ctx: click.Context, host: str, port: int) -> None:
     mode = f"{users} user(s)" if users else (
         "read-only, no users yet (overnight user add NAME --role operator)"
     )
-    click.echo(f"overnight web: {where}  ({mode}; ledger {config.ledger_path})", err=True)
+    click.echo(f"overnight web: {where}  ({mode}; ledger {config.state.ledger})", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
                 proxy_headers=False, server_header=False)
 
@@ -53,7 +54,7 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["viewer", "operator"]), default="viewer", show_default=True)
+@click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (one line).")
 @click.pass_context
 def user_add(ctx: click.Context, name: str, role: str, password_stdin: bool) -> None:

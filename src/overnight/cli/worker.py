@@ -6,7 +6,7 @@ import socket
 
 import click
 
-from overnight.cli import get_config
+from overnight.cli.common import get_config
 
 
 @click.command()
@@ -38,7 +38,7 @@ def worker(ctx: click.Context, queue: str, concurrency: int, node: str | None, l
 
     celery_app.WORKER = celery_app.WorkerSettings(
         base_dir=config.base_dir,
-        log_dir=config.state_dir / "remote-logs",
+        state=config.state,
         modules={name: b.module for name, b in config.batches.items()},
     )
     app = celery_app.make_app(config.celery)

@@ -12,8 +12,9 @@ scheduler's records), batches (`status` without a batch, `list`, the dashboard's
 page), grid (the dashboard's history grid). Each is built in a fixed number of queries
 whatever the size of the run or the history (docs/performance.md).
 
-The views are frozen dataclasses without generated equality: each generated method costs
-time at import, on every command, and no reader compares two views (compare `as_data`).
+The views are plain dataclasses without generated equality: each generated method (and
+frozen's guarded __setattr__) costs time at import, on every command; readers never change
+or compare views (compare `as_data`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from overnight.readmodel.run import LaunchView
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class LatestRun:
     """A batch's latest run, as `status` without a batch lists it."""
 
@@ -24,7 +24,7 @@ class LatestRun:
     live_launch: int | None
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class BatchView:
     """A configured batch: its schedule, its latest run and its last completed date."""
 
@@ -38,7 +38,7 @@ class BatchView:
     last_completed: str | None
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class BoardRow(BatchView):
     """A batch on the dashboard's first page: what `list` says, and what is running now."""
 

@@ -10,7 +10,7 @@ from overnight.ledger import GridCell, Ledger, RunRow
 from overnight.readmodel.liveness import liveness, step_seen
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class GridView:
     """The last nights of a batch by its steps: the dashboard's history page."""
 

@@ -10,7 +10,7 @@ from overnight.readmodel.liveness import Liveness, liveness
 from overnight.readmodel.run import LaunchView, ReportView, launch_view, report_view, run_view
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class FireView:
     """What the scheduler did with one fire time: launched, skipped, missed..."""
 
@@ -24,7 +24,7 @@ class FireView:
     id: int
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class RunSummary:
     """One run as `history` lists it: its steps counted by state, not listed."""
 
@@ -37,7 +37,7 @@ class RunSummary:
     reports: list[ReportView]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class HistoryView:
     runs: list[RunSummary]
     fires: list[FireView]

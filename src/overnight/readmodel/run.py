@@ -14,7 +14,7 @@ from overnight.states import FAILED_STATES, StepState
 DONE_STATES = frozenset({StepState.SUCCEEDED.value, StepState.SKIPPED.value})
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class AttemptView:
     number: int
     launch_id: int
@@ -29,7 +29,7 @@ class AttemptView:
     remote_id: str | None
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class StepView:
     name: str
     state: str
@@ -52,7 +52,7 @@ class StepView:
         return self.state in DONE_STATES
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class LaunchView:
     id: int
     state: str
@@ -70,7 +70,7 @@ class LaunchView:
         return None if self.ended_at is None else self.ended_at - self.started_at
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class MarkView:
     step: str
     action: str
@@ -81,7 +81,7 @@ class MarkView:
     at: float
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class ReportView:
     channel: str
     state: str
@@ -91,7 +91,7 @@ class ReportView:
     launch_id: int | None
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class RunView:
     """One run with everything about it: what `status` prints and the run page shows."""
 

@@ -32,6 +32,8 @@ from celery.signals import worker_process_init
 from celery.worker import state as worker_state
 from celery.worker.control import control_command
 
+from overnight.statefolder import StateFolder
+
 if TYPE_CHECKING:
     from overnight.config import CeleryConfig
 
@@ -81,7 +83,7 @@ def ping() -> str:
 @dataclass
 class WorkerSettings:
     base_dir: Path            # the folder of the worker host's overnight.toml
-    log_dir: Path             # where steps' output is kept on the worker host
+    state: StateFolder        # the worker host's state folder: steps' output is kept there
     modules: dict[str, str]   # batch name -> module reference, from that overnight.toml
 
 
@@ -166,9 +168,9 @@ def run_step(task: Any, payload: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError("this task runs only in `overnight worker`")
     host = socket.gethostname()
     since = time.time()
-    log_path = WORKER.log_dir / payload["batch"] / payload["date"] / (
-        f"{payload['step']}.{payload['attempt']}.{task_id}.log"
-    )
+    log_path = Path(WORKER.state.worker_run_logs(payload["batch"], payload["date"]).attempt(
+        payload["step"], payload["attempt"], task_id
+    ))
     record = {"host": host, "node": task.request.hostname, "pid": os.getpid(), "since": since,
               "log": str(log_path)}
     if not claim(backend, task_id, "STARTED", {**record, "heartbeat": since}):

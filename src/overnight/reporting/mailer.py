@@ -10,11 +10,11 @@ import email.policy
 import os
 import smtplib
 import ssl
-import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 
 from overnight.config import MailConfig
+from overnight.reporting.retry import GiveUp, TryAgain, with_retries
 
 # Pauses between tries: 4 tries, about 7 s of waiting at most on top of the connection
 # attempts (a refused connection fails at once). OVERNIGHT_MAIL_RETRY_DELAYS="0.1,0.1"
@@ -70,24 +70,19 @@ def send(mail: MailConfig, message: EmailMessage, to: list[str]) -> Delivery:
         message["From"] = mail.sender
     if "To" not in message:
         message["To"] = ", ".join(to)
-    delays = retry_delays()
-    tries = 0
-    reason = "not tried"
-    for pause in (*delays, None):
-        tries += 1
+
+    def attempt(_left: float | None) -> None:
         try:
             _send_once(mail, message, to)
-            return Delivery(True, tries, None)
         except PermanentError as e:
-            return Delivery(False, tries, str(e))
+            raise GiveUp(str(e)) from None
         except (OSError, smtplib.SMTPException, ssl.SSLError) as e:
-            reason = describe(mail, e)
-            if _timed_out(e):
-                break  # a server that hung once will likely hang again: do not wait twice
-        if pause is None:
-            break
-        time.sleep(pause)
-    return Delivery(False, tries, reason)
+            if _timed_out(e):  # a server that hung once will likely hang again: do not wait twice
+                raise GiveUp(describe(mail, e)) from None
+            raise TryAgain(describe(mail, e)) from None
+
+    tried = with_retries(attempt, retry_delays())
+    return Delivery(tried.ok, tried.tries, tried.reason)
 
 
 def _send_once(mail: MailConfig, message: EmailMessage, to: list[str]) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import os
-import shlex
 import statistics
 import sys
 import textwrap
@@ -22,7 +21,8 @@ from email.message import EmailMessage
 from typing import Any
 
 from overnight import palette
-from overnight.config import Config
+from overnight.commandline import CommandLine
+from overnight.config import BATCH_DEFAULTS, Config
 from overnight.durations import format_duration
 from overnight.ledger import Ledger, RunRow
 from overnight.readmodel.run import LaunchView, RunView, StepView, run_view
@@ -69,15 +69,6 @@ class Report:
 
 
 # -- what goes in it -----------------------------------------------------------------------
-
-
-def resume_command(config: Config, batch: str, run_date: str) -> str:
-    """The exact command that resumes this run, runnable from any folder."""
-    words = ["overnight"]
-    if config.path is not None:
-        words += ["--config", str(config.path)]
-    words += ["run", batch, "--date", run_date]
-    return shlex.join(words)
 
 
 def subject_for(batch: str, run_date: str, state: str, steps: list[StepView]) -> str:
@@ -128,13 +119,17 @@ def step_note(step: StepView, launch_id: int | None) -> str:
 
 
 def build_report(
-    config: Config, ledger: Ledger, run: RunRow, launch_id: int | None = None
+    config: Config, ledger: Ledger, run: RunRow, launch_id: int | None = None, *,
+    batch_arg: str | None = None,
 ) -> Report:
+    """`batch_arg`: how a command names the batch (default: its name in the config)."""
     view = run_view(ledger, run)
     if launch_id is None and view.launches:
         launch_id = view.launches[-1].id
     subject = subject_for(run.batch, run.date, view.state, view.steps)
     failed = [s for s in view.steps if s.failed]
+    # Read in a mailbox or a chat: a command that works from any folder.
+    again = CommandLine.of(config).resume_hint(batch_arg or run.batch, run.date, anywhere=True)
     context = _Context(
         run=view,
         launch=view.launch(launch_id),
@@ -142,7 +137,7 @@ def build_report(
         failed=failed,
         blocked=[s for s in view.steps if s.state == "blocked"],
         slow=slow_steps(view.steps, ledger.step_durations(run.batch, run.date)),
-        resume=resume_command(config, run.batch, run.date) if view.state != "succeeded" else None,
+        resume=again if view.state != "succeeded" else None,
         tails={s.name: tail(s.log_path) for s in failed},
     )
     return Report(
@@ -372,19 +367,24 @@ def wants_mail(config: Config, batch: str, failed: bool, mail: bool | None) -> b
     if mail is not None:
         return mail
     bc = config.batches.get(batch)
-    policy = bc.mail if bc is not None else "failure"
+    policy = (bc or BATCH_DEFAULTS).mail
     return policy == "always" or (policy == "failure" and failed)
 
 
-def after_launch(config: Config, batch_name: str, ledger: Ledger, result: Any, mail: bool | None) -> None:
+def after_launch(
+    config: Config, batch_name: str, ledger: Ledger, result: Any, mail: bool | None, *,
+    batch_arg: str | None = None,
+) -> None:
     """Send the reports a launch calls for. Never raises, never changes the exit code."""
     try:
-        _after_launch(config, batch_name, ledger, result, mail)
+        _after_launch(config, batch_name, ledger, result, mail, batch_arg or batch_name)
     except Exception as e:  # noqa: BLE001 - a report must never turn into a failed night
         warn(f"the report of this launch could not be made: {e}")
 
 
-def _after_launch(config: Config, batch: str, ledger: Ledger, result: Any, mail: bool | None) -> None:
+def _after_launch(
+    config: Config, batch: str, ledger: Ledger, result: Any, mail: bool | None, batch_arg: str
+) -> None:
     # A person at a terminal sees the outcome; reports go out for scheduled launches, or
     # when asked for with --mail. --no-mail silences every channel (backfill uses it).
     if mail is None and os.environ.get("OVERNIGHT_TRIGGER") != "scheduled":
@@ -404,7 +404,7 @@ def _after_launch(config: Config, batch: str, ledger: Ledger, result: Any, mail:
         return
     run = ledger.get_run(result.run_id)
     assert run is not None
-    report = build_report(config, ledger, run, result.launch_id)
+    report = build_report(config, ledger, run, result.launch_id, batch_arg=batch_arg)
     # Webhooks are posted from a thread while the mail goes out, so a slow receiver and a
     # slow mail server do not add up; the ledger is written from this thread only.
     posted: list[Any] = []
@@ -419,8 +419,8 @@ def _after_launch(config: Config, batch: str, ledger: Ledger, result: Any, mail:
         if delivery.sent:
             print(f"report mailed to {', '.join(mail_recipients(config, batch))}", flush=True)
         else:
-            warn(f"report not sent: {delivery.reason} (recorded; to send it later: "
-                 f"overnight report {batch} --date {run.date} --send)")
+            later = CommandLine.of(config).hint("report", batch_arg, "--date", run.date, "--send")
+            warn(f"report not sent: {delivery.reason} (recorded; to send it later: {later})")
     if thread is not None:
         thread.join()
         record_posted(ledger, posted, [run.id], result.launch_id)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from overnight.config import WebhookConfig
+from overnight.reporting.retry import GiveUp, TryAgain, with_retries
 
 RETRY_PAUSES = (0.5, 1.0)
 
@@ -55,14 +56,7 @@ def post_all(hooks: list[WebhookConfig], payload: dict[str, Any]) -> list[Posted
 
 
 def _post(hook: WebhookConfig, body: bytes) -> Posted:
-    deadline = time.monotonic() + hook.timeout
-    tries = 0
-    reason = "not tried"
-    for pause in (*RETRY_PAUSES, None):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        tries += 1
+    def attempt(left: float | None) -> None:
         request = urllib.request.Request(
             hook.url, data=body, method="POST",
             headers={"Content-Type": "application/json", "User-Agent": "overnight"},
@@ -70,21 +64,15 @@ def _post(hook: WebhookConfig, body: bytes) -> Posted:
         try:
             with urllib.request.urlopen(request, timeout=left) as answer:
                 answer.read(65536)
-            return Posted(hook, True, tries, None)
         except urllib.error.HTTPError as e:
-            reason = f"the receiver answered {e.code} {e.reason}"
-            if e.code < 500:
-                break  # our request is wrong for it: the same one again will not do better
-        except TimeoutError:
-            reason = f"no answer within {hook.timeout:g}s"
-            break
+            said = f"the receiver answered {e.code} {e.reason}"
+            # A 4xx: our request is wrong for it, and the same one again will not do better.
+            raise (TryAgain(said) if e.code >= 500 else GiveUp(said)) from None
         except (urllib.error.URLError, OSError) as e:
             inner = getattr(e, "reason", e)
-            if isinstance(inner, TimeoutError):
-                reason = f"no answer within {hook.timeout:g}s"
-                break
-            reason = f"cannot reach it: {getattr(inner, 'strerror', None) or inner}"
-        if pause is None or deadline - time.monotonic() <= pause:
-            break
-        time.sleep(pause)
-    return Posted(hook, False, tries, reason)
+            if isinstance(e, TimeoutError) or isinstance(inner, TimeoutError):
+                raise GiveUp(f"no answer within {hook.timeout:g}s") from None
+            raise TryAgain(f"cannot reach it: {getattr(inner, 'strerror', None) or inner}") from None
+
+    tried = with_retries(attempt, RETRY_PAUSES, deadline=time.monotonic() + hook.timeout)
+    return Posted(hook, tried.ok, tried.tries, tried.reason)

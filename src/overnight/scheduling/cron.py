@@ -31,12 +31,16 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-GAP_POLICIES = ("shift", "skip")
-REPEAT_POLICIES = ("first", "last")
+from overnight.config import DstGap, DstRepeat
+
+# The words of overnight.toml's dst_gap and dst_repeat (config.py states them once).
+GAP_POLICIES = get_args(DstGap)
+REPEAT_POLICIES = get_args(DstRepeat)
 
 ALIASES = {
     "@yearly": "0 0 1 1 *",

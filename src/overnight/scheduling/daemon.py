@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
+from overnight.commandline import CommandLine
 from overnight.config import Config, load_config
 from overnight.errors import AlreadyRunning, LedgerError, OvernightError
 from overnight.ledger import Ledger
@@ -34,6 +35,7 @@ from overnight.lock import holder
 from overnight.loop import EventLoop
 from overnight.scheduling.cron import Fire, Schedule, ScheduleError, fires_between, next_fire
 from overnight.scheduling.schedules import format_instant, schedules
+from overnight.statefolder import StateFolder
 
 # Fire outcomes, as recorded in the ledger's `fires` table.
 LAUNCHED = "launched"                # started on time
@@ -158,10 +160,10 @@ class Scheduler:
         log: Callable[[str], None] = log_line,
     ) -> None:
         self.config_path = Path(config_path)
-        self.command = list(command) if command else [sys.executable, "-m", "overnight"]
+        self.command = list(command) if command else None
         self.log = log
         self.config, self.schedules = self._load()
-        self.ledger = Ledger.open(self.config.ledger_path)
+        self.ledger = Ledger.open(self.config.state.ledger)
         self.cursors = self.ledger.schedule_cursors()
         self.children: dict[int, tuple[str, subprocess.Popen[bytes]]] = {}
         self.waiting: set[str] = set()
@@ -241,11 +243,10 @@ class Scheduler:
     def _launch(self, name: str, fire: Fire) -> tuple[int, str]:
         config = self.config
         assert config.path is not None
-        log_dir = config.log_dir / "scheduler" / name
-        log_dir.mkdir(parents=True, exist_ok=True)
         stamp = fire.at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-        log_path = os.path.join(log_dir, f"{fire.date.isoformat()}-{stamp}.log")
-        argv = [*self.command, "--config", str(config.path), "run", name, "--date", fire.date.isoformat()]
+        log_path = config.state.scheduler_log(name, fire.date.isoformat(), stamp)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        argv = CommandLine.of(config).argv("run", name, "--date", fire.date.isoformat(), program=self.command)
         env = dict(os.environ, OVERNIGHT_TRIGGER="scheduled", OVERNIGHT_LAUNCHED_BY="scheduler")
         env.pop("OVERNIGHT_CLOCK_SKEW", None)
         with open(log_path, "ab") as out:
@@ -295,8 +296,8 @@ class Scheduler:
         """SIGHUP: read the configuration again; keep the old one if the new one is bad."""
         try:
             config, scheduled = self._load()
-            if config.ledger_path != self.config.ledger_path:
-                ledger = Ledger.open(config.ledger_path)
+            if config.state.ledger != self.config.state.ledger:
+                ledger = Ledger.open(config.state.ledger)
                 self.ledger.close()
                 self.ledger = ledger
                 self.cursors = ledger.schedule_cursors()
@@ -349,9 +350,9 @@ def _describe(scheduled: dict[str, Schedule]) -> str:
     return "watching " + ", ".join(f"{n} ({s.expr}, {s.zone.key})" for n, s in scheduled.items())
 
 
-def hold_scheduler_lock(state_dir: Path) -> int:
+def hold_scheduler_lock(state: StateFolder) -> int:
     """One scheduler per state directory: two would launch every fire twice."""
-    path = state_dir / "scheduler.lock"  # not in locks/, where a batch may be named "scheduler"
+    path = state.scheduler_lock
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -362,7 +363,7 @@ def hold_scheduler_lock(state_dir: Path) -> int:
     except BlockingIOError:
         other = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
         os.close(fd)
-        raise AlreadyRunning(f"a scheduler already runs for {state_dir}: {other}") from None
+        raise AlreadyRunning(f"a scheduler already runs for {state.root}: {other}") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S %z')}".encode(), 0)
     return fd

@@ -8,15 +8,13 @@ ledger records who. Its output goes to a file under state_dir/logs/web/.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from overnight.commandline import CommandLine
 from overnight.config import Config
 
 # How long to watch a new process for an immediate refusal (bad date, already running)
@@ -33,23 +31,6 @@ class Outcome:
     message: str
 
 
-def backfill_available() -> bool:
-    """`overnight backfill` arrives with the reports module; until then the page says so."""
-    if importlib.util.find_spec("overnight.cli.report") is None:
-        return False
-    try:
-        return hasattr(importlib.import_module("overnight.cli.report"), "backfill")
-    except Exception:  # a half-written module must not break the dashboard
-        return False
-
-
-def command(config: Config, *args: str) -> list[str]:
-    base = [sys.executable, "-m", "overnight"]
-    if config.path is not None:
-        base += ["--config", str(config.path)]
-    return [*base, *args]
-
-
 def start(
     config: Config, user: str, what: str, args: list[str], wait: float = _QUICK_EXIT,
     holds: str | None = None,
@@ -61,15 +42,13 @@ def start(
     """
     from overnight.lock import holder
 
-    log_dir = config.log_dir / "web"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out_path = log_dir / f"{stamp}-{args[0]}-{os.getpid()}-{time.monotonic_ns() % 10**6}.log"
+    out_path = config.state.web_launch_log(args[0])
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(OVERNIGHT_TRIGGER="web", OVERNIGHT_LAUNCHED_BY=user)
     with open(out_path, "wb") as out:
         proc = subprocess.Popen(
-            command(config, *args), cwd=config.base_dir, env=env, stdin=subprocess.DEVNULL,
+            CommandLine.of(config).argv(*args), cwd=config.base_dir, env=env, stdin=subprocess.DEVNULL,
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     deadline = time.monotonic() + wait

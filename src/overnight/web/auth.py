@@ -40,20 +40,13 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got.hex(), digest)
 
 
-def check_role(role: str) -> str:
-    if role not in ROLES:
-        raise ConfigError(f"--role {role}: not a role (use {' or '.join(ROLES)})")
-    return role
-
-
-def session_secret(state_dir: Path) -> str:
-    """The key that signs session cookies: made once, readable by its owner only."""
-    path = state_dir / "web-secret"
+def session_secret(path: Path) -> str:
+    """The key that signs session cookies (at `path`): made once, readable by its owner only."""
     try:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
-    state_dir.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
     try:
         # O_EXCL: when two servers start at once, one writes and the other reads its key.

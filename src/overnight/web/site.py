@@ -70,9 +70,9 @@ class Dashboard:
     # -- the ledger, one short read-only connection per request ---------------------------
 
     def open_ledger(self) -> Ledger | None:
-        if not self.config.ledger_path.exists():
+        if not self.config.state.ledger.exists():
             return None
-        return Ledger.open(self.config.ledger_path, readonly=True)
+        return Ledger.open(self.config.state.ledger, readonly=True)
 
     def viewer(self, request: Request, ledger: Ledger | None) -> Viewer:
         if ledger is None:

@@ -1,0 +1,88 @@
+"""`overnight status`, `history`, `logs` and `list`: the commands that only read the ledger."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from overnight.cli.common import BatchRef, find_run, get_config, open_ledger, parse_date
+
+
+@click.command()
+@click.argument("batch", required=False)
+@click.option("--date", "date_text", metavar="D", help="The run for that date (default: the latest).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def status(ctx: click.Context, batch: str | None, date_text: str | None, as_json: bool) -> None:
+    """Each step of a run: state, duration, attempts, log."""
+    from overnight import views
+
+    config = get_config(ctx)
+    ledger = open_ledger(config, readonly=True)
+    if batch is None:
+        views.print_overview(config, ledger, as_json)
+        return
+    name = BatchRef(config, batch).resolve_name()
+    run_date = parse_date(date_text, config, name) if date_text else None
+    run_row = find_run(ledger, name, run_date)
+    assert ledger is not None
+    views.print_status(ledger, run_row, as_json)
+
+
+@click.command()
+@click.argument("batch", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--limit", "-n", default=30, show_default=True, help="How many runs.")
+@click.pass_context
+def history(ctx: click.Context, batch: str | None, as_json: bool, limit: int) -> None:
+    """Past runs and their launches, newest first."""
+    from overnight import views
+
+    config = get_config(ctx)
+    ledger = open_ledger(config, readonly=True)
+    name = BatchRef(config, batch).resolve_name() if batch else None
+    views.print_history(ledger, name, limit, as_json)
+
+
+@click.command()
+@click.argument("batch")
+@click.argument("step")
+@click.option("--date", "date_text", metavar="D", help="The run for that date (default: the latest).")
+@click.option("--attempt", type=int, help="Which attempt (default: the latest).")
+@click.pass_context
+def logs(ctx: click.Context, batch: str, step: str, date_text: str | None, attempt: int | None) -> None:
+    """Print a step's output."""
+    from overnight.errors import ConfigError, shown
+
+    config = get_config(ctx)
+    name = BatchRef(config, batch).resolve_name()
+    ledger = open_ledger(config, readonly=True)
+    run_row = find_run(ledger, name, parse_date(date_text, config, name) if date_text else None)
+    assert ledger is not None
+    attempts = ledger.attempts(run_row.id, step)
+    if not attempts:
+        raise ConfigError(f"step {shown(step)} of {name} for {run_row.date} has not run")
+    chosen = attempts[-1] if attempt is None else next((a for a in attempts if a.number == attempt), None)
+    if chosen is None:
+        numbers = ", ".join(str(a.number) for a in attempts)
+        raise ConfigError(f"step {step!r} has no attempt {attempt} (it has {numbers})")
+    if not chosen.log_path or not os.path.exists(chosen.log_path):
+        raise ConfigError(f"the log of {step} attempt {chosen.number} is gone ({chosen.log_path})")
+    with open(chosen.log_path, "rb") as f:
+        sys.stdout.buffer.write(f.read())
+
+
+# -- list, cancel, mark ------------------------------------------------------------------
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def list_batches(ctx: click.Context, as_json: bool) -> None:
+    """Batches, their schedule, next fire time and last outcome."""
+    from overnight import views
+
+    config = get_config(ctx)
+    views.print_batch_list(config, open_ledger(config, readonly=True), as_json)

@@ -1,0 +1,242 @@
+"""`overnight run`, `overnight cancel` and `overnight mark`: the commands that change a night.
+
+The runner, the lock and the report are imported when the command runs, not before.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from overnight.cli.common import BatchRef, get_config, open_ledger, parse_date, who_am_i
+
+if TYPE_CHECKING:
+    from overnight.config import Config
+    from overnight.ledger import Ledger
+
+
+@click.command()
+@click.argument("batch")
+@click.argument("steps", nargs=-1)
+@click.option("--date", "date_text", metavar="D", help="Business date (YYYY-MM-DD); default yesterday.")
+@click.option("--workers", "-w", type=click.IntRange(1, 1024), help="Steps at once (default 1).")
+@click.option("--rerun", is_flag=True, help="Run the STEPS named again (nothing else).")
+@click.option("--downstream", is_flag=True, help="With --rerun: and everything that depends on them.")
+@click.option("--fresh", is_flag=True, help="Forget earlier successes for that date; run everything.")
+@click.option("--dry-run", is_flag=True, help="Print what would run and what would be skipped.")
+@click.option("--fail-fast", is_flag=True, help="After a failure, start no new step.")
+@click.option("--mail/--no-mail", default=None, help="Send the report (default: as configured).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only failures and the summary.")
+@click.pass_context
+def run(
+    ctx: click.Context, batch: str, steps: tuple[str, ...], date_text: str | None,
+    workers: int | None, rerun: bool, downstream: bool, fresh: bool, dry_run: bool,
+    fail_fast: bool, mail: bool | None, quiet: bool,
+) -> None:
+    """Start the run of BATCH for a date, or resume it."""
+    config = get_config(ctx)
+    ref = BatchRef(config, batch)
+    loaded = ref.load()
+    run_date = parse_date(date_text, config, ref.name)
+    _check_steps(ref, loaded, steps, rerun, downstream, fresh)
+    _check_queues(config, loaded)
+    if workers is None:
+        workers = (ref.settings.workers if ref.settings and ref.settings.workers else None) or config.workers
+
+    if dry_run:
+        from overnight.dryrun import print_plan
+
+        print_plan(loaded, open_ledger(config, readonly=True), config.state_dir, run_date,
+                   rerun=steps, downstream=downstream, fresh=fresh)
+        return
+
+    from overnight.engine import RunOptions
+
+    options = RunOptions(
+        date=run_date,
+        workers=workers,
+        rerun=list(steps),
+        downstream=downstream,
+        fresh=fresh,
+        fail_fast=fail_fast,
+        trigger=os.environ.get("OVERNIGHT_TRIGGER", "manual"),
+        launched_by=who_am_i(),
+    )
+    ledger, result = _launch(config, ref, loaded, options, quiet)
+    # After the lock is released: a slow mail server must not turn the next launch away.
+    _after_launch(config, ref, ledger, result, mail)
+    ctx.exit(result.exit_code)
+
+
+def _check_steps(
+    ref: BatchRef, loaded: Any, steps: tuple[str, ...], rerun: bool, downstream: bool, fresh: bool
+) -> None:
+    from overnight.errors import ConfigError, shown
+
+    if steps and not rerun:
+        raise ConfigError(f"unexpected argument {shown(steps[0])} (to run steps again: --rerun STEP...)")
+    if rerun and not steps:
+        raise ConfigError("--rerun needs the names of the steps to run again")
+    if downstream and not rerun:
+        raise ConfigError("--downstream goes with --rerun STEP...")
+    if rerun and fresh:
+        raise ConfigError("--rerun and --fresh cannot go together")
+    for name in steps:
+        if name not in loaded.batch.steps:
+            raise ConfigError(
+                f"--rerun {shown(name, quote=False)}: batch {ref.name!r} has no step of that name"
+            )
+
+
+def _launch(config: Config, ref: BatchRef, loaded: Any, options: Any, quiet: bool) -> tuple[Ledger, Any]:
+    """One launch, holding the batch's lock: the ledger it wrote to, and its LaunchResult."""
+    from overnight.commandline import CommandLine
+    from overnight.engine import Runner
+    from overnight.errors import LedgerError
+    from overnight.lock import BatchLock
+    from overnight.progress import make_progress
+
+    lock = BatchLock(config.state_dir, ref.name)
+    lock.acquire(options.date.isoformat())
+    try:
+        ledger = open_ledger(config)
+        assert ledger is not None
+        logs = config.state.run_logs(ref.name, options.date.isoformat())
+        runner = Runner(
+            ref.name,
+            loaded.order,
+            ledger,
+            options=options,
+            workdir=ref.workdir,
+            logs=logs,
+            progress=make_progress(quiet, command_line=CommandLine.of(config), batch_arg=ref.argument),
+            executors=_remote_executors(config, loaded),
+        )
+        try:
+            logs.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise LedgerError(
+                f"{logs.folder}: cannot create the folder for the steps' logs ({e.strerror}): "
+                "check the space, owner and mode of the state directory"
+            ) from None
+        return ledger, runner.run()
+    finally:
+        lock.release()
+
+
+def _check_queues(config: Config, loaded: Any) -> None:
+    from overnight.errors import DefinitionError
+
+    remote = [s for s in loaded.order if s.queue]
+    if remote and config.celery is None:
+        raise DefinitionError(
+            f"{loaded.path}: step {remote[0].name!r} names queue {remote[0].queue!r}, but "
+            "overnight.toml has no [celery] section with a broker"
+        )
+
+
+def _remote_executors(config: Config, loaded: Any) -> dict[str, Any]:
+    if not any(s.queue for s in loaded.order):
+        return {}
+    from overnight.remote.executor import celery_executor_factory
+
+    return {"celery": celery_executor_factory(config, loaded)}
+
+
+def _after_launch(config: Config, ref: BatchRef, ledger: Ledger, result: Any, mail: bool | None) -> None:
+    """Reports after a launch (mail, webhooks); they never change the run's outcome."""
+    # report.after_launch's own first rule, checked before importing it (its email and
+    # html modules are ~15 ms of every manual `overnight run`): a launch by hand without
+    # --mail, or any launch with --no-mail, reports nothing.
+    if mail is False or (mail is None and os.environ.get("OVERNIGHT_TRIGGER") != "scheduled"):
+        return
+    try:
+        from overnight.reporting import report
+    except ImportError:
+        return
+    report.after_launch(config, ref.name, ledger, result, mail, batch_arg=ref.argument)
+
+
+@click.command()
+@click.argument("batch")
+@click.option("--wait", default=30.0, show_default=True, help="Seconds to wait for it to stop.")
+@click.pass_context
+def cancel(ctx: click.Context, batch: str, wait: float) -> None:
+    """Stop a live launch cleanly (its steps are stopped and recorded cancelled)."""
+    import signal
+    import time
+
+    from overnight.errors import ConfigError
+    from overnight.lock import holder
+
+    config = get_config(ctx)
+    name = BatchRef(config, batch).resolve_name()
+    info = holder(config.state_dir, name)
+    if info is None:
+        raise ConfigError(f"batch {name!r} is not running")
+    pid = info.get("pid")
+    if not pid:
+        raise ConfigError(f"batch {name!r} is running but its holder cannot be read")
+    import socket
+
+    if info.get("host") not in (None, socket.gethostname()):
+        raise ConfigError(f"batch {name!r} runs on {info['host']}; cancel it there")
+    os.kill(int(pid), signal.SIGTERM)
+    click.echo(f"asked {name} (pid {pid}) to cancel")
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if holder(config.state_dir, name) is None:
+            click.echo(f"{name}: cancelled")
+            return
+        time.sleep(0.05)
+    raise ConfigError(f"batch {name!r} (pid {pid}) has not stopped after {wait:g}s")
+
+
+@click.command()
+@click.argument("batch")
+@click.argument("steps", nargs=-1, required=True)
+@click.option("--done", "action", flag_value="done", help="Record it as succeeded.")
+@click.option("--skip", "action", flag_value="skip", help="Record it as skipped (what depends on it runs).")
+@click.option("--redo", "action", flag_value="redo", help="Run it again on the next resume.")
+@click.option("--downstream", is_flag=True, help="And everything that depends on it.")
+@click.option("--date", "date_text", metavar="D", help="Business date (default yesterday).")
+@click.option("--reason", help="Why: recorded with your name.")
+@click.pass_context
+def mark(
+    ctx: click.Context, batch: str, steps: tuple[str, ...], action: str | None,
+    downstream: bool, date_text: str | None, reason: str | None,
+) -> None:
+    """An operator's word on a step: --done, --skip or --redo."""
+    from overnight.commandline import CommandLine
+    from overnight.errors import AlreadyRunning, ConfigError, shown
+    from overnight.lock import BatchLock
+    from overnight.marks import apply_mark
+
+    if action is None:
+        raise ConfigError("say what to record: --done, --skip or --redo")
+    config = get_config(ctx)
+    ref = BatchRef(config, batch)
+    loaded = ref.load()
+    run_date = parse_date(date_text, config, ref.name)
+    for name in steps:
+        if name not in loaded.batch.steps:
+            raise ConfigError(f"batch {ref.name!r} has no step {shown(name)}")
+    lock = BatchLock(config.state_dir, ref.name)
+    try:
+        lock.acquire(run_date.isoformat())
+    except AlreadyRunning as e:
+        raise AlreadyRunning(f"{e}; mark steps once it has ended") from None
+    try:
+        ledger = open_ledger(config)
+        assert ledger is not None
+        again = CommandLine.of(config).resume_hint(ref.argument, run_date.isoformat())
+        changes = apply_mark(ledger, loaded, run_date, list(steps), action, downstream, who_am_i(), reason,
+                             resume_hint=again)
+    finally:
+        lock.release()
+    for step, old, new in changes:
+        click.echo(f"{step}: {old} -> {new}")
+    if not changes:
+        click.echo("nothing changed")
