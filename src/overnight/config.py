@@ -97,6 +97,7 @@ class Config:
     mail: MailConfig | None = None
     webhooks: list[WebhookConfig] = field(default_factory=list)
     celery: CeleryConfig | None = None
+    resources: dict[str, int] = field(default_factory=dict)  # pool name -> units, for every batch
 
     def zone_for(self, batch: str | None) -> ZoneInfo:
         name = None
@@ -169,7 +170,7 @@ def load_config(explicit: str | None = None) -> Config:
 
 def parse_config(data: dict[str, Any], path: Path) -> Config:
     where = str(path)
-    _only(data, ("overnight", "batches", "mail", "webhooks", "celery", "web"), where)
+    _only(data, ("overnight", "batches", "mail", "webhooks", "celery", "web", "resources"), where)
     base_dir = path.parent
     top = _table(data, "overnight", where)
     _only(top, ("state_dir", "timezone", "workers"), f"{where}: [overnight]")
@@ -183,6 +184,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     )
     for name, table in _table(data, "batches", where).items():
         config.batches[name] = _batch(name, table, where)
+    config.resources = _resources(_table(data, "resources", where), f"{where}: [resources]")
     if "mail" in data:
         config.mail = _mail(_table(data, "mail", where), f"{where}: [mail]")
     hooks = data.get("webhooks", [])
@@ -240,6 +242,18 @@ def _batch(name: str, table: Any, where: str) -> BatchConfig:
         workers=_int(table, "workers", w, minimum=1),
         deadline=_str(table, "deadline", w),
     ))
+
+
+def _resources(table: dict[str, Any], w: str) -> dict[str, int]:
+    """[resources]: each pool's name and how many steps may hold it at once."""
+    pools: dict[str, int] = {}
+    for name in table:
+        try:
+            check_name(name, "resource")
+        except DefinitionError as e:
+            raise ConfigError(f"{w}: {e}") from None
+        pools[name] = _int(table, name, w, minimum=1)  # type: ignore[assignment]
+    return pools
 
 
 def _mail(table: dict[str, Any], w: str) -> MailConfig:

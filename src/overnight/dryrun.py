@@ -85,14 +85,13 @@ def _order_basis(snapshot: Snapshot) -> str:
 
 
 def _turn_text(step: Step, turns: dict[str, int], plan: LaunchPlan, history: bool) -> str:
-    if len(turns) < 2:
-        return ""
-    bits = [f"order {turns[step.name]}"]
+    bits = [f"order {turns[step.name]}"] if len(turns) > 1 else []
     if step.priority:
         bits.append(f"priority {step.priority}")
+    bits.extend(f"holds {n} of {pool}" for pool, n in sorted(step.resources.items()))
     if history:
         bits.append(f"{format_duration(plan.paths[step.name])} to the end")
-    return f" [{', '.join(bits)}]"
+    return f" [{', '.join(bits)}]" if bits else ""
 
 
 def _snapshot(
@@ -137,10 +136,21 @@ def _walk_when(order: list[Step], plan: LaunchPlan, run_date: date) -> dict[str,
     return said
 
 
+_RUN_IF_SAYS = {
+    "always": "once its prerequisites have ended, however they ended",
+    "failure": "only if one of its prerequisites does not succeed",
+}
+
+
 def _describe(planned: StepPlan, step: Step, run_date: date) -> str:
     was, action = planned.was, planned.action
     if action is Action.RUN:
-        return "run" + (f" (was {was})" if was is not StepState.PENDING else "")
+        notes = [f"was {was}"] if was is not StepState.PENDING else []
+        if step.wait is not None:
+            notes.append(f"wait: check {step.wait.describe()}")
+        if step.run_if != "success":
+            notes.append(_RUN_IF_SAYS[step.run_if])
+        return "run" + (f" ({'; '.join(notes)})" if notes else "")
     if action is Action.SKIP:
         return f"skip ({was}" + (f" in launch {planned.set_by})" if planned.set_by else ")")
     if action is Action.LEAVE:

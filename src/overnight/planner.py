@@ -12,7 +12,10 @@ Where a rule goes:
   after which ends a step is tried again within the launch: RETRY_AFTER;
 - the order in which ready steps start: `ready_rank` (priority=, then the critical path
   from `remaining_paths` over `usual_durations`, then declaration order);
-- whether a step whose turn has come runs at all (`when=`): `check_when`;
+- whether a step whose turn has come runs at all (`when=`): `check_when`; after which ends
+  of its prerequisites (`run_if=`): RUN_IF, `check_run_if`, and `unsuccessful_end` for
+  what a prerequisite that did not succeed blocks or releases;
+- what the end of one check of a wait step means for it: `after_check`;
 - what a launch's end means for the launch and its run, and what an operator's mark means
   for the run: `judge_launch` and `run_state_after_marks` (both from `settled_run_state`).
 """
@@ -28,6 +31,7 @@ from typing import NamedTuple
 
 from overnight.batch import Step, dependents_of, with_downstream
 from overnight.states import RunState, StepState, after_runner_died
+from overnight.waits import WaitSpec
 
 # A step that is not idempotent and whose last attempt ended like this may have done part
 # of its work: neither a retry nor a plain resume runs it again; an operator decides.
@@ -176,6 +180,7 @@ class LaunchPlan:
     rank: dict[str, int]                  # the order among ready steps (lower starts first)
     dependents: dict[str, list[str]]      # per step, the steps that name it in after=
     paths: dict[str, float]               # per step, its expected remaining path (seconds)
+    unhappy: set[str]                     # runnable steps a prerequisite of which did not succeed
 
     def having(self, action: Action) -> list[StepPlan]:
         return [p for p in self.steps.values() if p.action is action]
@@ -233,29 +238,48 @@ def plan_launch(
                                running.get(name))
         if means_to_finish:
             runnable.add(name)
-    _block_behind_holds(plans, runnable, dependents, changes)
     waiting = {}
     for name in runnable:
         after = by_name[name].after
         waiting[name] = len(after) if runnable.issuperset(after) else sum(p in runnable for p in after)
+    unhappy = _after_failures_left_alone(steps, plans, runnable)
+    _block_behind_holds(by_name, plans, runnable, dependents, changes, waiting, unhappy)
     paths = remaining_paths(steps, usual_durations(steps, snapshot.history), dependents, runnable)
     rank = ready_rank(steps, paths)
     ready = sorted(
         (n for n in runnable if waiting[n] == 0 and plans[n].state is StepState.PENDING),
         key=rank.__getitem__,
     )
-    return LaunchPlan(plans, changes, closed, frozenset(runnable), waiting, ready, rank, dependents, paths)
+    return LaunchPlan(plans, changes, closed, frozenset(runnable), waiting, ready, rank, dependents, paths,
+                      unhappy)
+
+
+def _after_failures_left_alone(
+    steps: Sequence[Step], plans: Mapping[str, StepPlan], runnable: set[str],
+) -> set[str]:
+    """Runnable steps with a prerequisite this launch leaves alone (outside --rerun) that
+    ended without succeeding: for run_if="failure", that failure counts."""
+    return {
+        s.name for s in steps
+        if s.name in runnable and any(
+            p not in runnable and plans[p].state in ENDED_UNSUCCESSFULLY for p in s.after
+        )
+    }
 
 
 def _block_behind_holds(
-    plans: dict[str, StepPlan], runnable: set[str], dependents: Mapping[str, list[str]],
-    changes: list[Change],
+    steps: Mapping[str, Step], plans: dict[str, StepPlan], runnable: set[str],
+    dependents: Mapping[str, list[str]], changes: list[Change], waiting: dict[str, int],
+    unhappy: set[str],
 ) -> None:
-    def blockable(name: str) -> bool:
+    """A held step will not succeed in this launch: what needs its success is blocked, and
+    what runs after any end of it (run_if) counts it as ended."""
+    def pending(name: str) -> bool:
         return name in runnable and plans[name].state is StepState.PENDING
 
     for held in [p.name for p in plans.values() if p.action is Action.HOLD]:
-        for name in blocked_behind(held, dependents, blockable):
+        blocked, _ = unsuccessful_end(held, steps, dependents, pending, waiting, unhappy)
+        for name in blocked:
             plans[name] = plans[name]._replace(action=Action.BLOCK, state=StepState.BLOCKED, cause=held)
             changes.append(Change(name, StepState.PENDING, StepState.BLOCKED, f"blocked by {held}"))
 
@@ -296,6 +320,61 @@ def _selection(options: PlanOptions, dependents: dict[str, list[str]]) -> set[st
     if options.downstream:
         return set(with_downstream(list(options.rerun), dependents))
     return set(options.rerun)
+
+
+# -- run_if: after which ends of its prerequisites a step runs ------------------------------
+
+
+@dataclass(frozen=True)
+class RunIfRule:
+    blocked_by_failure: bool     # a prerequisite that does not succeed blocks it at once
+    runs_without_failure: bool   # it runs when every prerequisite is done (else: skipped)
+
+
+RUN_IF: dict[str, RunIfRule] = {
+    "success": RunIfRule(blocked_by_failure=True, runs_without_failure=True),
+    "always": RunIfRule(blocked_by_failure=False, runs_without_failure=True),
+    "failure": RunIfRule(blocked_by_failure=False, runs_without_failure=False),
+}
+
+# How a prerequisite may end without succeeding. A cancel is not an end: a cancelled night
+# is interrupted, and what follows stays pending for the resume.
+ENDED_UNSUCCESSFULLY: frozenset[StepState] = frozenset(
+    {StepState.FAILED, StepState.TIMED_OUT, StepState.INTERRUPTED, StepState.BLOCKED}
+)
+
+
+def check_run_if(step: Step, after_failure: bool) -> Gate | None:
+    """Whether a step whose prerequisites have all ended runs (None) or is skipped: a
+    run_if="failure" step when nothing before it failed."""
+    if after_failure or RUN_IF[step.run_if].runs_without_failure:
+        return None
+    return Gate(StepState.SKIPPED, "run_if=failure: its prerequisites succeeded",
+                "nothing before it failed (run_if=\"failure\")")
+
+
+def unsuccessful_end(
+    cause: str, steps: Mapping[str, Step], dependents: Mapping[str, Sequence[str]],
+    pending: Callable[[str], bool], waiting: dict[str, int], unhappy: set[str],
+) -> tuple[list[str], list[str]]:
+    """`cause` ended without succeeding (failed, timed out, held, its when= failed): the
+    steps that needed its success, blocked with everything that needs theirs; and the
+    steps that run after any end (run_if "always" or "failure") whose prerequisites have
+    now all ended, ready. Counts their `waiting` down and notes them in `unhappy`."""
+    blocked = blocked_behind(
+        cause, dependents, lambda d: pending(d) and RUN_IF[steps[d].run_if].blocked_by_failure
+    )
+    gone = set(blocked)
+    ready: list[str] = []
+    for ended in (cause, *blocked):
+        for dep in dependents.get(ended, ()):
+            if dep in gone or not pending(dep):
+                continue
+            waiting[dep] -= 1
+            unhappy.add(dep)
+            if waiting[dep] == 0:
+                ready.append(dep)
+    return blocked, ready
 
 
 def blocked_behind(
@@ -395,6 +474,24 @@ def check_when(step: Step, run_date: date) -> Gate | None:
     if wanted:
         return None
     return Gate(StepState.SKIPPED, "when= is false", "when= is false for this date")
+
+
+def after_check(wait: WaitSpec, ended: StepState, *, out_of_time: bool, cancelled: bool) -> StepState | None:
+    """What a wait step is once one of its checks ended in `ended`: its final state, or
+    None to check again after `wait.every`. A check that succeeds wins over the clock (it
+    found the condition true, however late); a cancel wins over everything."""
+    if cancelled:
+        return StepState.CANCELLED
+    if ended is StepState.SUCCEEDED:
+        return StepState.SUCCEEDED
+    if out_of_time:
+        return out_of_time_state(wait)
+    return None
+
+
+def out_of_time_state(wait: WaitSpec) -> StepState:
+    """What a wait step is when its timeout comes before its condition."""
+    return StepState.SKIPPED if wait.on_timeout == "skip" else StepState.TIMED_OUT
 
 
 # -- what the end means -------------------------------------------------------------------

@@ -102,8 +102,18 @@ class Progress:
         )
 
     def step_started(self, job: Job) -> None:
+        if self.quiet:
+            return
+        if job.step.wait is not None:
+            self._line(f"wait     {job.step.name}: check {job.step.wait.describe()}")
+            return
+        self._line(f"start    {job.step.name}" + (f" (attempt {job.number})" if job.number > 1 else ""))
+
+    def step_waiting(self, name: str, pool: str, held_by: list[str]) -> None:
+        """A ready step that waits for units of a full pool (it holds no worker meanwhile)."""
         if not self.quiet:
-            self._line(f"start    {job.step.name}" + (f" (attempt {job.number})" if job.number > 1 else ""))
+            by = f" (held by {', '.join(held_by)})" if held_by else ""
+            self._line(f"waiting  {name} for {pool}{by}", "yellow")
 
     def step_stopping(self, job: Job, reason: str) -> None:
         self._line(f"stopping {job.step.name}: {reason}", "yellow")

@@ -58,7 +58,7 @@ def status_text(view: RunView) -> str:
     width = max([4] + [len(s.name) for s in view.steps])
     out.append(f"  {'STEP':<{width}}  {'STATE':<11}  {'TIME':>8}  TRIES  LAUNCH  NOTE\n")
     for s in view.steps:
-        note = s.message or ""
+        note = s.waiting or s.message or ""
         if s.failed and s.log_path:
             note = f"{note}  log: {s.log_path}".strip()
         out.append(

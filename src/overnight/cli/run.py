@@ -42,6 +42,7 @@ def run(
     run_date = parse_date(date_text, config, ref.name)
     _check_steps(ref, loaded, steps, rerun, downstream, fresh)
     _check_queues(config, loaded)
+    _check_resources(config, loaded)
     if workers is None:
         workers = (ref.settings.workers if ref.settings and ref.settings.workers else None) or config.workers
 
@@ -113,6 +114,7 @@ def _launch(config: Config, ref: BatchRef, loaded: Any, options: Any, quiet: boo
             logs=logs,
             progress=make_progress(quiet, command_line=CommandLine.of(config), batch_arg=ref.argument),
             executors=_remote_executors(config, loaded),
+            pool=_pool(config, loaded),
         )
         try:
             logs.folder.mkdir(parents=True, exist_ok=True)
@@ -135,6 +137,21 @@ def _check_queues(config: Config, loaded: Any) -> None:
             f"{loaded.path}: step {remote[0].name!r} names queue {remote[0].queue!r}, but "
             "overnight.toml has no [celery] section with a broker"
         )
+
+
+def _check_resources(config: Config, loaded: Any) -> None:
+    if any(s.resources for s in loaded.order):
+        from overnight.resources import check_requests
+
+        check_requests(loaded.order, config.resources, str(loaded.path))
+
+
+def _pool(config: Config, loaded: Any) -> Any:
+    if not any(s.resources for s in loaded.order):
+        return None
+    from overnight.resources import ResourcePool
+
+    return ResourcePool(config.state.resources, config.resources)
 
 
 def _remote_executors(config: Config, loaded: Any) -> dict[str, Any]:
