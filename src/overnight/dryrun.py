@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from overnight.batch import Step
+from overnight.batchafter import AfterBatches, OtherRun, judge_after
 from overnight.durations import format_duration
 from overnight.ledger import Ledger
 from overnight.loader import LoadedBatch
@@ -36,6 +37,7 @@ def print_plan(
     rerun: Sequence[str] = (),
     downstream: bool = False,
     fresh: bool = False,
+    after: AfterBatches | None = None,
 ) -> None:
     batch = loaded.batch
     # Steps on remote queues are checked against [celery] before this (cli._check_queues),
@@ -49,6 +51,8 @@ def print_plan(
         click.echo(f"  (a launch is running now, {busy}: a launch would exit 3 until it ends)")
     for launch in snapshot.dead_launches:
         click.echo(f"  (launch {launch} died without finishing: a launch would record it crashed)")
+    if after is not None:
+        click.echo(f"  ({_after_text(after, ledger, run_date.isoformat())})")
     failed_when = _walk_when(loaded.order, plan, run_date)
     turns = _turns(plan)
     if len(turns) > 1:
@@ -69,6 +73,18 @@ def print_plan(
     click.echo(f"{to_run} of {len(loaded.order)} steps would run")
     if plan.held:
         click.echo(f"a launch would exit 1: {', '.join(plan.held)} held, and what follows not run")
+
+
+def _after_text(after: AfterBatches, ledger: Ledger | None, run_date: str) -> str:
+    if ledger is None:
+        verdict = judge_after([OtherRun(b, None, False) for b in after.batches], run_date)
+    else:
+        verdict = after.look(ledger, run_date)
+    if verdict.blocked:
+        return f"{verdict.blocked}: a launch would end blocked (--ignore-after to start anyway)"
+    if verdict.waiting:
+        return f"{verdict.waiting}: a launch would wait, up to {format_duration(after.wait_up_to)}"
+    return "the batches it runs after have succeeded for this date"
 
 
 def _turns(plan: LaunchPlan) -> dict[str, int]:

@@ -14,12 +14,12 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 from overnight.batch import Step, dependents_of
+from overnight.batchafter import AfterBatches, wait_for_batches
 from overnight.executor import Executor, Job, Outcome, RemoteExecutor
+from overnight.launch import LaunchResult, RunOptions, options_record
 from overnight.ledger import Ledger
 from overnight.logsahead import LogsAhead
 from overnight.loop import EventLoop, Timer
@@ -42,31 +42,8 @@ from overnight.progress import Progress
 from overnight.resources import RECHECK, ResourcePool, holders, waiting_note
 from overnight.snapshot import read_history, read_snapshot
 from overnight.statefolder import RunLogs
-from overnight.states import RunState, StepState
+from overnight.states import StepState
 from overnight.waitexecutor import WaitExecutor
-
-
-@dataclass
-class RunOptions:
-    date: date
-    workers: int = 1
-    rerun: list[str] = field(default_factory=list)
-    downstream: bool = False
-    fresh: bool = False
-    fail_fast: bool = False
-    trigger: str = "manual"
-    launched_by: str = "unknown"
-
-
-@dataclass
-class LaunchResult:
-    run_id: int
-    launch_id: int
-    state: RunState
-    exit_code: int
-    counts: dict[str, int]
-    held: list[str]
-    elapsed: float
 
 
 class Runner:
@@ -82,6 +59,7 @@ class Runner:
         progress: Progress,
         executors: dict[str, Callable[[EventLoop], RemoteExecutor]] | None = None,
         pool: ResourcePool | None = None,
+        after: AfterBatches | None = None,
     ) -> None:
         self.batch = batch_name
         self.order = order
@@ -93,6 +71,8 @@ class Runner:
         self.progress = progress
         self.remote_factories = executors or {}
         self.pool = pool
+        self.after = after
+        self.blocked_by: str | None = None      # why the launch ended blocked before its steps
         self.dependents = dependents_of(order)
 
         self.loop = EventLoop()
@@ -132,9 +112,13 @@ class Runner:
             self.loop.add_signal_handler(sig, self._on_signal)
         try:
             self._prepare()
+            go = self._wait_for_batches()
         except BaseException:
             self.loop.close()
             raise
+        if not go:
+            self.loop.close()
+            return self._finish(time.monotonic() - started)
         sentinel = Sentinel()
         self.base_env = dict(os.environ)
         self.base_env.update(
@@ -196,7 +180,7 @@ class Runner:
                 self.batch,
                 trigger=opts.trigger,
                 launched_by=opts.launched_by,
-                options=_options_record(opts),
+                options=options_record(opts),
             )
             states = self.ledger.sync_steps(run.id, self.order)
             snapshot = read_snapshot(
@@ -223,6 +207,26 @@ class Runner:
         for name in self.held:
             self.progress.step_held(name, self.batch, opts.date)
         self._tell_blocked()
+
+    def _wait_for_batches(self) -> bool:
+        """Wait for the runs this batch comes after (batchafter.py); False if its steps are
+        not to start: blocked (recorded so, with why), or cancelled while it waited."""
+        if self.after is None or self.options.ignore_after:
+            return True
+        blocked = wait_for_batches(
+            self.after, self.ledger, self.options.date.isoformat(), self.launch_id,
+            sleep=lambda seconds: self.loop.run_once(max_wait=seconds),
+            cancelled=lambda: bool(self.cancelling), said=self.progress.launch_waiting,
+        )
+        if blocked is None:
+            return not self.cancelling
+        self.blocked_by = blocked
+        with self.ledger.transaction():
+            for name in self.order:
+                if name.name in self.runnable and self.state[name.name] is StepState.PENDING:
+                    self._set(name.name, StepState.PENDING, StepState.BLOCKED, f"blocked: {blocked}")
+        self.progress.launch_blocked(blocked)
+        return False
 
     def _apply(self, plan: LaunchPlan, snapshot: Snapshot) -> None:
         """Record the plan's changes and take its decisions as the launch's own. In a transaction."""
@@ -553,7 +557,7 @@ class Runner:
         for state in self.state.values():
             counts[state.value] = counts.get(state.value, 0) + 1
         verdict = judge_launch(self.state, self.runnable, cancelled=bool(self.cancelling))
-        message = None
+        message = f"blocked: {self.blocked_by}" if self.blocked_by else None
         if self.held:
             message = "not idempotent and interrupted: " + ", ".join(self.held)
         with self.ledger.transaction():
@@ -574,15 +578,3 @@ class Runner:
         )
         self.progress.launch_finished(result)
         return result
-
-
-def _options_record(opts: RunOptions) -> dict[str, object]:
-    record: dict[str, object] = {"workers": opts.workers}
-    if opts.rerun:
-        record["rerun"] = opts.rerun
-        record["downstream"] = opts.downstream
-    if opts.fresh:
-        record["fresh"] = True
-    if opts.fail_fast:
-        record["fail_fast"] = True
-    return record

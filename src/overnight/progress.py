@@ -17,8 +17,8 @@ from overnight.durations import format_duration
 from overnight.states import StepState
 
 if TYPE_CHECKING:
-    from overnight.engine import LaunchResult
     from overnight.executor import Job, Outcome
+    from overnight.launch import LaunchResult
 
 _WORD = {
     StepState.SUCCEEDED: "ok",
@@ -83,6 +83,14 @@ class Progress:
             f", {already} done in earlier launches or left as they are" if already else ""
         )
         self._line(f"{batch} for {date.isoformat()}: launch {launch_id}: {what}", "bold")
+
+    def launch_waiting(self, what: str) -> None:
+        """The launch waits for other batches' runs (after= in overnight.toml)."""
+        self._line(what, "yellow")
+
+    def launch_blocked(self, why: str) -> None:
+        self._line(f"BLOCKED  {self.batch}: {why}; its steps do not run (to start anyway: --ignore-after)",
+                   "bold red")
 
     def step_done_before(self, name: str, state: StepState, launch_id: int | None) -> None:
         if self.quiet:

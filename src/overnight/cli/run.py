@@ -27,13 +27,15 @@ if TYPE_CHECKING:
 @click.option("--fresh", is_flag=True, help="Forget earlier successes for that date; run everything.")
 @click.option("--dry-run", is_flag=True, help="Print what would run and what would be skipped.")
 @click.option("--fail-fast", is_flag=True, help="After a failure, start no new step.")
+@click.option("--ignore-after", is_flag=True,
+              help="Start without waiting for the batches this one runs after (after= in the config).")
 @click.option("--mail/--no-mail", default=None, help="Send the report (default: as configured).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only failures and the summary.")
 @click.pass_context
 def run(
     ctx: click.Context, batch: str, steps: tuple[str, ...], date_text: str | None,
     workers: int | None, rerun: bool, downstream: bool, fresh: bool, dry_run: bool,
-    fail_fast: bool, mail: bool | None, quiet: bool,
+    fail_fast: bool, ignore_after: bool, mail: bool | None, quiet: bool,
 ) -> None:
     """Start the run of BATCH for a date, or resume it."""
     config = get_config(ctx)
@@ -50,7 +52,8 @@ def run(
         from overnight.dryrun import print_plan
 
         print_plan(loaded, open_ledger(config, readonly=True), config.state_dir, run_date,
-                   rerun=steps, downstream=downstream, fresh=fresh)
+                   rerun=steps, downstream=downstream, fresh=fresh,
+                   after=None if ignore_after else _after(config, ref))
         return
 
     from overnight.engine import RunOptions
@@ -62,6 +65,7 @@ def run(
         downstream=downstream,
         fresh=fresh,
         fail_fast=fail_fast,
+        ignore_after=ignore_after,
         trigger=os.environ.get("OVERNIGHT_TRIGGER", "manual"),
         launched_by=who_am_i(),
     )
@@ -115,6 +119,7 @@ def _launch(config: Config, ref: BatchRef, loaded: Any, options: Any, quiet: boo
             progress=make_progress(quiet, command_line=CommandLine.of(config), batch_arg=ref.argument),
             executors=_remote_executors(config, loaded),
             pool=_pool(config, loaded),
+            after=_after(config, ref),
         )
         try:
             logs.folder.mkdir(parents=True, exist_ok=True)
@@ -152,6 +157,14 @@ def _pool(config: Config, loaded: Any) -> Any:
     from overnight.resources import ResourcePool
 
     return ResourcePool(config.state.resources, config.resources)
+
+
+def _after(config: Config, ref: BatchRef) -> Any:
+    if ref.settings is None or not ref.settings.after:
+        return None
+    from overnight.batchafter import AfterBatches
+
+    return AfterBatches(config.state_dir, ref.settings.after, ref.settings.wait_up_to)
 
 
 def _remote_executors(config: Config, loaded: Any) -> dict[str, Any]:

@@ -104,6 +104,7 @@ class RunView:
     launches: list[LaunchView]
     marks: list[MarkView]
     reports: list[ReportView]
+    waiting: str | None = None  # its live launch waits for other batches: "waiting for batch all (...)"
 
     def launch(self, launch_id: int | None) -> LaunchView | None:
         return next((la for la in self.launches if la.id == launch_id), None)
@@ -127,14 +128,15 @@ def run_view(ledger: Ledger, run: RunRow, live: Liveness | None = None) -> RunVi
             log_path=last.log_path if last else None, attempts=tried,
             waiting=_waiting(s.state, s.message, state, live),
         ))
+    launches = [launch_view(la, live) for la in ledger.launches(run.id)]
     return RunView(
-        batch=run.batch, date=run.date, run_id=run.id, state=state, steps=steps,
-        launches=[launch_view(la, live) for la in ledger.launches(run.id)],
+        batch=run.batch, date=run.date, run_id=run.id, state=state, steps=steps, launches=launches,
         marks=[
             MarkView(m.step, m.action, m.old_state, m.new_state, m.who, m.reason, m.at)
             for m in ledger.marks(run.id)
         ],
         reports=[report_view(r) for r in ledger.reports_of([run.id]).get(run.id, [])],
+        waiting=next((la.message for la in launches if la.state == RUNNING and la.message), None),
     )
 
 
