@@ -48,8 +48,9 @@ S = StepState
 STEP_TRANSITIONS: dict[StepState, frozenset[StepState]] = {
     # FAILED: its when= raised or exited, so it never started
     S.PENDING: frozenset({S.RUNNING, S.SKIPPED, S.BLOCKED, S.SUCCEEDED, S.PENDING, S.FAILED}),
+    # running -> skipped: a wait step whose time ran out with on_timeout="skip".
     S.RUNNING: frozenset(
-        {S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.INTERRUPTED, S.CANCELLED, S.PENDING}
+        {S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.INTERRUPTED, S.CANCELLED, S.PENDING, S.SKIPPED}
     ),
     # A resume, a --rerun, --fresh or an operator's mark can take any settled state back.
     S.SUCCEEDED: frozenset({S.PENDING, S.SKIPPED}),
