@@ -60,8 +60,9 @@ FALLBACK_WAYS = ["setsid", "double-fork", "nohup-disown", "python-daemon"]
 
 
 def batch_source(way: str, end: str) -> str:
-    """`escape` leaves a process behind, then ends as `end` says; `witness` runs beside it,
-    long enough to show that the process died with its step, not with the launch."""
+    """`escape` leaves a process behind, then ends as `end` says; `witness` runs beside it
+    until the test releases it, to show that the process died with its step, not with the
+    launch."""
     wait = "sleep 60" if end in ("timeout", "cancel", "kill-9") else "true"
     timeout = ', timeout="1s"' if end == "timeout" else ""
     lines = [
@@ -81,7 +82,9 @@ def batch_source(way: str, end: str) -> str:
     else:
         script = f"{WAYS[way]}\nsleep 0.3; touch started; {wait}"
         lines.append(f"batch.command('escape', {script!r}, after=[]{timeout})")
-    lines.append("batch.command('witness', 'touch witness-started; sleep 4', after=[])")
+    # holds the launch open until the test has looked (at most 60 s)
+    hold = "for i in $(seq 1200); do [ -e release ] && break; sleep 0.05; done"
+    lines.append(f"batch.command('witness', {hold!r}, after=[])")
     return "\n".join(lines) + "\n"
 
 
@@ -96,7 +99,12 @@ def run_escape(project, way: str, end: str, **env: str) -> None:  # noqa: ANN001
     pid = int(pidfile.read_text())
     try:
         check_end(process, pid, end)
+        (project.root / "release").touch()
+        if process.poll() is None:
+            out, err = process.communicate(timeout=60)
+            assert "Traceback" not in err, err
     finally:
+        (project.root / "release").touch()
         if alive(pid):  # a failure must not leave it running into the next test
             os.kill(pid, signal.SIGKILL)
         if process.poll() is None:
@@ -106,11 +114,11 @@ def run_escape(project, way: str, end: str, **env: str) -> None:  # noqa: ANN001
 
 def check_end(process, pid: int, end: str) -> None:  # noqa: ANN001
     if end == "exit":
-        # the step has ended (or ends now); the launch goes on with `witness` for 4 s
-        wait_for(lambda: not alive(pid), timeout=3)
+        # the step has ended (or ends now); the launch goes on with `witness` till released
+        wait_for(lambda: not alive(pid), timeout=5)
         assert process.poll() is None, "the launch ended before the check: the test proves nothing"
     elif end == "timeout":
-        wait_for(lambda: not alive(pid), timeout=4)
+        wait_for(lambda: not alive(pid), timeout=6)
         assert process.poll() is None, "the launch ended before the check: the test proves nothing"
     elif end == "cancel":
         process.send_signal(signal.SIGTERM)
@@ -121,9 +129,6 @@ def check_end(process, pid: int, end: str) -> None:  # noqa: ANN001
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=30)
         wait_for(lambda: not alive(pid), timeout=3)
-    if process.poll() is None:
-        out, err = process.communicate(timeout=30)
-        assert "Traceback" not in err, err
 
 
 @pytest.mark.parametrize("end", ENDS)
