@@ -64,7 +64,7 @@ def batch_source(way: str, end: str) -> str:
     until the test releases it, to show that the process died with its step, not with the
     launch."""
     wait = "sleep 60" if end in ("timeout", "cancel", "kill-9") else "true"
-    timeout = ', timeout="1s"' if end == "timeout" else ""
+    timeout = ', timeout="3s"' if end == "timeout" else ""  # after the escape, even on a busy machine
     lines = [
         "import os, subprocess, textwrap, time",
         "from overnight import Batch",
@@ -118,7 +118,7 @@ def check_end(process, pid: int, end: str) -> None:  # noqa: ANN001
         wait_for(lambda: not alive(pid), timeout=5)
         assert process.poll() is None, "the launch ended before the check: the test proves nothing"
     elif end == "timeout":
-        wait_for(lambda: not alive(pid), timeout=6)
+        wait_for(lambda: not alive(pid), timeout=10)
         assert process.poll() is None, "the launch ended before the check: the test proves nothing"
     elif end == "cancel":
         process.send_signal(signal.SIGTERM)

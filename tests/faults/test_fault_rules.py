@@ -43,8 +43,8 @@ ENDS = {
     "sigterm": ("", "time.sleep(30)", "SIGTERM"),
     "sigint": ("", "time.sleep(30)", "SIGINT"),
     "overnight-cancel": ("", "time.sleep(30)", "cancel"),
-    "timeout": (", timeout='1s'", "time.sleep(30)", None),
-    "timeout-with-retries": (", timeout='1s', retries=2", "time.sleep(30)", None),
+    "timeout": (", timeout='2s'", "time.sleep(30)", None),
+    "timeout-with-retries": (", timeout='2s', retries=2", "time.sleep(30)", None),
     "killed-from-outside": ("", "time.sleep(30)", "kill-step"),
     "runner-killed": ("", "time.sleep(30)", "SIGKILL"),
 }
