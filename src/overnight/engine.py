@@ -22,6 +22,7 @@ from overnight.batch import Step, dependents_of
 from overnight.executor import Executor, Job, Outcome, RemoteExecutor
 from overnight.ledger import Ledger
 from overnight.loop import EventLoop, Timer
+from overnight.nightwatch import NightWatch
 from overnight.planner import (
     ATTEMPT_DIED_WITH_RUNNER,
     Action,
@@ -77,6 +78,7 @@ class Runner:
         logs: RunLogs,
         progress: Progress,
         executors: dict[str, Callable[[EventLoop], RemoteExecutor]] | None = None,
+        watch: NightWatch | None = None,
     ) -> None:
         self.batch = batch_name
         self.order = order
@@ -88,6 +90,7 @@ class Runner:
         self.progress = progress
         self.remote_factories = executors or {}
         self.dependents = dependents_of(order)
+        self.watch = watch or NightWatch()  # the predicted finish, deadline and alerts
 
         self.loop = EventLoop()
         self.state: dict[str, StepState] = {}
@@ -138,9 +141,12 @@ class Runner:
             self._tick()
         clean = False
         try:
+            self.watch.begin(self)
             self._reattach()
             with self.ledger.transaction():
                 jobs = self._claim_ready()
+                self.watch.boundary()
+            self.watch.flush()
             self._tell_blocked()
             self._start(jobs)
             while (self.running or self.finished or self.ready and self._may_start()
@@ -234,6 +240,7 @@ class Runner:
             self.running[name] = job
             self.progress.step_reattached(job)
             self._remote_executor().reattach(job)
+            self.watch.step_started(job)
             if step.timeout is not None:
                 left = step.timeout - (time.time() - attempt.started_at)
                 self.timeouts[name] = self.loop.call_later(left, lambda job=job: self._timed_out(job))
@@ -301,6 +308,7 @@ class Runner:
             self.running[name] = job
             self.progress.step_started(job)
             self._executor_for(job.step).start(job)
+            self.watch.step_started(job)
             if job.step.timeout is not None:
                 self.timeouts[name] = self.loop.call_later(
                     job.step.timeout, lambda job=job: self._timed_out(job)
@@ -356,6 +364,7 @@ class Runner:
         timer = self.timeouts.pop(name, None)
         if timer:
             timer.cancel()
+        self.watch.step_ended(job)
         # Recorded once this turn's events are handled: steps that end together (a wave
         # of a fan-out) share one commit, one fsync, instead of one each.
         self.finished.append((job, outcome))
@@ -370,6 +379,8 @@ class Runner:
             for job, outcome in finished:
                 retries.append(self._record_end(job, outcome))
             jobs = self._claim_ready()
+            self.watch.boundary()
+        self.watch.flush()
         for (job, outcome), retry in zip(finished, retries, strict=True):
             step = job.step
             self.progress.step_finished(job, outcome, retry_in=step.retry_delay if retry else None)
@@ -423,6 +434,8 @@ class Runner:
         heapq.heappush(self.ready, (self.rank[name], name))
         with self.ledger.transaction():
             jobs = self._claim_ready()
+            self.watch.boundary()
+        self.watch.flush()
         self._tell_blocked()
         self._start(jobs)
 

@@ -53,6 +53,7 @@ def run(
         return
 
     from overnight.engine import RunOptions
+    from overnight.nightwatch import NightWatch, settings_for
 
     options = RunOptions(
         date=run_date,
@@ -64,9 +65,11 @@ def run(
         trigger=os.environ.get("OVERNIGHT_TRIGGER", "manual"),
         launched_by=who_am_i(),
     )
-    ledger, result = _launch(config, ref, loaded, options, quiet)
+    watch = NightWatch(settings_for(config, ref.name, mail))
+    ledger, result = _launch(config, ref, loaded, options, quiet, watch)
     # After the lock is released: a slow mail server must not turn the next launch away.
     _after_launch(config, ref, ledger, result, mail)
+    _tell_monitors(config, ledger, result, watch)
     ctx.exit(result.exit_code)
 
 
@@ -90,7 +93,9 @@ def _check_steps(
             )
 
 
-def _launch(config: Config, ref: BatchRef, loaded: Any, options: Any, quiet: bool) -> tuple[Ledger, Any]:
+def _launch(
+    config: Config, ref: BatchRef, loaded: Any, options: Any, quiet: bool, watch: Any,
+) -> tuple[Ledger, Any]:
     """One launch, holding the batch's lock: the ledger it wrote to, and its LaunchResult."""
     from overnight.commandline import CommandLine
     from overnight.engine import Runner
@@ -113,6 +118,7 @@ def _launch(config: Config, ref: BatchRef, loaded: Any, options: Any, quiet: boo
             logs=logs,
             progress=make_progress(quiet, command_line=CommandLine.of(config), batch_arg=ref.argument),
             executors=_remote_executors(config, loaded),
+            watch=watch,
         )
         try:
             logs.folder.mkdir(parents=True, exist_ok=True)
@@ -157,6 +163,29 @@ def _after_launch(config: Config, ref: BatchRef, ledger: Ledger, result: Any, ma
     except ImportError:
         return
     report.after_launch(config, ref.name, ledger, result, mail, batch_arg=ref.argument)
+
+
+def _tell_monitors(config: Config, ledger: Ledger, result: Any, watch: Any) -> None:
+    """The heartbeat's end ping, the metrics textfile, and the alerts still on their way:
+    none of them changes the night's outcome."""
+    from overnight.reporting.report import warn
+
+    url = watch.settings.ping_url
+    if url and watch.settings.alerts:
+        from overnight.reporting.pings import ping_end
+
+        try:
+            pinged = ping_end(ledger, url, result.run_id, result.launch_id)
+        except Exception as e:  # noqa: BLE001 - a monitor must never turn into a failed night
+            warn(f"the heartbeat ping could not be made: {e}")
+        else:
+            if pinged is not None and not pinged.sent:
+                warn(f"heartbeat ping {pinged.url} not sent: {pinged.reason} (recorded)")
+    if config.metrics is not None and config.metrics.textfile is not None:
+        from overnight.metrics import write_textfile
+
+        write_textfile(config, ledger, warn)
+    watch.close()
 
 
 @click.command()

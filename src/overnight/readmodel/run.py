@@ -1,15 +1,18 @@
 """One run and everything about it: what `status` prints, the report says and the run
-page shows. Six queries whatever the size of the run."""
+page shows. Nine queries whatever the size of the run."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from overnight.ledger import AttemptRow, LaunchRow, Ledger, ReportRow, RunRow
-from overnight.readmodel.liveness import Liveness, liveness, step_seen
+from overnight.readmodel.liveness import RUNNING, Liveness, liveness, step_seen
 from overnight.states import FAILED_STATES, StepState
+
+if TYPE_CHECKING:
+    from overnight.readmodel.outlook import AlertView, ForecastView
 
 DONE_STATES = frozenset({StepState.SUCCEEDED.value, StepState.SKIPPED.value})
 
@@ -103,13 +106,17 @@ class RunView:
     launches: list[LaunchView]
     marks: list[MarkView]
     reports: list[ReportView]
+    forecast: ForecastView | None   # the latest launch's predicted finish (live: current)
+    alerts: list[AlertView]         # will be late, missed deadline, running long
 
     def launch(self, launch_id: int | None) -> LaunchView | None:
         return next((la for la in self.launches if la.id == launch_id), None)
 
 
 def run_view(ledger: Ledger, run: RunRow, live: Liveness | None = None) -> RunView:
-    """Everything about one run: six queries whatever its size."""
+    """Everything about one run: nine queries whatever its size."""
+    from overnight.readmodel.outlook import alert_views, forecast_view
+
     live = live or liveness(ledger)
     state = live.run_state(run.batch, run.state)
     attempts: dict[str, list[AttemptView]] = {}
@@ -125,14 +132,18 @@ def run_view(ledger: Ledger, run: RunRow, live: Liveness | None = None) -> RunVi
             message=s.message, duration=last.duration if last else None,
             log_path=last.log_path if last else None, attempts=tried,
         ))
+    launches = [launch_view(la, live) for la in ledger.launches(run.id)]
+    running = next((la.id for la in launches if la.state == RUNNING), None)
     return RunView(
         batch=run.batch, date=run.date, run_id=run.id, state=state, steps=steps,
-        launches=[launch_view(la, live) for la in ledger.launches(run.id)],
+        launches=launches,
         marks=[
             MarkView(m.step, m.action, m.old_state, m.new_state, m.who, m.reason, m.at)
             for m in ledger.marks(run.id)
         ],
         reports=[report_view(r) for r in ledger.reports_of([run.id]).get(run.id, [])],
+        forecast=forecast_view(ledger.latest_forecasts([run.id]).get(run.id), running),
+        alerts=alert_views(ledger, run.batch, run.date),
     )
 
 
