@@ -78,7 +78,7 @@ def predict_finish(
             because[name] = None
     ready = [(rank.get(n, order[n]), order[n], n) for n, count in left.items() if count == 0]
     heapq.heapify(ready)
-    free = max(0, workers - len(ends))
+    free = workers - len(ends)  # below zero when re-attached steps outnumber the workers
     clock, ended_now = now, None
 
     def claim() -> None:

@@ -56,8 +56,10 @@ COST_FACTOR = 50.0
 # What a forecast row keeps by name (a 10,000-step chain would make its detail huge).
 KEEP_PATH = 50
 KEEP_UNKNOWN = 10
-# How long the end of `overnight run` waits for couriers still delivering.
+# How long the end of `overnight run` waits for couriers still delivering, and for the
+# `/start` ping before it sends the end one (a ping's own bound, and then some).
 COURIER_WAIT = 60.0
+PING_WAIT = 15.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class NightWatch:
         self.announced: list[float] = []      # predicted finishes of "will be late" alerts sent
         self.long_timers: dict[str, Timer] = {}
         self.couriers: list[subprocess.Popen[bytes]] = []
+        self.start_ping: subprocess.Popen[bytes] | None = None
         self.outbox: list[dict[str, Any]] = []  # courier jobs, started after the commit
         self.next_allowed = 0.0
         self.trailing: Timer | None = None
@@ -116,8 +119,8 @@ class NightWatch:
             a.predicted or 0.0 for a in ledger.alerts_of(runner.batch, self._date) if a.kind == LATE
         ]
         if self.settings.ping_url and self.settings.alerts:
-            self._send({"kind": "ping", "url": self.settings.ping_url, "what": "start",
-                        "run_id": runner.run_id, "launch_id": runner.launch_id})
+            self.start_ping = self._send({"kind": "ping", "url": self.settings.ping_url, "what": "start",
+                                          "run_id": runner.run_id, "launch_id": runner.launch_id})
 
     def _deadline_from(self, now: float) -> float:
         from overnight.scheduling.deadlines import deadline_after
@@ -254,17 +257,29 @@ class NightWatch:
         for job in jobs:
             self._send(job)
 
-    def _send(self, job: dict[str, Any]) -> None:
+    def _send(self, job: dict[str, Any]) -> subprocess.Popen[bytes] | None:
         job = {**job, "config": self.settings.config_path, "ledger": str(self.runner.ledger.path)}
         self.couriers = [c for c in self.couriers if c.poll() is None]
         try:
-            self.couriers.append(subprocess.Popen(
+            courier = subprocess.Popen(
                 [sys.executable, "-m", "overnight.reporting.courier", json.dumps(job)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
                 env={k: v for k, v in os.environ.items() if k != "OVERNIGHT_LAUNCH_TOKEN"},
-            ))
+            )
         except OSError as e:  # news must never end a night
-            sys.stderr.write(f"overnight: could not start the sender of an alert: {e}\n")
+            sys.stderr.write(f"overnight: could not start the sender of an alert or ping: {e}\n")
+            return None
+        self.couriers.append(courier)
+        return courier
+
+    def await_start_ping(self, wait: float = PING_WAIT) -> None:
+        """Before the end ping: a monitor that heard the end before the start would take
+        it for a new run that never ended (a night of a few seconds beats the courier)."""
+        if self.start_ping is not None:
+            try:
+                self.start_ping.wait(wait)
+            except subprocess.TimeoutExpired:
+                pass
 
     def close(self, wait: float = COURIER_WAIT) -> None:
         """After the launch: give the couriers still delivering up to `wait` seconds."""

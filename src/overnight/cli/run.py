@@ -68,8 +68,10 @@ def run(
     watch = NightWatch(settings_for(config, ref.name, mail))
     ledger, result = _launch(config, ref, loaded, options, quiet, watch)
     # After the lock is released: a slow mail server must not turn the next launch away.
+    _ping_end(ledger, result, watch)
     _after_launch(config, ref, ledger, result, mail)
-    _tell_monitors(config, ledger, result, watch)
+    _write_metrics(config, ledger)
+    watch.close()  # the alerts still on their way
     ctx.exit(result.exit_code)
 
 
@@ -165,27 +167,32 @@ def _after_launch(config: Config, ref: BatchRef, ledger: Ledger, result: Any, ma
     report.after_launch(config, ref.name, ledger, result, mail, batch_arg=ref.argument)
 
 
-def _tell_monitors(config: Config, ledger: Ledger, result: Any, watch: Any) -> None:
-    """The heartbeat's end ping, the metrics textfile, and the alerts still on their way:
-    none of them changes the night's outcome."""
-    from overnight.reporting.report import warn
-
+def _ping_end(ledger: Ledger, result: Any, watch: Any) -> None:
+    """The heartbeat's end: `<url>` or `<url>/fail`; never changes the night's outcome."""
     url = watch.settings.ping_url
-    if url and watch.settings.alerts:
-        from overnight.reporting.pings import ping_end
+    if not url or not watch.settings.alerts:
+        return
+    from overnight.reporting.pings import ping_end
 
-        try:
-            pinged = ping_end(ledger, url, result.run_id, result.launch_id)
-        except Exception as e:  # noqa: BLE001 - a monitor must never turn into a failed night
-            warn(f"the heartbeat ping could not be made: {e}")
-        else:
-            if pinged is not None and not pinged.sent:
-                warn(f"heartbeat ping {pinged.url} not sent: {pinged.reason} (recorded)")
+    watch.await_start_ping()
+    try:
+        pinged = ping_end(ledger, url, result.run_id, result.launch_id)
+    except Exception as e:  # noqa: BLE001 - a monitor must never turn into a failed night
+        warn(f"the heartbeat ping could not be made: {e}")
+        return
+    if pinged is not None and not pinged.sent:
+        warn(f"heartbeat ping {pinged.url} not sent: {pinged.reason} (recorded)")
+
+
+def _write_metrics(config: Config, ledger: Ledger) -> None:
     if config.metrics is not None and config.metrics.textfile is not None:
         from overnight.metrics import write_textfile
 
         write_textfile(config, ledger, warn)
-    watch.close()
+
+
+def warn(text: str) -> None:
+    click.echo(f"overnight: {text}", err=True)
 
 
 @click.command()

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 if TYPE_CHECKING:  # cron (and cronsim) load when a deadline is placed, not when one is checked
     from overnight.scheduling.cron import Fire, Schedule
 
-_WALL_TIME = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?")
+_WALL_TIME = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?", re.ASCII)
 
 # How far back to look for a schedule's latest fire: a daily one is found in the first
 # window, a monthly or yearly one in a later one (schedules fire at most daily).
