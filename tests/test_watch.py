@@ -92,7 +92,8 @@ def test_will_be_late_then_missed_deadline_each_exactly_once_while_the_night_run
               extra=mailbox.config() + f'\n[[webhooks]]\nurl = "{monitor.base}/hook"\n')
     started = time.time()
     night = project.start("run", "night", "--date", DAY)
-    late = wait_for(lambda: [m for m in mailbox.messages if "will be late" in m["Subject"]], 10, "the late alert")
+    late = wait_for(lambda: [m for m in mailbox.messages if "will be late" in m["Subject"]], 10,
+                    "the late alert")
     arrived = time.time()
     status = project.run("status", "night", "--date", DAY).stdout
     assert night.poll() is None, "the alert came after the night had ended"
@@ -109,10 +110,12 @@ def test_will_be_late_then_missed_deadline_each_exactly_once_while_the_night_run
     assert "predicted finish" in status and f"(deadline {deadline:%H:%M:%S}, late)" in status
     assert "usually" in status  # the running step against its median
 
-    wait_for(lambda: len(mailbox.messages) == 2 and len(monitor.requests) == 2, 10, "the missed-deadline alert")
+    wait_for(lambda: len(mailbox.messages) == 2 and len(monitor.requests) == 2, 10,
+             "the missed-deadline alert")
     time.sleep(0.5)  # nothing more may come
     subjects = [m["Subject"] for m in mailbox.messages]
-    assert subjects == [subject, f"Overnight for {DAY}: night: missed deadline ({deadline:%H:%M:%S}, not finished)"]
+    missed = f"Overnight for {DAY}: night: missed deadline ({deadline:%H:%M:%S}, not finished)"
+    assert subjects == [subject, missed]
     hooks = [json.loads(body) for _, body, _ in monitor.requests]
     assert [h["alert"] for h in hooks] == ["late", "missed"]
     assert [h["subject"] for h in hooks] == subjects
@@ -125,7 +128,9 @@ def test_will_be_late_then_missed_deadline_each_exactly_once_while_the_night_run
     ]
 
 
-def run_in_process(project, day: str, *, workers: int = 1, long_minimum: float = 60.0, mail: bool | None = None):
+def run_in_process(
+    project, day: str, *, workers: int = 1, long_minimum: float = 60.0, mail: bool | None = None,
+):
     """One launch through the real Runner in this process, with a NightWatch whose
     "running long" threshold is `long_minimum` (the product's is a minute)."""
     from overnight.config import load_config

@@ -59,6 +59,8 @@ KEEP_UNKNOWN = 10
 # How long the end of `overnight run` waits for couriers still delivering, and for the
 # `/start` ping before it sends the end one (a ping's own bound, and then some).
 COURIER_WAIT = 60.0
+# How often the deadline's timer looks at the wall clock again.
+DEADLINE_LOOK = 60.0
 PING_WAIT = 15.0
 
 
@@ -114,7 +116,7 @@ class NightWatch:
         now = time.time()
         if self.settings.deadline is not None:
             self.deadline = ledger.run_deadline(runner.run_id) or self._deadline_from(now)
-            runner.loop.call_later(self.deadline - now, self._deadline_passed, daemon=True)
+            runner.loop.call_later(0, self._watch_deadline, daemon=True)
         self.announced = [
             a.predicted or 0.0 for a in ledger.alerts_of(runner.batch, self._date) if a.kind == LATE
         ]
@@ -172,6 +174,11 @@ class NightWatch:
         )
         self.forecast = forecast
         self._save(forecast, now, {n: self.usual[n] for n in running if n in self.usual})
+        if runner.progress.outlook_wanted:
+            from overnight.lookout import finish_text
+
+            runner.progress.outlook(finish_text(forecast.finish, self.deadline, forecast.partial,
+                                                len(forecast.unknown), self.settings.zone))
         if self.settings.alerts and late_alert_due(forecast.finish, self.deadline, now, self.announced):
             self._claim_late(forecast)
         self.next_allowed = time.monotonic() + COST_FACTOR * (time.perf_counter() - started)
@@ -201,10 +208,20 @@ class NightWatch:
         )
         self.announced.append(forecast.finish)
         if alert is not None:
-            self.outbox.append({"kind": "alert", "id": alert})
+            self.outbox.append({"id": alert, "subject": subject})
+
+    def _watch_deadline(self) -> None:
+        """A daemon timer (it fires only while the launch still runs: the night is not done),
+        woken at least every DEADLINE_LOOK seconds to read the wall clock again: the loop's
+        clock stops while the machine sleeps, and NTP may step the wall clock."""
+        assert self.deadline is not None
+        left = self.deadline - time.time()
+        if left > 0:
+            self.runner.loop.call_later(min(left, DEADLINE_LOOK), self._watch_deadline, daemon=True)
+        else:
+            self._deadline_passed()
 
     def _deadline_passed(self) -> None:
-        # A daemon timer: it fires only while the launch still runs, so the night is not done.
         if not self.settings.alerts:
             return
         runner = self.runner
@@ -216,8 +233,7 @@ class NightWatch:
                 launch_id=runner.launch_id, predicted=self.forecast.finish if self.forecast else None,
                 deadline=self.deadline,
             )
-        if alert is not None:
-            self._send({"kind": "alert", "id": alert})
+        self._alert(alert, subject)
 
     def step_started(self, job: Job) -> None:
         name = job.step.name
@@ -246,8 +262,7 @@ class NightWatch:
                 runner.batch, self._date, LONG, name, subject, run_id=runner.run_id,
                 launch_id=runner.launch_id, deadline=self.deadline,
             )
-        if alert is not None:
-            self._send({"kind": "alert", "id": alert})
+        self._alert(alert, subject)
 
     # -- couriers ---------------------------------------------------------------------------
 
@@ -255,7 +270,12 @@ class NightWatch:
         """Start the couriers of alerts claimed in the transaction just committed."""
         jobs, self.outbox = self.outbox, []
         for job in jobs:
-            self._send(job)
+            self._alert(job["id"], job["subject"])
+
+    def _alert(self, alert: int | None, subject: str) -> None:
+        if alert is not None:
+            self.runner.progress.alert(subject)
+            self._send({"kind": "alert", "id": alert})
 
     def _send(self, job: dict[str, Any]) -> subprocess.Popen[bytes] | None:
         job = {**job, "config": self.settings.config_path, "ledger": str(self.runner.ledger.path)}
