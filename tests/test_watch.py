@@ -437,3 +437,33 @@ def test_a_textfile_that_cannot_be_written_is_one_line_and_changes_nothing(proje
     assert result.returncode == 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("overnight: metrics not written to ")
+
+
+# -- the final report: steps much slower or much faster than usual -------------------------------
+
+
+def test_the_report_lists_steps_much_slower_and_much_faster_than_usual():
+    from overnight.readmodel.run import StepView
+    from overnight.reporting.report import Slow, slow_steps
+
+    def step(name: str, took: float) -> StepView:
+        return StepView(name, "succeeded", "command", name, [], None, None, took, None, [])
+
+    history = {name: [600.0, 610.0, 590.0] for name in ("import", "export", "steady", "brief")}
+    history["brief"] = [40.0, 40.0, 40.0]
+    found = slow_steps([step("import", 60.0), step("export", 1300.0), step("steady", 420.0),
+                        step("brief", 15.0)], history)
+    # import took a tenth of its usual time (did it find anything to import?); export over
+    # twice; steady 70% of usual is within reason; brief lost only 25 s: noise.
+    assert found == [Slow("import", 60.0, 600.0, 3, faster=True), Slow("export", 1300.0, 600.0, 3)]
+
+
+def test_the_mailed_report_has_a_faster_than_usual_section(project):
+    configure(project, CHAIN.format(pause=0))
+    earlier_nights(project, {"extract": 600.0, "load": 5.0, "publish": 5.0},
+                   ["2026-11-22", "2026-11-23", "2026-11-24"])
+    assert project.run("run", "night", "--date", DAY).returncode == 0
+    shown = project.run("report", "night", "--date", DAY)
+    assert "Faster than usual:\n  extract took " in shown.stdout
+    assert "usually 10m00s (median of the 3 earlier attempts)" in shown.stdout
+    assert "Slower than usual" not in shown.stdout
