@@ -467,3 +467,21 @@ def test_the_mailed_report_has_a_faster_than_usual_section(project):
     assert "Faster than usual:\n  extract took " in shown.stdout
     assert "usually 10m00s (median of the 3 earlier attempts)" in shown.stdout
     assert "Slower than usual" not in shown.stdout
+
+
+def test_usual_durations_come_from_each_steps_latest_fourteen_successes(project):
+    from overnight.ledger import Ledger
+
+    configure(project, CHAIN.format(pause=0))
+    days = [f"2026-10-{d:02d}" for d in range(1, 17)]
+    for i, day in enumerate(days):  # night i: every step took i + 1 seconds
+        earlier_nights(project, {"extract": i + 1.0, "load": i + 1.0, "publish": i + 1.0}, [day])
+    project.write_batch("other", CHAIN.format(pause=0).replace('"night"', '"other"'))
+    assert project.run("run", "other", "--date", DAY).returncode == 0
+    ledger = Ledger.open(project.ledger_path)
+    try:
+        found = ledger.recent_successes("night")
+    finally:
+        ledger.close()
+    assert set(found) == {"extract", "load", "publish"}
+    assert [round(s) for s in found["load"]] == list(range(16, 2, -1))  # newest first, 14 of them

@@ -172,8 +172,12 @@ class NightWatch:
             now=now, remaining=remaining, waiting=runner.waiting, running=running, usual=self.usual,
             rank=runner.rank, dependents=runner.dependents, workers=runner.options.workers,
         )
+        if remaining and len(forecast.unknown) == len(remaining):
+            forecast = None  # nothing still to run has history: "at least now" says nothing
         self.forecast = forecast
         self._save(forecast, now, {n: self.usual[n] for n in running if n in self.usual})
+        if forecast is None:
+            return
         if runner.progress.outlook_wanted:
             from overnight.lookout import finish_text
 
