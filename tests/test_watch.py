@@ -344,6 +344,11 @@ def test_check_warns_while_a_night_is_predicted_late_and_when_a_report_was_not_s
         assert result.stdout.startswith(f"WARNING - night {DAY}: running, predicted ")
         assert f", after its deadline {deadline:%H:%M:%S} | 'duration'=" in result.stdout
         assert "'deadline_margin'=-" in result.stdout
+        forecast = project.status("night", "--date", DAY)["forecast"]
+        assert forecast["live"] and forecast["late"] and not forecast["partial"]
+        assert forecast["critical_path"] == ["wait"] and forecast["usual"] == {"wait": 3600.0}
+        assert forecast["deadline"] == pytest.approx(deadline.timestamp(), abs=1)
+        assert forecast["finish"] > forecast["deadline"]
     finally:
         night.send_signal(signal.SIGTERM)
         night.wait(30)
