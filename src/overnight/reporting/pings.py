@@ -10,20 +10,14 @@ has a bounded time, is recorded like a report (channel `ping:start`, `ping:succe
 
 from __future__ import annotations
 
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-from overnight.reporting.retry import GiveUp, TryAgain, with_retries
 
 if TYPE_CHECKING:
     from overnight.ledger import Ledger
     from overnight.readmodel.run import RunView
 
-PING_TIMEOUT = 10.0          # in all, retries included
-RETRY_PAUSES = (0.5, 1.0)
+PING_TIMEOUT = 10.0          # in all, retries included (as a webhook's: webhooks.post)
 MAX_BODY = 10_000            # characters of the failure text
 
 
@@ -44,26 +38,10 @@ def ping_address(url: str, what: str) -> str:
 
 def ping(url: str, what: str, body: str = "", timeout: float = PING_TIMEOUT) -> Pinged:
     """POST `body` to the ping address of `what`; a few tries within `timeout`. Never raises."""
+    from overnight.reporting.webhooks import post
+
     address = ping_address(url, what)
-
-    def attempt(left: float | None) -> None:
-        request = urllib.request.Request(
-            address, data=body.encode(), method="POST",
-            headers={"Content-Type": "text/plain; charset=utf-8", "User-Agent": "overnight"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=left) as answer:
-                answer.read(4096)
-        except urllib.error.HTTPError as e:
-            said = f"the monitor answered {e.code} {e.reason}"
-            raise (TryAgain(said) if e.code >= 500 else GiveUp(said)) from None
-        except (urllib.error.URLError, OSError) as e:
-            inner = getattr(e, "reason", e)
-            if isinstance(e, TimeoutError) or isinstance(inner, TimeoutError):
-                raise GiveUp(f"no answer within {timeout:g}s") from None
-            raise TryAgain(f"cannot reach it: {getattr(inner, 'strerror', None) or inner}") from None
-
-    tried = with_retries(attempt, RETRY_PAUSES, deadline=time.monotonic() + timeout)
+    tried = post(address, body.encode(), "text/plain; charset=utf-8", timeout, "the monitor")
     return Pinged(what, address, tried.ok, tried.tries, tried.reason)
 
 
