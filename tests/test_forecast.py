@@ -117,3 +117,31 @@ def test_with_the_planners_rank_the_prediction_is_the_runners_order() -> None:
     )
     assert f.finish == NOW + 6
     assert f.critical_path == tuple(sorted(plan.rank, key=plan.rank.__getitem__))
+
+
+def test_a_wait_step_holds_no_worker_as_in_the_runner() -> None:
+    steps = ["wait-for-feed", "a", "b"]
+    usual = {"wait-for-feed": 10, "a": 5, "b": 5}
+    deps = {"a": ["b"]}
+    as_a_worker = predict(steps, usual, dependents=deps, workers=1)
+    beside = predict_finish(
+        now=NOW, remaining=steps, waiting={"wait-for-feed": 0, "a": 0, "b": 1}, running={}, usual=usual,
+        rank={n: i for i, n in enumerate(steps)}, dependents=deps, workers=1, no_worker={"wait-for-feed"},
+    )
+    assert as_a_worker.finish == NOW + 20
+    assert beside.finish == NOW + 10
+
+
+def test_a_full_pool_makes_its_step_wait_and_lets_the_next_take_the_worker() -> None:
+    """pos_db has one unit: a and b cannot run together, c takes the free worker meanwhile."""
+    steps = ["a", "b", "c"]
+    kwargs = dict(now=NOW, remaining=steps, waiting=dict.fromkeys(steps, 0), running={},
+                  usual={"a": 10, "b": 10, "c": 10}, rank={"a": 0, "b": 1, "c": 2}, dependents={}, workers=4)
+    free = predict_finish(**kwargs)
+    needs = {"a": {"pos_db": 1}, "b": {"pos_db": 1}}
+    pooled = predict_finish(**kwargs, needs=needs, capacities={"pos_db": 1})
+    assert free.finish == NOW + 10
+    assert pooled.finish == NOW + 20 and pooled.critical_path == ("a", "b")
+    running_holds_it = predict_finish(**{**kwargs, "waiting": {"b": 0, "c": 0}, "running": {"a": 4.0}},
+                                      needs=needs, capacities={"pos_db": 1})
+    assert running_holds_it.finish == NOW + 16  # b takes the unit when a ends at 6 s

@@ -490,3 +490,29 @@ def test_usual_durations_come_from_each_steps_latest_fourteen_successes(project)
         ledger.close()
     assert set(found) == {"extract", "load", "publish"}
     assert [round(s) for s in found["load"]] == list(range(16, 2, -1))  # newest first, 14 of them
+
+
+POOLED = """
+    from overnight import Batch
+
+    batch = Batch("night")
+    batch.command("import-a", "sleep 0.1", after=[], resources={"pos_db": 1})
+    batch.command("import-b", "sleep 0.1", after=[], resources={"pos_db": 1})
+    batch.command("report", "sleep 0.1", after=[])
+    batch.command("cleanup", "sleep 0.1", after=["import-a", "import-b"], run_if="failure")
+"""
+
+
+def test_the_prediction_follows_the_runners_pools_and_skips_what_runs_only_after_a_failure(project):
+    """Two imports share a one-unit pool: with three workers they still run one after the
+    other, as the runner runs them; the cleanup runs only after a failure: it counts 0."""
+    project.write_batch("night", POOLED, config=False)
+    project.write_config('[resources]\npos_db = 1\n\n[batches.night]\nmodule = "night.py"\n')
+    earlier_nights(project, {"import-a": 30.0, "import-b": 30.0, "report": 10.0, "cleanup": 100.0},
+                   ["2026-11-24", "2026-11-25"])
+    assert project.run("run", "night", "--date", DAY, "--workers", "3").returncode == 0
+    [(started, first)] = project.query(
+        "SELECT l.started_at, f.first_finish FROM launches l JOIN forecasts f ON f.launch_id = l.id "
+        "WHERE l.id = (SELECT max(id) FROM launches)"
+    )
+    assert 59 < first - started < 62  # 30 s, then 30 s for the unit; not 30, not 160

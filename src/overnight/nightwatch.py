@@ -41,6 +41,7 @@ from overnight.lookout import (
     long_subject,
     missed_subject,
 )
+from overnight.planner import check_run_if
 from overnight.states import StepState
 
 if TYPE_CHECKING:
@@ -111,6 +112,13 @@ class NightWatch:
         """Once the launch is recorded: history, the run's deadline, its timer, /start."""
         self.runner = runner
         self.names = [s.name for s in runner.order]
+        # What bounds the runner besides its workers, as it applies it: wait steps hold no
+        # worker; pools have their units; a run_if="failure" step is skipped unless
+        # something before it failed (the prediction is of a night that goes well).
+        self.no_worker = frozenset(s.name for s in runner.order if s.wait is not None)
+        self.needs = {s.name: dict(s.resources) for s in runner.order if s.resources}
+        self.capacities = dict(runner.pool.capacities) if runner.pool is not None else {}
+        self.only_after_failure = [s for s in runner.order if check_run_if(s, False) is not None]
         ledger = runner.ledger
         self.usual = usual_durations(ledger.recent_successes(runner.batch))
         now = time.time()
@@ -168,9 +176,14 @@ class NightWatch:
             n: (now - jobs[n].started_at if n in jobs else 0.0)
             for n in remaining if runner.state[n] is StepState.RUNNING
         }
+        usual = self.usual
+        if self.only_after_failure:
+            skipped = {s.name: 0.0 for s in self.only_after_failure if s.name not in runner.unhappy}
+            usual = {**usual, **skipped}
         forecast = predict_finish(
-            now=now, remaining=remaining, waiting=runner.waiting, running=running, usual=self.usual,
+            now=now, remaining=remaining, waiting=runner.waiting, running=running, usual=usual,
             rank=runner.rank, dependents=runner.dependents, workers=runner.options.workers,
+            no_worker=self.no_worker, needs=self.needs, capacities=self.capacities,
         )
         if remaining and len(forecast.unknown) == len(remaining):
             forecast = None  # nothing still to run has history: "at least now" says nothing

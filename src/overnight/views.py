@@ -55,7 +55,8 @@ def print_status(ledger: Ledger, run: RunRow, as_json: bool) -> None:
 def status_text(view: RunView) -> str:
     from overnight.readmodel.run import unsent
 
-    out = [f"{view.batch} for {view.date}: {_paint(view.state, view.state)}\n"]
+    waiting = f" ({view.waiting})" if view.waiting else ""
+    out = [f"{view.batch} for {view.date}: {_paint(view.state, view.state)}{waiting}\n"]
     ahead = view.forecast if view.forecast is not None and view.forecast.live else None
     if ahead is not None:
         out.append(f"  {outlook_line(ahead)}\n")
@@ -63,7 +64,7 @@ def status_text(view: RunView) -> str:
     out.append(f"  {'STEP':<{width}}  {'STATE':<11}  {'TIME':>8}  TRIES  LAUNCH  NOTE\n")
     now = time.time()
     for s in view.steps:
-        note = s.message or ""
+        note = s.waiting or s.message or ""
         if s.failed and s.log_path:
             note = f"{note}  log: {s.log_path}".strip()
         if s.state == RUNNING and s.attempts:
