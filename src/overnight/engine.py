@@ -228,9 +228,9 @@ class Runner:
             return not self.cancelling
         self.blocked_by = blocked
         with self.ledger.transaction():
-            for name in self.order:
-                if name.name in self.runnable and self.state[name.name] is StepState.PENDING:
-                    self._set(name.name, StepState.PENDING, StepState.BLOCKED, f"blocked: {blocked}")
+            for step in self.order:
+                if step.name in self.runnable and self.state[step.name] is StepState.PENDING:
+                    self._set(step.name, StepState.PENDING, StepState.BLOCKED, f"blocked: {blocked}")
         self.progress.launch_blocked(blocked)
         return False
 
