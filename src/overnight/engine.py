@@ -10,18 +10,18 @@ no work proportional to the size of the batch per step.
 from __future__ import annotations
 
 import heapq
-import os
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from overnight.batch import Step, dependents_of
 from overnight.batchafter import AfterBatches, wait_for_batches
 from overnight.executor import Executor, Job, Outcome, RemoteExecutor
+from overnight.guard import Guard
 from overnight.launch import LaunchResult, RunOptions, options_record
 from overnight.ledger import Ledger
+from overnight.lock import BatchLock
 from overnight.logsahead import LogsAhead
 from overnight.loop import EventLoop, Timer
 from overnight.nightwatch import NightWatch
@@ -39,17 +39,13 @@ from overnight.planner import (
     retries_left,
     unsuccessful_end,
 )
-from overnight.process import TOKEN_VARIABLE, LocalExecutor, Sentinel
+from overnight.process import LocalExecutor
 from overnight.progress import Progress
 from overnight.resources import RECHECK, ResourcePool, holders, waiting_note
 from overnight.snapshot import read_history, read_snapshot
 from overnight.statefolder import RunLogs
 from overnight.states import StepState
 from overnight.waitexecutor import WaitExecutor
-
-if TYPE_CHECKING:
-    from overnight.killnet import ProcessGroupNet
-    from overnight.lock import BatchLock
 
 
 class Runner:
@@ -120,36 +116,23 @@ class Runner:
         # ends cancelled; installed before _prepare so that no moment is left uncovered.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             self.loop.add_signal_handler(sig, self._on_signal)
+        guard = None
         try:
-            net, sentinel = self._open_net()
-        except BaseException:
-            self.loop.close()
-            raise
-        try:
+            guard = self.guard = Guard.open(self.batch, self.ledger.path.parent, self.lock, self.progress)
             self._prepare()
             go = self._wait_for_batches()
         except BaseException:
-            sentinel.close()
-            net.close()
+            if guard is not None:
+                guard.close()
             self.loop.close()
             raise
         if not go:
-            self._close_net(net, sentinel)
+            guard.close()
             self.loop.close()
             return self._finish(time.monotonic() - started)
-        self.sentinel = sentinel
-        self.loop.add_reader(sentinel.pidfd, self._sentinel_died)
-        self.base_env = dict(os.environ)
-        self.base_env.update(
-            OVERNIGHT_BATCH=self.batch,
-            OVERNIGHT_DATE=self.options.date.isoformat(),
-            OVERNIGHT_RUN_ID=str(self.run_id),
-            OVERNIGHT_LAUNCH_ID=str(self.launch_id),
-        )
-        self.base_env[TOKEN_VARIABLE] = sentinel.token
-        self.local = LocalExecutor(self.loop, sentinel, self.steps, net, self.options.workers)
-        if any(s.func is not None and s.queue is None and s.wait is None for s in self.order):
-            self.local.callables.start_template()  # now: before any thread exists
+        guard.watch(self.loop, lambda why: self._on_signal(signal.SIGTERM, why))
+        self.base_env = guard.environment(self.batch, self.options.date, self.run_id, self.launch_id)
+        self.local = LocalExecutor(self.loop, guard.sentinel, self.steps, guard.net, self.options.workers)
         self.waits = WaitExecutor(self.loop, self.local)
         self.remote: dict[str, RemoteExecutor] = {}
         if self.progress.tick_interval:
@@ -184,55 +167,9 @@ class Runner:
             for executor in self.remote.values():
                 executor.close()
             if clean:
-                self._close_net(net, self.sentinel)
+                guard.close()
             self.loop.close()
         return self._finish(time.monotonic() - started)
-
-    def _close_net(self, net: ProcessGroupNet, sentinel: Sentinel) -> None:
-        """A clean end: what is left in the net is killed, the sentinel told goodbye, and the
-        lock file no longer points the next launch at anything of this one."""
-        net.close()
-        sentinel.close()
-        if self.lock is not None:
-            self.lock.note(net=None, cgroup=None, token=None)
-
-    def _open_net(self) -> tuple[ProcessGroupNet, Sentinel]:
-        """The kill net and the sentinel, once what dead launches left behind is emptied.
-
-        Before anything runs: a process a dead launch left (its sentinel died with it) must
-        never run beside its second copy.
-        """
-        from overnight import killnet
-        from overnight.lock import ledger_key
-
-        token = f"{os.getpid()}-{os.urandom(8).hex()}"
-        key = ledger_key(self.ledger.path.parent) if self.ledger.path.exists() else "x"
-        net = killnet.open_net(self.batch, key, token)
-        if self.lock is not None:
-            found = killnet.empty_leftovers(self.batch, key, self.lock.leftovers, net.launch_group)
-            if found:
-                self.progress.leftovers_emptied(found)
-        cgroup = net.launch_group if isinstance(net, killnet.CgroupNet) else None
-        sentinel = Sentinel(token, cgroup=cgroup, origin=getattr(net, "origin", None))
-        net = killnet.enter(net)  # the sentinel stays outside the launch's group
-        if self.lock is not None:
-            self.lock.note(leftovers=[], **net.record())
-        self.net = net
-        self.progress.kill_net(net.describe())
-        return net, sentinel
-
-    def _sentinel_died(self) -> None:
-        """Never run without a sentinel: a new one, knowing all the old one knew."""
-        self.loop.remove_reader(self.sentinel.pidfd)
-        try:
-            self.sentinel.restart()
-        except OSError as e:
-            self.progress.sentinel_lost(f"cannot start a new sentinel ({e.strerror}): cancelling")
-            self.cancelling += 1
-            self.signal_name = "the sentinel died"
-            return
-        self.loop.add_reader(self.sentinel.pidfd, self._sentinel_died)
-        self.progress.sentinel_lost("the sentinel died: a new one watches this launch")
 
     def _tick(self) -> None:
         self.progress.tick()
@@ -250,7 +187,7 @@ class Runner:
                 self.batch,
                 trigger=opts.trigger,
                 launched_by=opts.launched_by,
-                options={**options_record(opts), "kill_net": self.net.kind},
+                options={**options_record(opts), "kill_net": self.guard.net.kind},
             )
             states = self.ledger.sync_steps(run.id, self.order)
             snapshot = read_snapshot(
@@ -406,8 +343,7 @@ class Runner:
             log_path=self._log_path(step.name, number),
             env=env,
             cwd=str(self.workdir / step.cwd) if step.cwd else str(self.workdir),
-            done=self._on_done,
-            ran_on=self._ran_on,
+            done=self._on_done, ran_on=self._ran_on,
         )
         if step.queue is not None:
             self._remote_executor().prepare(job)  # its task is named before it exists
@@ -458,8 +394,7 @@ class Runner:
     # -- steps ending --------------------------------------------------------------------
 
     def _ran_on(self, job: Job, host: str) -> None:
-        """A remote worker took the step: where it runs is in the ledger while it runs."""
-        if self.running.get(job.step.name) is job:
+        if self.running.get(job.step.name) is job:  # a worker took it: the ledger says where
             with self.ledger.transaction():
                 self.ledger.update_attempt_remote(job.attempt_id, job.remote_id, host)
 
@@ -617,9 +552,9 @@ class Runner:
             self.progress.step_stopping(job, "timeout")
             self._executor_for(job.step).stop(job, "timeout")
 
-    def _on_signal(self, signum: int) -> None:
+    def _on_signal(self, signum: int, why: str | None = None) -> None:
         self.cancelling += 1
-        self.signal_name = signal.Signals(signum).name
+        self.signal_name = why or signal.Signals(signum).name  # why: the sentinel could not be replaced
 
     def _cancel(self) -> None:
         force = self.cancelling > 1

@@ -52,6 +52,8 @@ class LocalExecutor:
         # Python attempts kept ready: twice as many as may start at once, within reason
         spares = 2 * min(workers, 4) + 2
         self.callables = CallableExecutor(loop, sentinel, self.net, steps, KILL_GRACE, spares)
+        if any(s.func is not None and s.queue is None and s.wait is None for s in steps.values()):
+            self.callables.start_template()  # now: before any thread exists (a remote queue's)
         self._found: dict[tuple[str, str], str | None] = {}
 
     def start(self, job: Job) -> None:
