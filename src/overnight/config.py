@@ -28,6 +28,7 @@ Catchup = Literal["latest", "none", "all"]
 DstGap = Literal["shift", "skip"]
 DstRepeat = Literal["first", "last"]
 RunDate = Literal["yesterday", "today"]
+Overlap = Literal["queue", "skip"]
 Security = Literal["none", "starttls", "tls"]
 HookWhen = Literal["always", "failure"]
 
@@ -47,6 +48,7 @@ class BatchConfig:
     run_date: RunDate = "yesterday"
     workers: int | None = None
     deadline: str | None = None
+    overlap: Overlap = "queue"        # a fire that finds the batch busy: wait for it, or skip
 
 
 # What a batch gets for each setting its [batches.NAME] table leaves out.
@@ -221,7 +223,7 @@ def _batch(name: str, table: Any, where: str) -> BatchConfig:
     _only(
         table,
         ("module", "schedule", "timezone", "mail", "mail_to", "catchup", "catchup_window",
-         "dst_gap", "dst_repeat", "date", "workers", "deadline"),
+         "dst_gap", "dst_repeat", "date", "workers", "deadline", "overlap"),
         w,
     )
     module = _str(table, "module", w)
@@ -239,6 +241,7 @@ def _batch(name: str, table: Any, where: str) -> BatchConfig:
         run_date=_choice(table, "date", w, RunDate),
         workers=_int(table, "workers", w, minimum=1),
         deadline=_str(table, "deadline", w),
+        overlap=_choice(table, "overlap", w, Overlap),
     ))
 
 

@@ -66,7 +66,8 @@ def _date(text: str, option: str):  # noqa: ANN202 - a date
 def _send_digest(config, batch: str, results, mail: bool | None, again: str) -> None:  # noqa: ANN001
     """One report for the whole backfill; like after_launch, it never changes the exit code."""
     from overnight import backfill as bf
-    from overnight.reporting.report import no_mail_section, post_webhooks, wants_mail, warn
+    from overnight.reporting.deliver import wants_mail
+    from overnight.reporting.report import no_mail_section, post_webhooks, warn
     from overnight.reporting.webhooks import wanted
 
     try:
@@ -94,7 +95,8 @@ def _send_digest(config, batch: str, results, mail: bool | None, again: str) -> 
 
 def _mail_digest(config, ledger, batch: str, subject: str, text: str, run_ids: list[int]) -> None:  # noqa: ANN001
     from overnight.reporting import mailer
-    from overnight.reporting.report import mail_recipients, warn
+    from overnight.reporting.deliver import mail_recipients
+    from overnight.reporting.report import warn
 
     to = mail_recipients(config, batch)
     msg = mailer.new_message(subject)

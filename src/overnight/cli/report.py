@@ -17,7 +17,8 @@ from overnight.errors import ConfigError
 @click.pass_context
 def report(ctx: click.Context, batch: str, date_text: str | None, send: bool) -> None:
     """Print the report of a run; with --send, mail it."""
-    from overnight.reporting.report import build_report, mail_recipients, mail_report, no_mail_section
+    from overnight.reporting.deliver import mail_recipients
+    from overnight.reporting.report import build_report, mail_report, no_mail_section
 
     config = get_config(ctx)
     ref = BatchRef(config, batch)

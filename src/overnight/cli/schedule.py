@@ -37,10 +37,11 @@ def _scheduled(config: Config, batch: str | None) -> dict[str, Schedule]:
 @click.option("--once", is_flag=True, help="Fire what is due now, then exit (for cron, or a check).")
 @click.option(
     "--now", "now_text", metavar="INSTANT",
-    help="With --once: act as if it were this instant (ISO 8601 with offset).",
+    help="With --once: act as if it were this instant (ISO 8601 with offset; not in the future).",
 )
+@click.option("--dry-run", is_flag=True, help="With --once: print what would fire and why; do nothing.")
 @click.pass_context
-def scheduler(ctx: click.Context, once: bool, now_text: str | None) -> None:
+def scheduler(ctx: click.Context, once: bool, now_text: str | None, dry_run: bool) -> None:
     """Launch each batch at its schedule: a foreground daemon for systemd or supervisor."""
     from overnight.scheduling.daemon import Scheduler, hold_scheduler_lock
 
@@ -48,7 +49,23 @@ def scheduler(ctx: click.Context, once: bool, now_text: str | None) -> None:
     _scheduled(config, None)
     if now_text is not None and not once:
         raise ConfigError("--now goes with --once (the daemon always uses the real clock)")
+    if dry_run and not once:
+        raise ConfigError("--dry-run goes with --once (scheduler --once --now INSTANT --dry-run)")
     now = parse_instant(now_text, "--now") if now_text is not None else None
+    if dry_run:
+        from overnight.scheduling.preview import preview
+
+        click.echo(preview(config, now or datetime.now(tz=UTC)), nl=False)
+        return
+    clock = datetime.now(tz=UTC)
+    if now is not None and now > clock:
+        # It would launch nights for days still in progress and move the cursors past the
+        # real clock, so tonight's real fires would count as done.
+        raise ConfigError(
+            f"--now {now_text}: later than the clock ({clock.isoformat(timespec='seconds')}); a pass "
+            "in the future would launch unfinished days and swallow tonight's fires: add --dry-run "
+            "to see what it would do"
+        )
     assert config.path is not None
     lock_fd = hold_scheduler_lock(config.state)
     try:

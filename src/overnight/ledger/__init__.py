@@ -13,6 +13,7 @@ from overnight.ledger.history import GridCell, HistoryRecords
 from overnight.ledger.reports import ReportRecords
 from overnight.ledger.rows import (
     AttemptRow,
+    FireReportRow,
     FireRow,
     LaunchRow,
     MarkRow,
@@ -32,6 +33,6 @@ class Ledger(RunRecords, HistoryRecords, ScheduleRecords, ReportRecords, UserRec
 
 
 __all__ = [
-    "MIGRATIONS", "SCHEMA_VERSION", "AttemptRow", "FireRow", "GridCell", "LaunchRow",
+    "MIGRATIONS", "SCHEMA_VERSION", "AttemptRow", "FireReportRow", "FireRow", "GridCell", "LaunchRow",
     "Ledger", "MarkRow", "ReportRow", "RunRow", "StepRow", "UserRow",
 ]
