@@ -69,9 +69,12 @@ def mail_run(ctx: click.Context, subject: str, to: tuple[str, ...], skip_if_empt
     if not recipients:
         raise ConfigError("mail-run: no recipients: give --to ADDR, or set [mail] to")
     done = run_command(list(command), echo=sys.stdout.isatty())
-    if skip_if_empty and not done.output.strip():
-        ctx.exit(done.exit_code)
-    delivery = mailer.send(config.mail, build_message(subject, done), recipients)
+    try:
+        if skip_if_empty and done.output.blank:
+            ctx.exit(done.exit_code)
+        delivery = mailer.send(config.mail, build_message(subject, done), recipients)
+    finally:
+        done.output.close()
     if not delivery.sent:
         click.echo(f"overnight: mail-run: the output was not mailed: {delivery.reason}", err=True)
     ctx.exit(done.exit_code)

@@ -88,7 +88,8 @@ def plan_fires(
             first = first or fire
         else:
             # Not a lost night when its date runs anyway, with a later fire.
-            runs_anyway = any(s.date == fire.date and s.at.timestamp() > fire.at.timestamp() for s in starters)
+            at = fire.at.timestamp()
+            runs_anyway = any(s.date == fire.date and s.at.timestamp() > at for s in starters)
             why = _why_not(fire, due, starters, now_ts, catchup, window)
             decisions.append(Decision(fire, MISSED, why, report=not runs_anyway))
     return _gaps(decisions)
