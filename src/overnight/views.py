@@ -56,7 +56,8 @@ def status_text(view: RunView) -> str:
 
     out = [f"{view.batch} for {view.date}: {_paint(view.state, view.state)}\n"]
     width = max([4] + [len(s.name) for s in view.steps])
-    out.append(f"  {'STEP':<{width}}  {'STATE':<11}  {'TIME':>8}  TRIES  LAUNCH  NOTE\n")
+    if view.steps:  # none: no launch of it has started (it could not start)
+        out.append(f"  {'STEP':<{width}}  {'STATE':<11}  {'TIME':>8}  TRIES  LAUNCH  NOTE\n")
     for s in view.steps:
         note = s.message or ""
         if s.failed and s.log_path:
@@ -67,9 +68,10 @@ def status_text(view: RunView) -> str:
             f"{s.launch_id or '-':>6}  {note}\n"
         )
     for la in view.launches:
+        note = f": {la.message}" if la.not_started else ""  # why it failed before any step ran
         out.append(
             f"  launch {la.id}: {_paint(la.state, la.state)}, {la.trigger} by "
-            f"{la.launched_by} on {la.host} (pid {la.pid}), {_clock(la.started_at)}, {_took(la)}\n"
+            f"{la.launched_by} on {la.host} (pid {la.pid}), {_clock(la.started_at)}, {_took(la)}{note}\n"
         )
     for m in view.marks:
         why = f": {m.reason}" if m.reason else ""

@@ -10,6 +10,7 @@ from overnight.ledger.database import Database, placeholders
 from overnight.ledger.rows import SELECT_FIRE, SELECT_FIRE_REPORT, FireReportRow, FireRow
 
 QUEUED = "queued"
+MISSED = "missed"
 REPORT_DUE = "due"
 REPORT_MADE = "made"
 
@@ -81,11 +82,13 @@ class ScheduleRecords(Database):
 
     def recorded_spans(self, batch: str, after: float, until: float) -> list[tuple[float, float]]:
         """(first, last) instants of the records of `batch` that reach into (after, until]:
-        fires already dealt with there (after a clock that went back) are not fired again."""
+        fires already dealt with there (after a clock that went back) are not fired again.
+        Misses are not among them: a fire a wrong clock called missed never ran, and fires
+        when the real clock reaches it."""
         return [
             (first, last) for first, last in self.conn.execute(
-                "SELECT at, until FROM fires WHERE batch = ? AND at <= ? AND until > ?",
-                (batch, until, after),
+                "SELECT at, until FROM fires WHERE batch = ? AND at <= ? AND until > ? AND outcome != ?",
+                (batch, until, after, MISSED),
             )
         ]
 

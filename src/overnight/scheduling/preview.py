@@ -15,7 +15,7 @@ from overnight.scheduling.schedules import format_instant, schedules
 
 
 def preview(config: Config, now: datetime) -> str:
-    ledger = Ledger.open(config.state.ledger, readonly=True) if config.state.ledger.exists() else None
+    ledger = Ledger.open_untouched(config.state.ledger) if config.state.ledger.exists() else None
     try:
         cursors = ledger.schedule_cursors() if ledger else {}
         out = [f"dry run of a pass at {now.isoformat()}: nothing is launched or recorded"]
