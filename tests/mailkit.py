@@ -4,6 +4,7 @@ conftest.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import json
@@ -23,14 +24,20 @@ def free_port() -> int:
 
 
 class Mailbox:
-    """A real SMTP server on 127.0.0.1 that keeps what it receives."""
+    """A real SMTP server on 127.0.0.1 that keeps what it receives; with `hang`, it takes
+    each message and never answers (until stopped)."""
 
-    def __init__(self) -> None:
+    def __init__(self, hang: bool = False) -> None:
         self.port = free_port()
         self.received: list[tuple[list[str], EmailMessage]] = []
         self.controller: Controller | None = None
+        self.hang = hang
+        self.connected = False  # a message reached the DATA stage
 
     async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, N802 - aiosmtpd's hook
+        self.connected = True
+        while self.hang and self.controller is not None:
+            await asyncio.sleep(0.05)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.received.append((list(envelope.rcpt_tos), message))
         return "250 OK"

@@ -13,7 +13,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from clikit import wait_for
+from clikit import Daemon, skew_to, wait_for
 from mailkit import text_of
 
 FAST = {"OVERNIGHT_MAIL_RETRY_DELAYS": "0.1"}
@@ -92,8 +92,6 @@ def test_a_scheduled_fire_of_a_module_with_a_syntax_error_mails_once_and_shows_e
 def test_a_daemon_whose_config_stopped_parsing_reports_with_the_last_good_one(project, mailbox):
     """The child cannot read overnight.toml, so it cannot record anything: the daemon that
     launched it records the failed launch and mails it, with the configuration it holds."""
-    from test_scheduler import Daemon, skew_to
-
     setup(project, mailbox, QUICK)
     fire = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
     once(project, "2026-11-28T00:59:50Z")
@@ -134,8 +132,6 @@ def hold_the_batch(project, day: str) -> subprocess.Popen[str]:
 
 def test_with_overlap_queue_a_fire_on_a_busy_batch_runs_once_the_lock_is_free(project, mailbox):
     """Under the real daemon: recorded queued, then launched within seconds of the end."""
-    from test_scheduler import Daemon, skew_to
-
     setup(project, mailbox, HELD)
     holder = hold_the_batch(project, "2026-11-20")  # a backfill or a manual resume
     fire = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)

@@ -115,6 +115,8 @@ def history_text(view: HistoryView) -> str:
         for f in notable:
             why = f": {f.message}" if f.message else ""
             out.append(f"    {f.scheduled_at}  {f.batch:<12} {f.outcome}{why}\n")
+            for rep in unsent(f.reports):
+                out.append(f"        report not sent ({rep.channel}): {rep.message}\n")
     return "".join(out)
 
 

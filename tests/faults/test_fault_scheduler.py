@@ -19,15 +19,10 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import faultkit
-from clikit import wait_for
+from clikit import skew_to, wait_for
 from faultkit import MARKER_VARIABLE, Witness
 
 KILLS = int(os.environ.get("OVERNIGHT_FAULT_DAEMON_KILLS") or 6)
-
-
-def skew_to(instant: datetime) -> str:
-    """OVERNIGHT_CLOCK_SKEW that makes the daemon's clock read `instant` now."""
-    return str(instant.timestamp() - time.time())
 
 
 

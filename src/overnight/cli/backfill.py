@@ -6,7 +6,7 @@ import os
 
 import click
 
-from overnight.cli.common import BatchRef, get_config, open_ledger
+from overnight.cli.common import BatchRef, get_config, open_ledger, refuse_future
 from overnight.errors import ConfigError
 
 
@@ -18,9 +18,10 @@ from overnight.errors import ConfigError
 @click.option("--keep-going", is_flag=True, help="Go on with the next date after a failed one.")
 @click.option("--workers", "-w", type=click.IntRange(1, 1024), help="Steps at once, per date.")
 @click.option("--mail/--no-mail", default=None, help="Mail the digest (default: the batch's mail policy).")
+@click.option("--allow-future", is_flag=True, help="Allow dates after today.")
 @click.pass_context
 def backfill(ctx: click.Context, batch: str, first_text: str, last_text: str, backward: bool,
-             keep_going: bool, workers: int | None, mail: bool | None) -> None:
+             keep_going: bool, workers: int | None, mail: bool | None, allow_future: bool) -> None:
     """Run BATCH once for each date from D1 to D2, oldest first; each an ordinary run."""
     from overnight import backfill as bf
     from overnight.errors import AlreadyRunning
@@ -32,6 +33,7 @@ def backfill(ctx: click.Context, batch: str, first_text: str, last_text: str, ba
     first = _date(first_text, "--from")
     last = _date(last_text, "--to")
     dates = bf.date_range(first, last, backward)
+    refuse_future(last, config, ref.name, allow_future, "--to")
     busy = holder(config.state_dir, ref.name)
     if busy is not None:
         raise AlreadyRunning(
