@@ -138,8 +138,9 @@ def test_with_overlap_queue_a_fire_on_a_busy_batch_runs_once_the_lock_is_free(pr
     once(project, "2026-11-28T00:59:50Z")
     daemon = Daemon(project, OVERNIGHT_CLOCK_SKEW=skew_to(fire - timedelta(seconds=2)), **FAST)
     try:
-        daemon.wait_for_line("queued: nightly")
-        assert project.query("SELECT date, outcome FROM fires") == [("2026-11-27", "queued")]
+        daemon.wait_for_line("queued: nightly")  # logged just before it is recorded
+        wait_for(lambda: project.query("SELECT date, outcome FROM fires") == [("2026-11-27", "queued")],
+                 what="the fire recorded queued")
         (project.root / "release-2026-11-27").touch()
         (project.root / "release-2026-11-20").touch()
         assert holder.wait(timeout=60) == 0
