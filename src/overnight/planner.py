@@ -205,26 +205,29 @@ def plan_launch(
     selection = _selection(options, dependents)
     running = {a.step: a for a in snapshot.running}
     live = snapshot.live_launch is not None
-    decided: dict[tuple[object, ...], tuple[Rule, bool]] = {}  # per distinct case
+    # One decision per distinct case; the enum members bound once (a class attribute
+    # lookup per use cost as much as the rest of the loop in a 10,000-step resume).
+    decided: dict[tuple[object, ...], tuple[Rule, bool, bool]] = {}
+    pending, running_now = StepState.PENDING, StepState.RUNNING
+    fresh, set_by = options.fresh, snapshot.set_by
     plans: dict[str, StepPlan] = {}
     runnable: set[str] = set()
     for step in steps:
         name = step.name
-        was = recorded.get(name, StepState.PENDING)
+        was = recorded.get(name, pending)
         case = (
-            was, None if selection is None else name in selection, options.fresh,
-            name in remote, live and was is StepState.RUNNING, step.idempotent,
+            was, None if selection is None else name in selection, fresh,
+            name in remote, live and was is running_now, step.idempotent,
         )
         known = decided.get(case)
         if known is None:
             rule = decide(Case(*case))
-            known = decided[case] = (rule, rule.means_to_finish)
-        rule, means_to_finish = known
-        now = StepState.PENDING if rule.action is Action.RUN else was
+            known = decided[case] = (rule, rule.action is Action.RUN, rule.means_to_finish)
+        rule, runs, means_to_finish = known
+        now = pending if runs else was
         if now is not was:
             changes.append(Change(name, was, now, rule.note))
-        plans[name] = StepPlan(name, rule.action, was, now, snapshot.set_by.get(name), None,
-                               running.get(name))
+        plans[name] = StepPlan(name, rule.action, was, now, set_by.get(name), None, running.get(name))
         if means_to_finish:
             runnable.add(name)
     _block_behind_holds(plans, runnable, dependents, changes)
