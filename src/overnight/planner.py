@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
 from enum import StrEnum
+from functools import partial
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -188,7 +189,7 @@ class LaunchPlan(NamedTuple):
 
     @property
     def to_run(self) -> int:
-        return sum(1 for p in self.steps.values() if p.action in (Action.RUN, Action.REATTACH))
+        return len(self.having(Action.RUN)) + len(self.having(Action.REATTACH))
 
 
 def plan_launch(
@@ -205,29 +206,31 @@ def plan_launch(
     selection = _selection(options, dependents)
     running = {a.step: a for a in snapshot.running}
     live = snapshot.live_launch is not None
-    # One decision per distinct case; the enum members bound once (a class attribute
-    # lookup per use cost as much as the rest of the loop in a 10,000-step resume).
+    # This loop runs once per step of the night (10,000 in a long one), so it avoids the
+    # Python-level calls it can: one decision per distinct case, the case keyed by the
+    # state's identity (an Enum's hash is a Python function), the enum members bound once,
+    # and the plan records made as plain tuples of their class.
     decided: dict[tuple[object, ...], tuple[Rule, bool, bool]] = {}
     pending, running_now = StepState.PENDING, StepState.RUNNING
     fresh, set_by = options.fresh, snapshot.set_by
+    make_plan = partial(tuple.__new__, StepPlan)
     plans: dict[str, StepPlan] = {}
     runnable: set[str] = set()
     for step in steps:
         name = step.name
         was = recorded.get(name, pending)
-        case = (
-            was, None if selection is None else name in selection, fresh,
-            name in remote, live and was is running_now, step.idempotent,
-        )
-        known = decided.get(case)
+        selected = None if selection is None else name in selection
+        reattach, active = name in remote, live and was is running_now
+        key = (id(was), selected, reattach, active, step.idempotent)
+        known = decided.get(key)
         if known is None:
-            rule = decide(Case(*case))
-            known = decided[case] = (rule, rule.action is Action.RUN, rule.means_to_finish)
+            rule = decide(Case(was, selected, fresh, reattach, active, step.idempotent))
+            known = decided[key] = (rule, rule.action is Action.RUN, rule.means_to_finish)
         rule, runs, means_to_finish = known
         now = pending if runs else was
         if now is not was:
             changes.append(Change(name, was, now, rule.note))
-        plans[name] = StepPlan(name, rule.action, was, now, set_by.get(name), None, running.get(name))
+        plans[name] = make_plan((name, rule.action, was, now, set_by.get(name), None, running.get(name)))
         if means_to_finish:
             runnable.add(name)
     _block_behind_holds(plans, runnable, dependents, changes)
