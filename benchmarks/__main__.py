@@ -36,7 +36,7 @@ WORKLOADS = {
 }
 
 # Benchmarks other parts contribute (each module has `run(reps) -> dict`), when present.
-OPTIONAL = ("benchmarks.bench_web", "benchmarks.bench_celery")
+OPTIONAL = ("benchmarks.bench_web", "benchmarks.bench_celery", "benchmarks.bench_forecast")
 
 
 def main(argv: list[str] | None = None) -> int:
