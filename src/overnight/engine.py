@@ -268,6 +268,10 @@ class Runner:
             )
             self.tries[name] = 1
             self.running[name] = job
+            if step.resources and self.pool is not None:
+                # It still uses what it asked for, on its worker: hold it again (a unit
+                # taken meanwhile by another launch cannot be taken back).
+                self.pool.take(name, step.resources)
             self.progress.step_reattached(job)
             self._remote_executor().reattach(job)
             self.watch.step_started(job)
@@ -335,13 +339,8 @@ class Runner:
         env["OVERNIGHT_ATTEMPT"] = str(number)
         self.ahead.taken(step.name)
         job = Job(
-            step=step,
-            run_id=self.run_id,
-            launch_id=self.launch_id,
-            number=number,
-            date=self.options.date,
-            log_path=self._log_path(step.name, number),
-            env=env,
+            step=step, run_id=self.run_id, launch_id=self.launch_id, number=number,
+            date=self.options.date, log_path=self._log_path(step.name, number), env=env,
             cwd=str(self.workdir / step.cwd) if step.cwd else str(self.workdir),
             done=self._on_done, ran_on=self._ran_on,
         )
