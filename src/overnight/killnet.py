@@ -179,6 +179,13 @@ class ProcessGroupNet:
     def spawning_into(self, group: str | None) -> Iterator[None]:
         yield
 
+    @contextmanager
+    def spawning_outside(self) -> Iterator[None]:
+        """For what the runner starts on its own behalf and must outlive the launch (the
+        couriers of alerts and pings): born outside the net. Here, by the caller leaving
+        out the token and starting a session of its own."""
+        yield
+
     def stop(self, pid: int | None, group: str | None, sig: int, token: str | None = None) -> None:
         """Signal everything of one step: its process group (and its cgroup, or what carries
         its attempt's token, for SIGKILL)."""
@@ -239,6 +246,16 @@ class CgroupNet(ProcessGroupNet):
             yield
             return
         join(group)
+        try:
+            yield
+        finally:
+            join(str(self.launch_group))
+
+    @contextmanager
+    def spawning_outside(self) -> Iterator[None]:
+        """Born in the runner's first group, not the launch's: the end of the launch, or
+        the sentinel after the runner's death, must not take a courier with it."""
+        join(self.origin)
         try:
             yield
         finally:
