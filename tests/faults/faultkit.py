@@ -29,6 +29,10 @@ MARKER_VARIABLE = "OVERNIGHT_FAULT_MARKER"
 # Lines for the end-of-session summary (conftest.py prints them).
 SUMMARY: list[str] = []
 
+# OVERNIGHT_SOAK=1: the suites whose default is a covering sample of their cases (every
+# way, every end, every net, not every combination) run all of them.
+SOAK = os.environ.get("OVERNIGHT_SOAK", "") not in ("", "0")
+
 # One seed for the session's random moments; OVERNIGHT_FAULT_SEED=N replays a session.
 SEED = int(os.environ.get("OVERNIGHT_FAULT_SEED") or secrets.randbelow(2**32))
 REPLAY = f"seed {SEED} (replay with OVERNIGHT_FAULT_SEED={SEED})"
