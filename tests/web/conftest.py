@@ -13,8 +13,8 @@ from webtools import CHROMIUM, CHROMIUM_ARGS, Project, Server
 def serve(tmp_path: Path) -> Iterator:
     servers: list[Server] = []
 
-    def start(project: Project) -> Server:
-        server = Server(project, tmp_path / f"web-{len(servers)}.log")
+    def start(project: Project, *args: str, **how) -> Server:
+        server = Server(project, tmp_path / f"web-{len(servers)}.log", args, **how)
         servers.append(server)
         return server
 

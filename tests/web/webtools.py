@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.cookiejar
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -41,24 +42,29 @@ def add_user(project: Project, name: str, password: str, role: str = "viewer") -
 
 
 class Server:
-    """`python -m overnight web` in the project folder, on a free port."""
+    """`python -m overnight web` in the project folder, on a free port; `args` go after
+    `web` (--host, --certfile...); `tls`: the client's context for an HTTPS server."""
 
-    def __init__(self, project: Project, log: Path) -> None:
+    def __init__(self, project: Project, log: Path, args: tuple[str, ...] = (),
+                 tls: ssl.SSLContext | None = None, env: dict[str, str] | None = None) -> None:
         self.project = project
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.log = log
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "overnight", "web", "--port", str(self.port)],
-                cwd=project.root, env=project.env(), stdout=out, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "overnight", "web", "--port", str(self.port), *args],
+                cwd=project.root, env=project.env(**(env or {})), stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + 30
         while True:
             try:
-                urllib.request.urlopen(self.url + "/login", timeout=5).read()
+                urllib.request.urlopen(self.url + "/states.css", timeout=5, context=tls).read()
                 return
+            except urllib.error.HTTPError:
+                return  # it answers (a public server without users refuses everything)
             except (urllib.error.URLError, ConnectionError, OSError):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the server did not start: {log.read_text()}") from None
@@ -81,16 +87,19 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 class Client:
     """Plain HTTP with a cookie jar and no redirect following: what a script would send."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, tls: ssl.SSLContext | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         self.base = base
+        self.headers = headers or {}
         self.jar = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect()
+            urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect(),
+            urllib.request.HTTPSHandler(context=tls),
         )
 
     def request(self, method: str, path: str, data: dict | None = None) -> tuple[int, Any, bytes]:
         body = urllib.parse.urlencode(data).encode() if data is not None else None
-        req = urllib.request.Request(self.base + path, data=body, method=method)
+        req = urllib.request.Request(self.base + path, data=body, method=method, headers=self.headers)
         try:
             with self.opener.open(req, timeout=30) as r:
                 return r.status, r.headers, r.read()

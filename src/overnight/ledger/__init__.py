@@ -3,21 +3,25 @@
 The modules of this package are the only code that speaks SQL, each for what it stores:
 the file itself (database: opening, schema upgrades, transactions, errors), the night
 (runs: runs and launches; steps: steps, attempts and marks; history: reads over many
-nights), the scheduler's records (schedule), report deliveries (reports) and the
-dashboard's users (users). `Ledger` is all of them over one connection.
+nights), the scheduler's records (schedule), report deliveries (reports), the
+dashboard's users and their sessions (users) and its audit record (audit). `Ledger` is
+all of them over one connection.
 """
 
 from __future__ import annotations
 
+from overnight.ledger.audit import AuditRecords
 from overnight.ledger.history import GridCell, HistoryRecords
 from overnight.ledger.reports import ReportRecords
 from overnight.ledger.rows import (
     AttemptRow,
+    AuditRow,
     FireRow,
     LaunchRow,
     MarkRow,
     ReportRow,
     RunRow,
+    SessionRow,
     StepRow,
     UserRow,
 )
@@ -27,11 +31,11 @@ from overnight.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 from overnight.ledger.users import UserRecords
 
 
-class Ledger(RunRecords, HistoryRecords, ScheduleRecords, ReportRecords, UserRecords):
+class Ledger(RunRecords, HistoryRecords, ScheduleRecords, ReportRecords, UserRecords, AuditRecords):
     """One SQLite file. Open it with ``Ledger.open(path)``; use it from one thread."""
 
 
 __all__ = [
-    "MIGRATIONS", "SCHEMA_VERSION", "AttemptRow", "FireRow", "GridCell", "LaunchRow",
-    "Ledger", "MarkRow", "ReportRow", "RunRow", "StepRow", "UserRow",
+    "MIGRATIONS", "SCHEMA_VERSION", "AttemptRow", "AuditRow", "FireRow", "GridCell", "LaunchRow",
+    "Ledger", "MarkRow", "ReportRow", "RunRow", "SessionRow", "StepRow", "UserRow",
 ]

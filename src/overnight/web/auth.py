@@ -22,7 +22,7 @@ _N, _R, _P = 2**14, 8, 1
 
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+    digest = hashlib.scrypt(password.encode(errors="surrogatepass"), salt=salt, n=_N, r=_R, p=_P, dklen=32)
     return f"scrypt${_N}${_R}${_P}${salt.hex()}${digest.hex()}"
 
 
@@ -32,12 +32,33 @@ def check_password(password: str, stored: str) -> bool:
         if kind != "scrypt":
             return False
         got = hashlib.scrypt(
-            password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
+            password.encode(errors="surrogatepass"), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
             dklen=len(digest) // 2,
         )
     except (ValueError, MemoryError):
         return False
     return hmac.compare_digest(got.hex(), digest)
+
+
+_STAND_IN: str | None = None
+
+
+def stand_in_hash() -> str:
+    """A hash of a random password, made once: checked when the name is unknown."""
+    global _STAND_IN
+    if _STAND_IN is None:
+        _STAND_IN = hash_password(secrets.token_urlsafe(16))
+    return _STAND_IN
+
+
+def check_login(password: str, stored: str | None) -> bool:
+    """The password against a user's stored hash, or against a stand-in when there is no such
+    user (`stored` None): either way one scrypt at the same cost, so the time a refusal
+    takes does not tell who exists."""
+    if stored is None:
+        check_password(password, stand_in_hash())
+        return False
+    return check_password(password, stored)
 
 
 def session_secret(path: Path) -> str:

@@ -25,7 +25,7 @@ from overnight.readmodel.liveness import liveness
 from overnight.readmodel.run import RunView, attempt_seen, run_view
 from overnight.web import svg
 from overnight.web.access import Visit, page
-from overnight.web.site import valid_date
+from overnight.web.site import number, valid_date
 
 LOG_CHUNK = 256 * 1024
 MAX_NIGHTS = 3650
@@ -103,8 +103,10 @@ def find_attempt(request: Request, visit: Visit) -> tuple[str, str, Any]:
     run = ledger.find_run(batch, day) if ledger else None
     if run is None or ledger is None:
         raise HTTPException(404, "no such run")
-    number = request.path_params["attempt"]
-    chosen = [a for a in ledger.attempts(run.id, step) if a.number == number]
+    text = request.path_params["attempt"]
+    if not isinstance(text, str) or not text.isdigit() or not text.isascii() or len(text) > 9:
+        raise HTTPException(404, "no such attempt")
+    chosen = [a for a in ledger.attempts(run.id, step) if a.number == int(text)]
     if not chosen:
         raise HTTPException(404, "no such attempt")
     return batch, day, attempt_seen(ledger, run, chosen[-1])
@@ -122,10 +124,7 @@ def log_page(request: Request, visit: Visit) -> Response:
 @page(api=True)
 def log_tail(request: Request, visit: Visit) -> Response:
     _, _, attempt = find_attempt(request, visit)
-    offset_text = request.query_params.get("offset", "0")
-    if not offset_text.isdigit():
-        raise HTTPException(404, "no such offset")
-    offset = int(offset_text)
+    offset = number(request.query_params.get("offset"), "offset", default=0)
     data = b""
     if attempt.log_path:
         try:
@@ -158,10 +157,7 @@ def _size(path: str | None) -> int:
 @page()
 def history(request: Request, visit: Visit) -> Response:
     batch = visit.known_batch(request.path_params["batch"])
-    nights_text = request.query_params.get("nights", "60")
-    if not nights_text.isdigit():
-        raise HTTPException(404, "no such number of nights")
-    nights = max(1, min(MAX_NIGHTS, int(nights_text)))
+    nights = max(1, min(MAX_NIGHTS, number(request.query_params.get("nights"), "nights", default=60)))
     ledger = visit.ledger
     grid = grid_view(ledger, batch, nights) if ledger else GridView([], [], {}, {})
     fires = [fire_view(f) for f in ledger.fires_of(batch, 20)] if ledger else []
