@@ -8,7 +8,7 @@ import subprocess
 import urllib.request
 
 import pytest
-from webtools import Client, add_user
+from webtools import ONE_STEP, Client, add_user
 
 OLIVE = ("olive", "operator-pass")
 
@@ -26,7 +26,7 @@ def certificate(tmp_path):
 
 def test_over_https_every_cookie_is_secure_and_the_login_works(project, serve, certificate):
     cert, key = certificate
-    project.write_batch("demo", "from overnight import Batch\nbatch = Batch('demo')\nbatch.command('a', 'true')\n")
+    project.write_batch("demo", ONE_STEP)
     add_user(project, *OLIVE, role="operator")
     trust = ssl.create_default_context(cafile=str(cert))
     server = serve(project, "--certfile", str(cert), "--keyfile", str(key), tls=trust)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from webtools import Client, add_user
+from webtools import ONE_STEP, Client, add_user
 
 from overnight.web.guards import MAX_BODY
 
@@ -54,7 +54,9 @@ class Watch:
         return (self.rss_peak - self.rss0) * 1024, self.tmp_peak
 
 
-def send_huge(port: int, path: str, headers: dict[str, str], chunked: bool, cookie: str = "") -> tuple[int, int]:
+def send_huge(
+    port: int, path: str, headers: dict[str, str], chunked: bool, cookie: str = ""
+) -> tuple[int, int]:
     """POST up to TOTAL bytes; returns (the status answered, bytes the server let us send
     before it answered and closed)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -90,7 +92,7 @@ def send_huge(port: int, path: str, headers: dict[str, str], chunked: bool, cook
 
 @pytest.fixture
 def site(project, serve, tmp_path):
-    project.write_batch("demo", "from overnight import Batch\nbatch = Batch('demo')\nbatch.command('a', 'true')\n")
+    project.write_batch("demo", ONE_STEP)
     add_user(project, *OLIVE, role="operator")
     spool = tmp_path / "server-tmp"
     spool.mkdir()

@@ -128,7 +128,8 @@ def test_the_audit_page_pages_back_through_older_entries(project, site):
     conn = sqlite3.connect(project.ledger_path)
     with conn:
         conn.executemany(
-            "INSERT INTO audit (at, who, address, action, target, outcome) VALUES (?, 'x', 'cli', ?, NULL, 'ok')",
+            "INSERT INTO audit (at, who, address, action, target, outcome) "
+            "VALUES (?, 'x', 'cli', ?, NULL, 'ok')",
             [(1_800_000_000 + i, f"entry{i}") for i in range(250)],
         )
     conn.close()

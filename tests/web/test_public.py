@@ -4,7 +4,7 @@ also when the users are removed, or the ledger moved aside, after it started."""
 from __future__ import annotations
 
 import pytest
-from webtools import Client, add_user
+from webtools import ONE_STEP, Client, add_user
 
 OLIVE = ("olive", "operator-pass")
 DAY = "2026-11-20"
@@ -16,7 +16,7 @@ EVERY_KIND_OF_PAGE = [
 
 @pytest.fixture
 def public(project, serve):
-    project.write_batch("demo", "from overnight import Batch\nbatch = Batch('demo')\nbatch.command('a', 'echo a')\n")
+    project.write_batch("demo", ONE_STEP)
     assert project.run("run", "demo", "--date", DAY).returncode == 0
     add_user(project, *OLIVE, role="operator")
     return serve(project, "--host", "0.0.0.0")
@@ -54,7 +54,7 @@ def test_without_users_a_public_dashboard_refuses_every_request(project, public,
 
 
 def test_on_loopback_without_users_it_stays_a_read_only_window(project, serve):
-    project.write_batch("demo", "from overnight import Batch\nbatch = Batch('demo')\nbatch.command('a', 'echo a')\n")
+    project.write_batch("demo", ONE_STEP)
     assert project.run("run", "demo", "--date", DAY).returncode == 0
     server = serve(project)
     anyone = Client(server.url)

@@ -31,6 +31,9 @@ def free_port() -> int:
 
 Project = Any  # tests/conftest.py's Project
 
+# The smallest batch: one step that prints its name.
+ONE_STEP = "from overnight import Batch\nbatch = Batch('demo')\nbatch.command('a', 'echo a')\n"
+
 
 def add_user(project: Project, name: str, password: str, role: str = "viewer") -> None:
     result = subprocess.run(
