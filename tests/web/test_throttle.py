@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from overnight.web.throttle import FREE, LONGEST, WINDOW, Throttle
+from overnight.web.throttle import FREE, LONGEST, WINDOW, Throttle, address_key
 
 T0 = 1_800_000_000.0
 
@@ -79,3 +79,15 @@ def test_made_up_names_cannot_grow_the_memory_without_end():
     for i in range(1000):
         throttle.admit((f"name:{i}",), T0 + i)
     assert len(throttle._keys) == 100
+
+
+@pytest.mark.parametrize(("host", "key"), [
+    ("192.0.2.7", "address:192.0.2.7"),
+    ("2001:db8:1:2:aaaa::1", "address:2001:db8:1:2::/64"),
+    ("2001:db8:1:2:ffff:ffff:ffff:ffff", "address:2001:db8:1:2::/64"),
+    ("2001:db8:1:3::1", "address:2001:db8:1:3::/64"),
+    ("::ffff:192.0.2.7", "address:192.0.2.7"),  # an IPv4 client on a dual-stack socket
+    ("unknown", "address:unknown"),
+])
+def test_an_ipv6_client_is_counted_by_its_64_not_by_each_of_its_addresses(host, key):
+    assert address_key(host) == key

@@ -125,3 +125,24 @@ class Client:
         token = self.csrf("/login")
         status, _, _ = self.post("/login", {"csrf": token, "name": name, "password": password, "next": "/"})
         return status
+
+
+def watch_console(page: Any) -> list[str]:
+    """What the browser says in its console about `page` (CSP refusals land there)."""
+    messages: list[str] = []
+    page.on("console", lambda m: messages.append(m.text))
+    return messages
+
+
+def csp_refusals(messages: list[str]) -> list[str]:
+    return [m for m in messages if "Content Security Policy" in m or "Refused to" in m]
+
+
+def colour(locator: Any, prop: str = "backgroundColor") -> str:
+    return locator.evaluate(f"e => getComputedStyle(e)['{prop}']")
+
+
+def rgb(hex_colour: str) -> str:
+    """`#2f9e44` as the browser reports it: `rgb(47, 158, 68)`."""
+    h = hex_colour.lstrip("#")
+    return "rgb({}, {}, {})".format(*(int(h[i:i + 2], 16) for i in (0, 2, 4)))

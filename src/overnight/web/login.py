@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from overnight.web import auth
 from overnight.web.access import Visit, action, page
 from overnight.web.site import Viewer, client_address, local_path
+from overnight.web.throttle import address_key
 
 LONGEST_NAME = 200
 
@@ -40,7 +41,7 @@ def login(request: Request, visit: Visit, form: FormData) -> Response:
     name = name[:LONGEST_NAME] if isinstance(name, str) else ""
     password = password if isinstance(password, str) else ""
     dash, now = visit.dash, time.time()
-    keys = (f"name:{name}", f"address:{client_address(request)}")
+    keys = (f"name:{name}", address_key(client_address(request)))
     verdict = dash.throttle.admit(keys, now)
     if not verdict.admitted:
         if verdict.first_refusal:  # once per lockout: refused tries cost an attacker nothing

@@ -8,6 +8,7 @@ the ledger recorded.
 from __future__ import annotations
 
 import time
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -39,7 +40,7 @@ def batches(request: Request, visit: Visit) -> Response:
 # -- a run -----------------------------------------------------------------------------------
 
 
-def run_context(ledger: Ledger | None, batch: str, day: str) -> dict[str, Any]:
+def run_context(ledger: Ledger | None, batch: str, day: str, zone: tzinfo) -> dict[str, Any]:
     run = ledger.find_run(batch, day) if ledger else None
     if run is None or ledger is None:
         return {"batch": batch, "date": day, "run": None, "details": None, "live": False,
@@ -54,7 +55,7 @@ def run_context(ledger: Ledger | None, batch: str, day: str) -> dict[str, Any]:
         "batch": batch, "date": day, "run": run, "details": details, "live": live, "who": who,
         "now": time.time(),
         "gantt": Markup(
-            svg.gantt(details.steps, time.time(), lambda s, n: f"{base}/log/{quote(s)}/{n}")
+            svg.gantt(details.steps, time.time(), lambda s, n: f"{base}/log/{quote(s)}/{n}", zone)
         ),
         "dag": Markup(svg.dag(details.steps, lambda s: f"#step-{quote(s)}")),
     }
@@ -72,14 +73,14 @@ def latest_run(request: Request, visit: Visit) -> Response:
 def run_page(request: Request, visit: Visit) -> Response:
     batch = visit.known_batch(request.path_params["batch"])
     day = valid_date(request.path_params["date"])
-    return visit.render("run.html", **run_context(visit.ledger, batch, day))
+    return visit.render("run.html", **run_context(visit.ledger, batch, day, visit.dash.zone(batch)))
 
 
 @page(api=True)
 def run_live(request: Request, visit: Visit) -> Response:
     batch = visit.known_batch(request.path_params["batch"])
     day = valid_date(request.path_params["date"])
-    ctx = run_context(visit.ledger, batch, day)
+    ctx = run_context(visit.ledger, batch, day, visit.dash.zone(batch))
     ctx.update(viewer=visit.viewer, csrf=visit.dash.csrf(request))
     details: RunView | None = ctx["details"]
     return JSONResponse({

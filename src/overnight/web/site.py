@@ -53,14 +53,15 @@ class Viewer:
         return self.user is not None and self.user.role == "operator"
 
 
+# Times on the page's batch's clock (`zone` in the page's context), or on the one given.
 @pass_context
-def _clock(ctx: Any, ts: float | None) -> str:
-    return clock.clock(ts, ctx["zone"])
+def _clock(ctx: Any, ts: float | None, zone: tzinfo | None = None) -> str:
+    return clock.clock(ts, zone or ctx["zone"])
 
 
 @pass_context
-def _instant(ctx: Any, text: str | None) -> str:
-    return clock.instant(text, ctx["zone"])
+def _instant(ctx: Any, text: str | None, zone: tzinfo | None = None) -> str:
+    return clock.instant(text, zone or ctx["zone"])
 
 
 class Dashboard:
@@ -78,6 +79,7 @@ class Dashboard:
         self.env.filters["dur"] = format_duration
         self.env.filters["q"] = lambda s: quote(str(s), safe="")
         self.env.globals["legend"] = palette.LEGEND
+        self.env.globals["zone_of"] = self.zone
         auth.stand_in_hash()  # made now, so the first unknown name costs no more than later ones
 
     def zone(self, batch: str | None = None) -> tzinfo:

@@ -11,6 +11,7 @@ Pure: every method takes the instant. One lock, because logins are checked in a 
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -22,6 +23,20 @@ LONGEST = 15 * 60.0
 # Keys remembered at most: an attacker making up names cannot grow the memory without end
 # (the oldest keys are forgotten first; their address key still holds them back).
 CAPACITY = 10_000
+
+
+def address_key(host: str) -> str:
+    """The throttle's key for a client address. An IPv6 client usually holds a whole /64
+    (2**64 addresses): counted per address it could guess without end, so count the /64."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"address:{host}"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return f"address:{address.ipv4_mapped}"
+        return f"address:{ipaddress.ip_network(f'{address}/64', strict=False)}"
+    return f"address:{address}"
 
 
 @dataclass

@@ -56,23 +56,24 @@ function followLog(pre) {
   poll();
 }
 
-// The history grid: name the night, step and state under the pointer.
+// The history grid: name the night, step and state under the pointer. Its columns stretch
+// with the page, so a night's width is measured, not assumed.
 function explainGrid(svg) {
-  const holder = svg.parentElement.querySelector("script.grid-data");
+  const holder = svg.closest(".grid-wrap").querySelector("script.grid-data");
   if (!holder) return;
   const data = JSON.parse(holder.textContent);
-  const [left, cw, ch, top] = svg.dataset.geometry.split(" ").map(Number);
+  const [top, rowHeight] = svg.dataset.geometry.split(" ").map(Number);
   const tip = document.createElement("div");
   tip.className = "tip";
   document.body.appendChild(tip);
   svg.addEventListener("mousemove", (e) => {
     const box = svg.getBoundingClientRect();
-    const col = Math.floor((e.clientX - box.left - left) / cw);
+    const col = Math.floor((e.clientX - box.left) / (box.width / data.dates.length));
     const y = e.clientY - box.top;
-    const row = Math.floor((y - top) / ch);
+    const row = Math.floor((y - top) / rowHeight);
     let text = "";
     if (col >= 0 && col < data.dates.length) {
-      if (y >= top - 12 && y < top - 4) text = data.dates[col] + ": run " + data.codes[data.runs[col]];
+      if (y < top - 4) text = data.dates[col] + ": run " + data.codes[data.runs[col]];
       else if (row >= 0 && row < data.steps.length) {
         const code = data.cells[col][row];
         text = data.steps[row] + " on " + data.dates[col] + ": " + (code === "." ? "not in that night" : data.codes[code]);
