@@ -35,7 +35,7 @@ WORKLOADS = {
 }
 
 # Benchmarks other parts contribute (each module has `run(reps) -> dict`), when present.
-OPTIONAL = ("benchmarks.bench_web", "benchmarks.bench_celery")
+OPTIONAL = ("benchmarks.bench_web", "benchmarks.bench_login", "benchmarks.bench_celery")
 
 
 def main(argv: list[str] | None = None) -> int:
