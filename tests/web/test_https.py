@@ -8,9 +8,7 @@ import subprocess
 import urllib.request
 
 import pytest
-from webtools import ONE_STEP, Client, add_user
-
-OLIVE = ("olive", "operator-pass")
+from webtools import OLIVE, ONE_STEP, Client, add_user
 
 
 @pytest.fixture

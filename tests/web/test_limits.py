@@ -11,11 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from webtools import ONE_STEP, Client, add_user
+from webtools import OLIVE, ONE_STEP, Client, add_user
 
 from overnight.web.guards import MAX_BODY
 
-OLIVE = ("olive", "operator-pass")
 MB = 1024 * 1024
 TOTAL = 100 * MB
 

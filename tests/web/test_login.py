@@ -6,37 +6,15 @@ from __future__ import annotations
 import re
 
 import pytest
-from webtools import Client, add_user
+from webtools import OLIVE, VIC, Client
 
 from overnight.web.throttle import FREE
 
-SIMPLE = """
-    from overnight import Batch
-    batch = Batch("demo")
-    batch.command("extract", "echo extracting {date}")
-"""
-OLIVE = ("olive", "operator-pass")
-VIC = ("vic", "viewer-pass1")
-
 
 @pytest.fixture
-def project_with_users(project):
-    project.write_batch("demo", SIMPLE)
-    assert project.run("run", "demo", "--date", "2026-11-20").returncode == 0
-    add_user(project, *OLIVE, role="operator")
-    add_user(project, *VIC, role="viewer")
-    return project
-
-
-@pytest.fixture
-def site(project_with_users, serve):
-    return serve(project_with_users)
-
-
-@pytest.fixture
-def proxied(project_with_users, serve):
+def proxied(with_users, serve):
     """Behind a proxy on this machine that says who the client is (X-Forwarded-For)."""
-    return serve(project_with_users, "--trusted-proxy", "127.0.0.1")
+    return serve(with_users, "--trusted-proxy", "127.0.0.1")
 
 
 def client_from(site, address: str) -> Client:

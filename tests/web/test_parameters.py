@@ -13,10 +13,9 @@ import pytest
 from clikit import Project
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from webtools import ONE_STEP, Server, add_user
+from webtools import OLIVE, ONE_STEP, Server, add_user
 
 DAY = "2026-11-20"
-OLIVE = ("olive", "operator-pass")
 
 ODD = [
     "", "0", "-1", "+1", "1e3", "0x10", " 1", "1 ", "1_000", "²", "٣", "१२", "Ⅻ", "１",

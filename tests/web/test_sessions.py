@@ -9,25 +9,11 @@ import subprocess
 import sys
 
 import pytest
-from webtools import Client, add_user
+from webtools import OLIVE, Client, add_user
 
 from overnight.web import sessions
 
-SIMPLE = """
-    from overnight import Batch
-    batch = Batch("demo")
-    batch.command("extract", "echo extracting {date}")
-"""
-OLIVE = ("olive", "operator-pass")
-
-
-@pytest.fixture
-def site(project, serve):
-    project.write_batch("demo", SIMPLE)
-    assert project.run("run", "demo", "--date", "2026-11-20").returncode == 0
-    add_user(project, *OLIVE, role="operator")
-    add_user(project, "vic", "viewer-pass1")  # olive's removal leaves a user: pages need a login
-    return serve(project)
+# (The `site` fixture has a viewer too: olive's removal leaves a user, so pages need a login.)
 
 
 def launches(project) -> int:

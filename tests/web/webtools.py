@@ -31,7 +31,17 @@ def free_port() -> int:
 
 Project = Any  # tests/conftest.py's Project
 
-# The smallest batch: one step that prints its name.
+# An operator and a viewer, as the tests log in.
+OLIVE = ("olive", "operator-pass")
+VIC = ("vic", "viewer-pass1")
+
+# A batch of two steps, and the smallest one: one step that prints its name.
+TWO_STEPS = """
+    from overnight import Batch
+    batch = Batch("demo")
+    batch.command("extract", "echo extracting {date}")
+    batch.command("load", "echo loading {date}")
+"""
 ONE_STEP = "from overnight import Batch\nbatch = Batch('demo')\nbatch.command('a', 'echo a')\n"
 
 
