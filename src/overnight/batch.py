@@ -290,11 +290,17 @@ class Batch:
         return order
 
     def dependents(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {name: [] for name in self.steps}
-        for step in self.steps.values():
-            for prereq in step.after:
-                out[prereq].append(step.name)
-        return out
+        return dependents_of(self.steps.values())
+
+
+def dependents_of(steps: Iterable[Step]) -> dict[str, list[str]]:
+    """Per step, the steps that name it in after=, in declaration order."""
+    out: dict[str, list[str]] = {}
+    for step in steps:
+        out.setdefault(step.name, [])
+        for prereq in step.after:
+            out.setdefault(prereq, []).append(step.name)
+    return out
 
 
 def with_downstream(names: list[str], dependents: dict[str, list[str]]) -> list[str]:

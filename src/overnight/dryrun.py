@@ -20,7 +20,6 @@ from overnight.planner import (
     StepPlan,
     blocked_behind,
     check_when,
-    dependents_of,
     plan_launch,
 )
 from overnight.snapshot import read_snapshot
@@ -88,7 +87,6 @@ def _snapshot(
 def _walk_when(order: list[Step], plan: LaunchPlan, run_date: date) -> dict[str, str]:
     """What the `when=` of the steps that would run says, and what a failing one blocks."""
     said: dict[str, str] = {}
-    dependents = dependents_of(order)
 
     def blockable(name: str) -> bool:
         return plan.steps[name].action is Action.RUN and name not in said
@@ -103,7 +101,7 @@ def _walk_when(order: list[Step], plan: LaunchPlan, run_date: date) -> dict[str,
             said[step.name] = f"skip ({gate.says})"
             continue
         said[step.name] = f"fail ({gate.note})"
-        for name in blocked_behind(step.name, dependents, blockable):
+        for name in blocked_behind(step.name, plan.dependents, blockable):
             said[name] = f"blocked (behind {step.name}, whose when= fails)"
     return said
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from overnight.batch import Step
+from overnight.batch import Step, dependents_of
 from overnight.executor import Executor, Job, Outcome, RemoteExecutor
 from overnight.ledger import Ledger
 from overnight.loop import EventLoop, Timer
@@ -87,15 +87,12 @@ class Runner:
         self.logs = logs
         self.progress = progress
         self.remote_factories = executors or {}
-        self.dependents: dict[str, list[str]] = {name: [] for name in self.steps}
-        for s in order:
-            for p in s.after:
-                self.dependents[p].append(s.name)
+        self.dependents = dependents_of(order)
 
         self.loop = EventLoop()
         self.state: dict[str, StepState] = {}
         self.waiting: dict[str, int] = {}       # unfinished prerequisites, per runnable step
-        self.runnable: set[str] = set()         # the steps this launch means to finish
+        self.runnable: frozenset[str] = frozenset()  # the steps this launch means to finish
         self.ready: list[tuple[int, str]] = []  # heap by the planner's rank
         self.rank: dict[str, int] = {}
         self.running: dict[str, Job] = {}
@@ -190,7 +187,7 @@ class Runner:
             plan = plan_launch(self.order, snapshot, PlanOptions(
                 rerun=opts.rerun, downstream=opts.downstream, fresh=opts.fresh,
                 remote="celery" in self.remote_factories,
-            ))
+            ), self.dependents)
             self._apply(plan, snapshot)
         self.progress.launch_started(
             batch=self.batch,
@@ -215,8 +212,8 @@ class Runner:
         for change in plan.changes:
             self._set(change.step, change.old, change.new, change.message)
         self.state = {name: p.state for name, p in plan.steps.items()}
-        self.runnable = set(plan.runnable)
-        self.waiting = dict(plan.waiting)
+        self.runnable = plan.runnable
+        self.waiting = plan.waiting  # the launch's own from here on: counted down as steps end
         self.rank = plan.rank
         self.ready = [(plan.rank[name], name) for name in plan.ready]  # sorted: a heap already
         self.held = plan.held

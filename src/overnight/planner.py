@@ -19,11 +19,12 @@ Where a rule goes:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from typing import NamedTuple
 
-from overnight.batch import Step, with_downstream
+from overnight.batch import Step, dependents_of, with_downstream
 from overnight.states import RunState, StepState, after_runner_died
 
 # A step that is not idempotent and whose last attempt ended like this may have done part
@@ -90,16 +91,17 @@ class PlanOptions:
 # -- the rules ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Case:
-    """One step as a rule sees it."""
+class Case(NamedTuple):
+    """One step as a rule sees it: everything a rule may look at, and nothing else, so a
+    launch decides once per distinct case (a long night has few). A rule that needs more
+    of the step (an option of its own) adds a field here."""
 
-    step: Step
     state: StepState             # once what a dead runner left is settled
     selected: bool | None        # in the --rerun selection; None: no --rerun given
     fresh: bool
     reattach: bool               # a remote attempt of it may still run: await it
     active: bool                 # running in a launch that is alive now
+    idempotent: bool
 
 
 @dataclass(frozen=True)
@@ -108,10 +110,15 @@ class Rule:
     applies: Callable[[Case], bool]
     note: str | None = None      # recorded with the step when the rule changes its state
 
+    @property
+    def means_to_finish(self) -> bool:
+        """The launch fails unless a step it does this with ends done (a held one too)."""
+        return self.action in (Action.RUN, Action.REATTACH, Action.HOLD, Action.ACTIVE)
 
-def may_repeat(step: Step, state: StepState) -> bool:
+
+def may_repeat(idempotent: bool, state: StepState) -> bool:
     """Whether a step whose last attempt ended in `state` may run again without an operator."""
-    return step.idempotent or state not in HOLD_AFTER
+    return idempotent or state not in HOLD_AFTER
 
 
 RULES: tuple[Rule, ...] = (
@@ -120,13 +127,16 @@ RULES: tuple[Rule, ...] = (
     Rule(Action.RUN, lambda c: c.fresh or c.selected is True, "to run again"),
     Rule(Action.LEAVE, lambda c: c.selected is False),
     Rule(Action.SKIP, lambda c: c.state.is_done),
-    Rule(Action.HOLD, lambda c: not may_repeat(c.step, c.state)),
+    Rule(Action.HOLD, lambda c: not may_repeat(c.idempotent, c.state)),
     Rule(Action.RUN, lambda c: True),
 )
 
 
 def decide(case: Case) -> Rule:
-    return next(rule for rule in RULES if rule.applies(case))
+    for rule in RULES:
+        if rule.applies(case):
+            return rule
+    raise AssertionError("the last rule applies to every case")
 
 
 # -- the plan -----------------------------------------------------------------------------
@@ -142,8 +152,7 @@ class Change:
     message: str | None
 
 
-@dataclass(frozen=True)
-class StepPlan:
+class StepPlan(NamedTuple):
     name: str
     action: Action
     was: StepState               # as the ledger has it (what a dead runner left settled)
@@ -158,10 +167,11 @@ class LaunchPlan:
     steps: dict[str, StepPlan]            # every step of the batch, in declaration order
     changes: list[Change]                 # to record, in this order
     closed: list[RunningAttempt]          # attempts a dead runner left: recorded interrupted
-    runnable: frozenset[str]              # what this launch means to finish (see _RUNNABLE)
+    runnable: frozenset[str]              # what this launch means to finish (Rule.means_to_finish)
     waiting: dict[str, int]               # per runnable step: prerequisites not done yet
     ready: list[str]                      # what may start at once, in the order to start it
     rank: dict[str, int]                  # the order among ready steps (lower starts first)
+    dependents: dict[str, list[str]]      # per step, the steps that name it in after=
 
     def having(self, action: Action) -> list[StepPlan]:
         return [p for p in self.steps.values() if p.action is action]
@@ -183,47 +193,57 @@ class LaunchPlan:
         return sum(1 for p in self.steps.values() if p.action in (Action.RUN, Action.REATTACH))
 
 
-def plan_launch(steps: Sequence[Step], snapshot: Snapshot, options: PlanOptions) -> LaunchPlan:
+def plan_launch(
+    steps: Sequence[Step], snapshot: Snapshot, options: PlanOptions,
+    dependents: dict[str, list[str]] | None = None,
+) -> LaunchPlan:
     """What a launch with `options` does with each of `steps` (declaration order), given
-    what the ledger says (`snapshot`)."""
+    what the ledger says (`snapshot`). `dependents`: dependents_of(steps), if known."""
     by_name = {s.name: s for s in steps}
-    dependents = dependents_of(steps)
+    if dependents is None:
+        dependents = dependents_of(steps)
     changes: list[Change] = []
     recorded, closed, remote = _settle_dead_runner(by_name, snapshot, options, changes)
     selection = _selection(options, dependents)
     running = {a.step: a for a in snapshot.running}
+    live = snapshot.live_launch is not None
+    decided: dict[tuple[object, ...], tuple[Rule, bool]] = {}  # per distinct case
     plans: dict[str, StepPlan] = {}
+    runnable: set[str] = set()
     for step in steps:
         name = step.name
         was = recorded.get(name, StepState.PENDING)
-        rule = decide(Case(
-            step=step, state=was, selected=None if selection is None else name in selection,
-            fresh=options.fresh, reattach=name in remote,
-            active=snapshot.live_launch is not None and was is StepState.RUNNING,
-        ))
+        case = (
+            was, None if selection is None else name in selection, options.fresh,
+            name in remote, live and was is StepState.RUNNING, step.idempotent,
+        )
+        known = decided.get(case)
+        if known is None:
+            rule = decide(Case(*case))
+            known = decided[case] = (rule, rule.means_to_finish)
+        rule, means_to_finish = known
         now = StepState.PENDING if rule.action is Action.RUN else was
         if now is not was:
             changes.append(Change(name, was, now, rule.note))
-        plans[name] = StepPlan(
-            name, rule.action, was, now, snapshot.set_by.get(name), attempt=running.get(name)
-        )
-    runnable = frozenset(n for n, p in plans.items() if p.action in _RUNNABLE)
+        plans[name] = StepPlan(name, rule.action, was, now, snapshot.set_by.get(name), None,
+                               running.get(name))
+        if means_to_finish:
+            runnable.add(name)
     _block_behind_holds(plans, runnable, dependents, changes)
-    waiting = {n: sum(1 for p in by_name[n].after if p in runnable) for n in runnable}
+    waiting = {}
+    for name in runnable:
+        after = by_name[name].after
+        waiting[name] = len(after) if runnable.issuperset(after) else sum(p in runnable for p in after)
     rank = ready_rank(steps)
     ready = sorted(
         (n for n in runnable if waiting[n] == 0 and plans[n].state is StepState.PENDING),
         key=rank.__getitem__,
     )
-    return LaunchPlan(plans, changes, closed, runnable, waiting, ready, rank)
-
-
-# What the launch means to finish: it fails unless these end done (a held step included).
-_RUNNABLE = frozenset({Action.RUN, Action.REATTACH, Action.HOLD, Action.ACTIVE})
+    return LaunchPlan(plans, changes, closed, frozenset(runnable), waiting, ready, rank, dependents)
 
 
 def _block_behind_holds(
-    plans: dict[str, StepPlan], runnable: frozenset[str], dependents: Mapping[str, list[str]],
+    plans: dict[str, StepPlan], runnable: set[str], dependents: Mapping[str, list[str]],
     changes: list[Change],
 ) -> None:
     def blockable(name: str) -> bool:
@@ -231,7 +251,7 @@ def _block_behind_holds(
 
     for held in [p.name for p in plans.values() if p.action is Action.HOLD]:
         for name in blocked_behind(held, dependents, blockable):
-            plans[name] = replace(plans[name], action=Action.BLOCK, state=StepState.BLOCKED, cause=held)
+            plans[name] = plans[name]._replace(action=Action.BLOCK, state=StepState.BLOCKED, cause=held)
             changes.append(Change(name, StepState.PENDING, StepState.BLOCKED, f"blocked by {held}"))
 
 
@@ -256,6 +276,8 @@ def _settle_dead_runner(
         else:
             closed.append(attempt)
     for name, state in states.items():
+        if state is not StepState.RUNNING:
+            continue  # (only a running step is changed by its runner's death)
         now = after_runner_died(state, remote=name in remote)
         if now is not state:
             changes.append(Change(name, state, now, DIED_WITH_RUNNER))
@@ -269,15 +291,6 @@ def _selection(options: PlanOptions, dependents: dict[str, list[str]]) -> set[st
     if options.downstream:
         return set(with_downstream(list(options.rerun), dependents))
     return set(options.rerun)
-
-
-def dependents_of(steps: Iterable[Step]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for step in steps:
-        out.setdefault(step.name, [])
-        for prereq in step.after:
-            out.setdefault(prereq, []).append(step.name)
-    return out
 
 
 def blocked_behind(
@@ -308,7 +321,7 @@ def ready_rank(steps: Sequence[Step]) -> dict[str, int]:
 def retries_left(step: Step, state: StepState, tries: int) -> bool:
     """Whether an attempt (the launch's `tries`-th of the step) that ended in `state` is
     tried again."""
-    return state in RETRY_AFTER and tries <= step.retries and may_repeat(step, state)
+    return state in RETRY_AFTER and tries <= step.retries and may_repeat(step.idempotent, state)
 
 
 @dataclass(frozen=True)
