@@ -88,6 +88,7 @@ def run_live(request: Request, visit: Visit) -> Response:
         "live": ctx["live"],
         "steps": visit.dash.fragment("_steps.html", **ctx),
         "launches": visit.dash.fragment("_launches.html", **ctx),
+        "outlook": visit.dash.fragment("_outlook.html", **ctx),
         "gantt": str(ctx["gantt"]),
         "dag": str(ctx["dag"]),
     })

@@ -15,7 +15,7 @@ function followRun(root) {
         badge.textContent = d.state;
         badge.className = "badge s-" + (d.state === "not started" ? "pending" : d.state);
         document.getElementById("live-dot").classList.toggle("on", d.live);
-        for (const id of ["steps", "launches", "gantt", "dag"]) {
+        for (const id of ["steps", "launches", "gantt", "dag", "outlook"]) {
           const el = document.getElementById(id);
           if (el && el.innerHTML !== d[id]) el.innerHTML = d[id];
         }
