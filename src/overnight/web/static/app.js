@@ -5,6 +5,10 @@
 function followRun(root) {
   const url = root.dataset.liveUrl;
   let settled = 0;
+  // What the server last sent for each part: a part is replaced only when that changes (the
+  // browser's own innerHTML never equals the server's text, and replacing every second
+  // loses the pointer's place and any tooltip).
+  const last = {};
   async function poll() {
     try {
       const r = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
@@ -17,7 +21,7 @@ function followRun(root) {
         document.getElementById("live-dot").classList.toggle("on", d.live);
         for (const id of ["steps", "launches", "gantt", "dag", "outlook"]) {
           const el = document.getElementById(id);
-          if (el && el.innerHTML !== d[id]) el.innerHTML = d[id];
+          if (el && last[id] !== d[id]) { el.innerHTML = d[id]; last[id] = d[id]; }
         }
         // Keep polling while it runs (or has not started yet); stop a little after it ends.
         settled = d.live || d.state === "running" || d.state === "not started" ? 0 : settled + 1;
