@@ -23,6 +23,7 @@ from overnight.launch import LaunchResult, RunOptions, options_record
 from overnight.ledger import Ledger
 from overnight.logsahead import LogsAhead
 from overnight.loop import EventLoop, Timer
+from overnight.nightwatch import NightWatch
 from overnight.planner import (
     ATTEMPT_DIED_WITH_RUNNER,
     Action,
@@ -60,6 +61,7 @@ class Runner:
         executors: dict[str, Callable[[EventLoop], RemoteExecutor]] | None = None,
         pool: ResourcePool | None = None,
         after: AfterBatches | None = None,
+        watch: NightWatch | None = None,
     ) -> None:
         self.batch = batch_name
         self.order = order
@@ -74,6 +76,7 @@ class Runner:
         self.after = after
         self.blocked_by: str | None = None      # why the launch ended blocked before its steps
         self.dependents = dependents_of(order)
+        self.watch = watch or NightWatch()  # the predicted finish, deadline and alerts
 
         self.loop = EventLoop()
         self.state: dict[str, StepState] = {}
@@ -135,9 +138,12 @@ class Runner:
             self._tick()
         clean = False
         try:
+            self.watch.begin(self)
             self._reattach()
             with self.ledger.transaction():
                 jobs = self._claim_ready()
+                self.watch.boundary()
+            self.watch.flush()
             self._tell_blocked()
             self._start(jobs)
             while (self.running or self.finished or self._may_start() and (self.ready or self.ready_waits)
@@ -222,9 +228,9 @@ class Runner:
             return not self.cancelling
         self.blocked_by = blocked
         with self.ledger.transaction():
-            for name in self.order:
-                if name.name in self.runnable and self.state[name.name] is StepState.PENDING:
-                    self._set(name.name, StepState.PENDING, StepState.BLOCKED, f"blocked: {blocked}")
+            for step in self.order:
+                if step.name in self.runnable and self.state[step.name] is StepState.PENDING:
+                    self._set(step.name, StepState.PENDING, StepState.BLOCKED, f"blocked: {blocked}")
         self.progress.launch_blocked(blocked)
         return False
 
@@ -263,6 +269,7 @@ class Runner:
             self.running[name] = job
             self.progress.step_reattached(job)
             self._remote_executor().reattach(job)
+            self.watch.step_started(job)
             if step.timeout is not None:
                 left = step.timeout - (time.time() - attempt.started_at)
                 self.timeouts[name] = self.loop.call_later(left, lambda job=job: self._timed_out(job))
@@ -353,6 +360,7 @@ class Runner:
             self.running[name] = job
             self.progress.step_started(job)
             self._executor_for(job.step).start(job)
+            self.watch.step_started(job)
             if job.step.timeout is not None and job.step.wait is None:  # a wait keeps its own
                 self.timeouts[name] = self.loop.call_later(
                     job.step.timeout, lambda job=job: self._timed_out(job)
@@ -392,6 +400,7 @@ class Runner:
         timer = self.timeouts.pop(name, None)
         if timer:
             timer.cancel()
+        self.watch.step_ended(job)
         # Recorded once this turn's events are handled: steps that end together (a wave
         # of a fan-out) share one commit, one fsync, instead of one each.
         self.finished.append((job, outcome))
@@ -406,6 +415,8 @@ class Runner:
             for job, outcome in finished:
                 retries.append(self._record_end(job, outcome))
             jobs = self._claim_ready()
+            self.watch.boundary()
+        self.watch.flush()
         for (job, outcome), retry in zip(finished, retries, strict=True):
             step = job.step
             self.progress.step_finished(job, outcome, retry_in=step.retry_delay if retry else None)
@@ -459,6 +470,8 @@ class Runner:
         self._make_ready(name)
         with self.ledger.transaction():
             jobs = self._claim_ready()
+            self.watch.boundary()
+        self.watch.flush()
         self._tell_blocked()
         self._start(jobs)
 

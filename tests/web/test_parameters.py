@@ -47,6 +47,7 @@ ROUTES = [
     ("GET", "/run/{batch}/{date}/log/{step}/{attempt}/tail", ["offset"], []),
     ("GET", "/history/{batch}", ["nights"], []),
     ("GET", "/audit", ["before"], []),
+    ("GET", "/metrics", [], []),
     ("POST", "/batch/{batch}/launch", [], ["date"]),
     ("POST", "/batch/{batch}/resume", [], []),
     ("POST", "/batch/{batch}/cancel", [], ["back"]),

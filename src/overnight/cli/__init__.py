@@ -5,7 +5,7 @@
     cli/run.py       run, cancel, mark          cli/read.py      status, history, logs, list
     cli/report.py    report, mail-run           cli/backfill.py  backfill
     cli/schedule.py  scheduler, next, cron      cli/web.py       web, user
-    cli/worker.py    worker
+    cli/worker.py    worker                     cli/check.py     check
 
 Each command imports what it needs when it runs, so `overnight status` does not pay for
 the runner and `overnight run` does not pay for the web server.
@@ -32,6 +32,7 @@ LAZY_COMMANDS = {
     "web": ("overnight.cli.web", "web", "Serve the dashboard."),
     "user": ("overnight.cli.web", "user", "Manage dashboard users."),
     "worker": ("overnight.cli.worker", "worker", "Run steps sent to a queue (Celery worker)."),
+    "check": ("overnight.cli.check", "check", "How the expected night went, for monitoring (exit 0-3)."),
 }
 
 

@@ -1,15 +1,18 @@
 """One run and everything about it: what `status` prints, the report says and the run
-page shows. Six queries whatever the size of the run."""
+page shows. Nine queries whatever the size of the run."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from overnight.ledger import AttemptRow, LaunchRow, Ledger, ReportRow, RunRow
 from overnight.readmodel.liveness import RUNNING, Liveness, liveness, step_seen
 from overnight.states import FAILED_STATES, StepState
+
+if TYPE_CHECKING:
+    from overnight.readmodel.outlook import AlertView, ForecastView
 
 DONE_STATES = frozenset({StepState.SUCCEEDED.value, StepState.SKIPPED.value})
 
@@ -104,6 +107,8 @@ class RunView:
     launches: list[LaunchView]
     marks: list[MarkView]
     reports: list[ReportView]
+    forecast: ForecastView | None = None  # the latest launch's predicted finish (live: current)
+    alerts: list[AlertView] = field(default_factory=list)  # will be late, missed deadline, running long
     waiting: str | None = None  # its live launch waits for other batches: "waiting for batch all (...)"
 
     def launch(self, launch_id: int | None) -> LaunchView | None:
@@ -111,7 +116,9 @@ class RunView:
 
 
 def run_view(ledger: Ledger, run: RunRow, live: Liveness | None = None) -> RunView:
-    """Everything about one run: six queries whatever its size."""
+    """Everything about one run: nine queries whatever its size."""
+    from overnight.readmodel.outlook import alert_views, forecast_view
+
     live = live or liveness(ledger)
     state = live.run_state(run.batch, run.state)
     attempts: dict[str, list[AttemptView]] = {}
@@ -129,6 +136,7 @@ def run_view(ledger: Ledger, run: RunRow, live: Liveness | None = None) -> RunVi
             waiting=_waiting(s.state, s.message, state, live),
         ))
     launches = [launch_view(la, live) for la in ledger.launches(run.id)]
+    running = next((la.id for la in launches if la.state == RUNNING), None)
     return RunView(
         batch=run.batch, date=run.date, run_id=run.id, state=state, steps=steps, launches=launches,
         marks=[
@@ -136,6 +144,8 @@ def run_view(ledger: Ledger, run: RunRow, live: Liveness | None = None) -> RunVi
             for m in ledger.marks(run.id)
         ],
         reports=[report_view(r) for r in ledger.reports_of([run.id]).get(run.id, [])],
+        forecast=forecast_view(ledger.latest_forecasts([run.id]).get(run.id), running),
+        alerts=alert_views(ledger, run.batch, run.date),
         waiting=next((la.message for la in launches if la.state == RUNNING and la.message), None),
     )
 

@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 from overnight import palette
 from overnight.config import Config
 from overnight.errors import OvernightError
-from overnight.web import audit, auth, buttons, login, pages, sessions
+from overnight.web import audit, auth, buttons, login, metrics, pages, sessions
 from overnight.web.access import refuse
 from overnight.web.guards import BodyLimit, HttpsCookies, PublicNeedsUsers, SecurityHeaders
 from overnight.web.site import HERE, Dashboard, Viewer
@@ -72,6 +72,7 @@ ROUTES = [
     Route("/batch/{batch}/cancel", buttons.cancel, methods=["POST"]),
     Route("/batch/{batch}/backfill", buttons.backfill, methods=["POST"]),
     Route("/audit", audit.audit_page),
+    Route("/metrics", metrics.metrics),
     Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
 ]
 
