@@ -10,7 +10,8 @@ OLIVE = ("olive", "operator-pass")
 DAY = "2026-11-20"
 EVERY_KIND_OF_PAGE = [
     "/", "/login", f"/run/demo/{DAY}", f"/run/demo/{DAY}/live", f"/run/demo/{DAY}/log/a/1",
-    f"/run/demo/{DAY}/log/a/1/tail?offset=0", "/history/demo", "/audit", "/metrics", "/static/app.css", "/states.css",
+    f"/run/demo/{DAY}/log/a/1/tail?offset=0", "/history/demo", "/audit", "/metrics",
+    "/static/app.css", "/states.css",
 ]
 
 

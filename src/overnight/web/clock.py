@@ -17,6 +17,18 @@ def clock(ts: float | None, zone: tzinfo, seconds: bool = True) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
 
 
+def short(ts: float | None, zone: tzinfo, day_of: float | None = None) -> str:
+    """`05:12 CST` (seconds only when not zero), with the date in front when it is another
+    day than `day_of`'s: a predicted finish, a deadline."""
+    if ts is None:
+        return "-"
+    moment = datetime.fromtimestamp(ts, zone)
+    text = moment.strftime("%H:%M:%S %Z" if moment.second else "%H:%M %Z")
+    if day_of is not None and datetime.fromtimestamp(day_of, zone).date() != moment.date():
+        text = f"{moment.date().isoformat()} {text}"
+    return text
+
+
 def instant(text: str | None, zone: tzinfo) -> str:
     """An instant written with its UTC offset (the scheduler's fire times, `list`'s next
     fire: `2026-11-28T01:00:00-06:00`, `2026-11-28 01:00 -06:00`) on the batch's clock."""

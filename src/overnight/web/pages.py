@@ -44,16 +44,18 @@ def run_context(ledger: Ledger | None, batch: str, day: str, zone: tzinfo) -> di
     run = ledger.find_run(batch, day) if ledger else None
     if run is None or ledger is None:
         return {"batch": batch, "date": day, "run": None, "details": None, "live": False,
-                "gantt": "", "dag": "", "who": {}, "now": time.time()}
+                "gantt": "", "dag": "", "who": {}, "now": time.time(), "usual": {}, "running_long": set()}
     alive = liveness(ledger)
     details = run_view(ledger, run, alive)
     live_launch = alive.live_launch(ledger, batch)
     live = live_launch is not None and live_launch.run_id == run.id
     base = f"/run/{quote(batch)}/{day}"
     who = {la.id: la for la in details.launches}
+    ahead = details.forecast if details.forecast is not None and details.forecast.live else None
     return {
         "batch": batch, "date": day, "run": run, "details": details, "live": live, "who": who,
-        "now": time.time(),
+        "now": time.time(), "usual": ahead.usual if ahead else {},
+        "running_long": {a.step for a in details.alerts if a.kind == "long"},
         "gantt": Markup(
             svg.gantt(details.steps, time.time(), lambda s, n: f"{base}/log/{quote(s)}/{n}", zone)
         ),

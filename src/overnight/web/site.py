@@ -60,6 +60,11 @@ def _clock(ctx: Any, ts: float | None, zone: tzinfo | None = None) -> str:
 
 
 @pass_context
+def _short(ctx: Any, ts: float | None, zone: tzinfo | None = None, day_of: float | None = None) -> str:
+    return clock.short(ts, zone or ctx["zone"], day_of)
+
+
+@pass_context
 def _instant(ctx: Any, text: str | None, zone: tzinfo | None = None) -> str:
     return clock.instant(text, zone or ctx["zone"])
 
@@ -76,6 +81,7 @@ class Dashboard:
         )
         self.env.filters["clock"] = _clock
         self.env.filters["instant"] = _instant
+        self.env.filters["short"] = _short
         self.env.filters["dur"] = format_duration
         self.env.filters["q"] = lambda s: quote(str(s), safe="")
         self.env.globals["legend"] = palette.LEGEND
