@@ -21,6 +21,7 @@ from overnight.ledger.rows import (
     AlertRow,
     AttemptRow,
     AuditRow,
+    FireReportRow,
     FireRow,
     ForecastRow,
     LaunchRow,
@@ -45,7 +46,7 @@ class Ledger(
 
 
 __all__ = [
-    "MIGRATIONS", "SCHEMA_VERSION", "AlertDeliveryRow", "AlertRow", "AttemptRow", "AuditRow", "FireRow",
-    "ForecastRow", "GridCell", "LaunchRow",
+    "MIGRATIONS", "SCHEMA_VERSION", "AlertDeliveryRow", "AlertRow", "AttemptRow", "AuditRow",
+    "FireReportRow", "FireRow", "ForecastRow", "GridCell", "LaunchRow",
     "Ledger", "MarkRow", "ReportRow", "RunRow", "SessionRow", "StepRow", "UserRow",
 ]
