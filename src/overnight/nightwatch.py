@@ -144,11 +144,24 @@ class NightWatch:
                                           "run_id": runner.run_id, "launch_id": runner.launch_id})
 
     def _deadline_from(self, now: float) -> float:
+        """The night's deadline: the first deadline wall time after its scheduled fire (one
+        the scheduler or a cron line recorded for this date), else after this launch's start
+        (a night started by hand)."""
         from overnight.scheduling.deadlines import deadline_after
 
         assert self.settings.deadline is not None
-        anchor = datetime.fromtimestamp(self.settings.anchor or now, UTC)
+        anchor = datetime.fromtimestamp(self.settings.anchor or self._fire_instant() or now, UTC)
         return deadline_after(anchor, self.settings.deadline, self.settings.zone).timestamp()
+
+    def _fire_instant(self) -> float | None:
+        fired = []
+        for f in self.runner.ledger.fires_of(self.runner.batch, 60):
+            if f.date == self._date:
+                try:
+                    fired.append(datetime.fromisoformat(f.scheduled_at).timestamp())
+                except ValueError:
+                    continue  # not an instant (a note the scheduler wrote): no fire
+        return min(fired) if fired else None
 
     @property
     def _date(self) -> str:
