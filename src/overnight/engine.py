@@ -267,6 +267,10 @@ class Runner:
             )
             self.tries[name] = 1
             self.running[name] = job
+            if step.resources and self.pool is not None:
+                # It still uses what it asked for, on its worker: hold it again (a unit
+                # taken meanwhile by another launch cannot be taken back).
+                self.pool.take(name, step.resources)
             self.progress.step_reattached(job)
             self._remote_executor().reattach(job)
             self.watch.step_started(job)
