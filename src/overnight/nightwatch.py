@@ -154,14 +154,14 @@ class NightWatch:
         return deadline_after(anchor, self.settings.deadline, self.settings.zone).timestamp()
 
     def _fire_instant(self) -> float | None:
-        fired = []
-        for f in self.runner.ledger.fires_of(self.runner.batch, 60):
-            if f.date == self._date:
-                try:
-                    fired.append(datetime.fromisoformat(f.scheduled_at).timestamp())
-                except ValueError:
-                    continue  # not an instant (a note the scheduler wrote): no fire
-        return min(fired) if fired else None
+        """When this night's scheduled fire was: the one that launched this launch
+        (OVERNIGHT_FIRE_ID, from the scheduler), else one recorded for its date."""
+        ledger, fire_id = self.runner.ledger, os.environ.get("OVERNIGHT_FIRE_ID", "")
+        fire = ledger.get_fire(int(fire_id)) if fire_id.isdigit() else None
+        if fire is None or fire.batch != self.runner.batch or fire.date != self._date:
+            fire = next((f for f in ledger.fires_of(self.runner.batch, 60)
+                         if f.date == self._date and f.at is not None), None)
+        return fire.at if fire is not None else None
 
     @property
     def _date(self) -> str:

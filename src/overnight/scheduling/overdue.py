@@ -93,7 +93,9 @@ def _claim_missed(
     if now.timestamp() < deadline or any(a.kind == MISSED for a in ledger.alerts_of(name, day)):
         return None
     state = live.run_state(name, run.state) if run is not None else None
-    watched = run is not None or any(f.date == day for f in ledger.fires_of(name, 20))
+    watched = run is not None or any(
+        f.date <= day <= (f.last_date or f.date) for f in ledger.fires_of(name, 20)
+    )
     why = missed_news(deadline, now.timestamp(), state, live.alive(name), watched=watched)
     if why is None:
         return None
@@ -101,3 +103,20 @@ def _claim_missed(
     with ledger.transaction():
         return ledger.claim_alert(name, day, MISSED, "", subject, run_id=run.id if run else None,
                                   deadline=deadline)
+
+
+def next_deadline(config: Config, schedules: dict[str, Schedule], now: datetime) -> float | None:
+    """The soonest deadline still ahead among the scheduled batches' latest nights: the
+    scheduler wakes for it (a second after it), not at its next minute."""
+    from overnight.scheduling.deadlines import deadline_after, latest_fire, parse_wall_time
+
+    ahead = []
+    for name, schedule in schedules.items():
+        bc = config.batches.get(name)
+        wall = parse_wall_time(bc.deadline) if bc is not None and bc.deadline else None
+        fire = latest_fire(schedule, now) if wall is not None else None
+        if wall is not None and fire is not None:
+            deadline = deadline_after(fire.at, wall, schedule.zone).timestamp()
+            if deadline > now.timestamp():
+                ahead.append(deadline)
+    return min(ahead) if ahead else None
