@@ -42,3 +42,17 @@ def test_the_latest_run_link_goes_to_the_newest_night(project, serve):
     server = serve(project)
     status, headers, _ = Client(server.url).get("/run/demo")
     assert status == 303 and headers["location"] == "/run/demo/2026-11-20"
+
+
+def test_a_launch_that_could_not_start_shows_on_the_run_and_batches_pages(project, serve):
+    project.write_batch("demo", SIMPLE)
+    (project.root / "demo.py").write_text("import no_such_package_xyz\n")
+    failed = project.run("run", "demo", "--date", "2026-11-20", OVERNIGHT_TRIGGER="scheduled")
+    assert failed.returncode == 2
+    server = serve(project)
+    anon = Client(server.url)
+    run_page = anon.get("/run/demo/2026-11-20")[2].decode()
+    assert 'class="badge s-failed">failed' in run_page
+    assert "could not start: demo.py:1: import failed: ModuleNotFoundError" in run_page
+    batches = anon.get("/")[2].decode()
+    assert "2026-11-20" in batches and "failed" in batches
