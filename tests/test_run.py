@@ -598,7 +598,7 @@ def test_a_command_that_cannot_start_fails_with_the_reason(project: Project) -> 
     assert result.returncode == 1
     steps = {s["name"]: s for s in project.status("missing")["steps"]}
     assert steps["ghost"]["state"] == "failed"
-    assert "cannot start: No such file or directory: /no/such/program" in steps["ghost"]["message"]
+    assert steps["ghost"]["message"] == "command not found: /no/such/program"
     assert "no-such-folder" in steps["nowhere"]["message"]
 
 

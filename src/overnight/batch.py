@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any, NamedTuple, Never
 
 from overnight.durations import Duration, parse_duration
-from overnight.errors import DefinitionError
+from overnight.errors import DefinitionError, did_you_mean
 
 # Lowercase letters, digits, '.', '_' and '-', starting with a letter or digit: safe as a
 # file name (no '/', no '..', no leading dot) and in a shell word.
@@ -224,9 +224,11 @@ class Batch:
         if step.name in self.steps:
             raise DefinitionError(f"step {step.name!r}: duplicate step name")
         if unknown:
+            option = next(iter(unknown))
+            valid = (*_Options._fields, "after")
             raise DefinitionError(
-                f"step {step.name!r}: unknown option {next(iter(unknown))}= "
-                f"(valid: {', '.join(_Options._fields)}, after)"
+                f"step {step.name!r}: unknown option {option}={did_you_mean(option, valid)} "
+                f"(valid: {', '.join(valid)})"
             )
         _apply_options(step, options)
         if after is _INHERIT:
@@ -280,7 +282,7 @@ class Batch:
                 if prereq not in self.steps:
                     raise DefinitionError(
                         f"step {step.name!r}: after= names {prereq!r}, which is not a step "
-                        f"of batch {self.name!r}"
+                        f"of batch {self.name!r}{did_you_mean(prereq, self.steps)}"
                     )
                 if prereq == step.name:
                     raise DefinitionError(f"step {step.name!r}: it cannot run after itself")

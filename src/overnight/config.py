@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from overnight.batch import check_name
 from overnight.durations import parse_duration
-from overnight.errors import ConfigError, DefinitionError
+from overnight.errors import ConfigError, DefinitionError, did_you_mean
 from overnight.statefolder import StateFolder
 
 CONFIG_NAME = "overnight.toml"
@@ -147,8 +147,18 @@ def find_config_path(explicit: str | None) -> Path | None:
         if not path.is_file():
             raise ConfigError(f"{env} (from OVERNIGHT_CONFIG): no such configuration file")
         return path.resolve()
-    path = Path.cwd() / CONFIG_NAME
-    return path if path.is_file() else None
+    return find_upwards(Path.cwd())
+
+
+def find_upwards(folder: Path) -> Path | None:
+    """The overnight.toml of `folder` or of the nearest folder above it, as git finds its
+    repository: a command typed in a project's subfolder (its scripts, its logs) uses the
+    project's configuration rather than none."""
+    for candidate in (folder, *folder.parents):
+        path = candidate / CONFIG_NAME
+        if path.is_file():
+            return path
+    return None
 
 
 def load_config(explicit: str | None = None) -> Config:
@@ -280,7 +290,9 @@ def _webhook(table: Any, w: str) -> WebhookConfig:
 def _only(table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
     for key in table:
         if key not in allowed:
-            raise ConfigError(f"{where}: unknown key {key!r} (valid: {', '.join(allowed)})")
+            raise ConfigError(
+                f"{where}: unknown key {key!r}{did_you_mean(key, allowed)} (valid: {', '.join(allowed)})"
+            )
 
 
 def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from overnight.batch import Context, Step
-from overnight.executor import Job, Outcome
+from overnight.executor import Job, Outcome, start_failure
 from overnight.loop import EventLoop, Timer
 from overnight.states import StepState
 
@@ -249,7 +249,7 @@ class LocalExecutor:
                 start_new_session=True,
             )
         except OSError as e:
-            message = f"cannot start: {e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+            message = start_failure(e, None if isinstance(command, str) else command[0], executable)
             os.write(log_fd, f"overnight: {message}\n".encode())
             os.close(log_fd)
             self._fail_soon(job, message, 127)
@@ -433,7 +433,8 @@ class CallableWorkers:
         exit_status = _reap(worker.pid)
         self._retire(worker)
         if job is not None:
-            message = None if job.stop_reason else "the step's process died"
+            # Killed by a signal: said as for a command step (outcome_for_exit).
+            message = None if job.stop_reason or exit_status < 0 else "the step's process died"
             outcome = job.outcome_for_exit(exit_status, time.time(), message)
             if outcome.state is StepState.SUCCEEDED:  # exited 0 without answering
                 outcome = Outcome(StepState.FAILED, 0, "the step's process exited early", outcome.ended_at)

@@ -44,11 +44,22 @@ def _write(text: str) -> None:
     sys.stdout.write(text)
 
 
-def print_status(ledger: Ledger, run: RunRow, as_json: bool) -> None:
+# What `status` exits with for the run it shows (README, "Exit codes"): a script or a
+# monitoring check can gate on it. A run still going is not (yet) a failure.
+NOT_SUCCEEDED = frozenset({"failed", "crashed", "cancelled"})
+
+
+def status_exit_code(states: list[str | None]) -> int:
+    return 1 if any(state in NOT_SUCCEEDED for state in states) else 0
+
+
+def print_status(ledger: Ledger, run: RunRow, as_json: bool) -> int:
+    """Print one run's status; return the exit code for it."""
     from overnight.readmodel.run import run_view
 
     view = run_view(ledger, run)
     _write(to_json(view) if as_json else status_text(view))
+    return status_exit_code([view.state])
 
 
 def status_text(view: RunView) -> str:
@@ -116,8 +127,8 @@ def history_text(view: HistoryView) -> str:
     return "".join(out)
 
 
-def print_overview(config: Config, ledger: Ledger | None, as_json: bool) -> None:
-    """`overnight status` with no batch: the latest run of every batch."""
+def print_overview(config: Config, ledger: Ledger | None, as_json: bool) -> int:
+    """`overnight status` with no batch: the latest run of every batch; the exit code."""
     from overnight.readmodel.batches import latest_runs
 
     rows = latest_runs(config, ledger)
@@ -129,6 +140,7 @@ def print_overview(config: Config, ledger: Ledger | None, as_json: bool) -> None
         for row in rows:
             state = row.state or "never run"
             _write(f"{row.batch:<16} {row.date or '-':<10}  {_paint(state, state)}\n")
+    return status_exit_code([row.state for row in rows])
 
 
 def print_batch_list(config: Config, ledger: Ledger | None, as_json: bool) -> None:

@@ -83,11 +83,7 @@ def _check_steps(
         raise ConfigError("--downstream goes with --rerun STEP...")
     if rerun and fresh:
         raise ConfigError("--rerun and --fresh cannot go together")
-    for name in steps:
-        if name not in loaded.batch.steps:
-            raise ConfigError(
-                f"--rerun {shown(name, quote=False)}: batch {ref.name!r} has no step of that name"
-            )
+    ref.check_steps(loaded, steps, "--rerun")
 
 
 def _launch(config: Config, ref: BatchRef, loaded: Any, options: Any, quiet: bool) -> tuple[Ledger, Any]:
@@ -210,7 +206,7 @@ def mark(
 ) -> None:
     """An operator's word on a step: --done, --skip or --redo."""
     from overnight.commandline import CommandLine
-    from overnight.errors import AlreadyRunning, ConfigError, shown
+    from overnight.errors import AlreadyRunning, ConfigError
     from overnight.lock import BatchLock
     from overnight.marks import apply_mark
 
@@ -220,9 +216,7 @@ def mark(
     ref = BatchRef(config, batch)
     loaded = ref.load()
     run_date = parse_date(date_text, config, ref.name)
-    for name in steps:
-        if name not in loaded.batch.steps:
-            raise ConfigError(f"batch {ref.name!r} has no step {shown(name)}")
+    ref.check_steps(loaded, steps)
     lock = BatchLock(config.state_dir, ref.name)
     try:
         lock.acquire(run_date.isoformat())

@@ -64,12 +64,14 @@ class RunRecords(StepRecords):
         )
 
     def runs(self, batch: str | None = None, limit: int = 50) -> list[RunRow]:
+        """The latest runs, of one batch or of all, newest business date first (the same
+        order either way: `history` and `history BATCH` must not disagree)."""
         if batch:
             return self._all(
                 RunRow._make, f"{SELECT_RUN} WHERE batch = ? ORDER BY date DESC, id DESC LIMIT ?",
                 (batch, limit),
             )
-        return self._all(RunRow._make, f"{SELECT_RUN} ORDER BY updated_at DESC LIMIT ?", (limit,))
+        return self._all(RunRow._make, f"{SELECT_RUN} ORDER BY date DESC, id DESC LIMIT ?", (limit,))
 
     def batches(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT batch FROM runs ORDER BY batch")]

@@ -33,6 +33,8 @@ TAIL_LINES = 50
 SLOW_RATIO = 2.0
 SLOW_MIN_EXTRA = 30.0
 SLOW_MIN_HISTORY = 3
+# A step name is one word to a reader: a mail client must not break it at its hyphens.
+NOWRAP = ' style="white-space:nowrap"'
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,10 @@ def _text(c: _Context) -> str:
     if c.blocked:
         names = ", ".join(s.name for s in c.blocked)
         out += ["", f"Blocked, not run because a prerequisite did not succeed ({len(c.blocked)}):"]
-        out += textwrap.wrap(names, 88, initial_indent="  ", subsequent_indent="  ")
+        # Lines break between names, never inside one: `import-sales-daily` cut at a hyphen
+        # reads as two steps that do not exist.
+        out += textwrap.wrap(names, 88, initial_indent="  ", subsequent_indent="  ",
+                             break_on_hyphens=False, break_long_words=False)
     if c.slow:
         out += ["", "Slower than usual:"]
         out += [f"  {c.slow_line(s)}" for s in c.slow]
@@ -263,7 +268,7 @@ def _html(c: _Context, subject: str) -> str:
     if c.failed:
         out.append("<h3>Failed</h3>")
         for s in c.failed:
-            out.append(f"<p><b>{e(s.name)}</b>: {state(s.state)} after {len(s.attempts)} "
+            out.append(f"<p><b{NOWRAP}>{e(s.name)}</b>: {state(s.state)} after {len(s.attempts)} "
                        f"attempt(s): {e(s.message or '')}<br>"
                        f"log: <code>{e(s.log_path or '-')}</code></p>")
             lines = c.tails.get(s.name)
@@ -271,8 +276,9 @@ def _html(c: _Context, subject: str) -> str:
                 out.append('<pre style="background:#f6f8fa;padding:6px;font-size:12px">'
                            + e("\n".join(lines)) + "</pre>")
     if c.blocked:
+        names = ", ".join(f"<span{NOWRAP}>{e(s.name)}</span>" for s in c.blocked)
         out.append(f"<h3>Blocked ({len(c.blocked)})</h3><p>not run because a prerequisite did not "
-                   f"succeed: {e(', '.join(s.name for s in c.blocked))}</p>")
+                   f"succeed: {names}</p>")
     if c.slow:
         out.append("<h3>Slower than usual</h3><ul>")
         out += [f"<li>{e(c.slow_line(s))}</li>" for s in c.slow]
@@ -282,7 +288,7 @@ def _html(c: _Context, subject: str) -> str:
                "<th align=right>tries</th><th align=left>note</th></tr>")
     for s in c.steps:
         out.append(
-            f"<tr><td>{e(s.name)}</td><td>{state(s.state)}</td>"
+            f"<tr><td{NOWRAP}>{e(s.name)}</td><td>{state(s.state)}</td>"
             f"<td align=right>{e(format_duration(s.duration))}</td>"
             f"<td align=right>{len(s.attempts)}</td><td>{e(step_note(s, c.launch_id))}</td></tr>"
         )
