@@ -228,6 +228,7 @@ def test_a_dead_launch_is_reaped_into_the_states_the_one_rule_gives(tmp_path: Pa
     class Step:
         def __init__(self, name: str, position: int) -> None:
             self.name, self.position, self.kind, self.after = name, position, "command", ()
+            self.idempotent = True
 
         def describe(self) -> str:
             return self.name

@@ -481,7 +481,8 @@ def test_the_report_never_breaks_a_step_name_at_its_hyphens(project):
                    f'    batch.command("first-step", "exit 1")\n{steps}\n')
     assert project.run("run", "nightly", "--date", DATE).returncode == 1
     shown = project.run("report", "nightly", "--date", DATE).stdout
-    blocked = shown.split("Blocked, not run because a prerequisite did not succeed (16):\n")[1].split("\n\n")[0]
+    heading = "Blocked, not run because a prerequisite did not succeed (16):\n"
+    blocked = shown.split(heading)[1].split("\n\n")[0]
     assert len(blocked.splitlines()) > 1  # it did wrap
     listed = [name.strip() for name in blocked.replace("\n", " ").split(",")]
     assert listed == names

@@ -43,16 +43,19 @@ def print_plan(
                           remote=any(s.queue for s in loaded.order))
     snapshot, busy = _snapshot(ledger, state_dir, batch.name, run_date)
     plan = plan_launch(loaded.order, snapshot, options)
+    run = ledger.find_run(batch.name, run_date.isoformat()) if ledger else None
+    numbers = ledger.launch_numbers(run.id) if ledger and run else {}
     click.echo(f"{batch.name} for {run_date.isoformat()} (dry run: nothing is started or recorded)")
     if busy:
         click.echo(f"  (a launch is running now, {busy}: a launch would exit 3 until it ends)")
     for launch in snapshot.dead_launches:
-        click.echo(f"  (launch {launch} died without finishing: a launch would record it crashed)")
+        click.echo(f"  ({_night_of(ledger, launch)} died without finishing: "
+                   "a launch would record it crashed)")
     failed_when = _walk_when(loaded.order, plan, run_date)
     to_run = 0
     for step in loaded.order:
         planned = plan.steps[step.name]
-        what = failed_when.get(step.name) or _describe(planned, step, run_date)
+        what = failed_when.get(step.name) or _describe(planned, step, run_date, numbers)
         to_run += what.startswith(("run", "await"))
         after = f"  after {', '.join(step.after)}" if step.after else ""
         click.echo(f"  {step.name:<24} {what}{after}")
@@ -106,12 +109,22 @@ def _walk_when(order: list[Step], plan: LaunchPlan, run_date: date) -> dict[str,
     return said
 
 
-def _describe(planned: StepPlan, step: Step, run_date: date) -> str:
+def _night_of(ledger: Ledger | None, launch_id: int) -> str:
+    """A launch as a person is told it: its number within its night, and that night."""
+    launch = ledger.launch(launch_id) if ledger else None
+    run = ledger.get_run(launch.run_id) if ledger and launch else None
+    if ledger is None or launch is None or run is None:
+        return f"a launch (id {launch_id})"
+    return f"launch {ledger.launch_numbers(run.id).get(launch_id, '?')} for {run.date}"
+
+
+def _describe(planned: StepPlan, step: Step, run_date: date, numbers: dict[int, int]) -> str:
     was, action = planned.was, planned.action
     if action is Action.RUN:
         return "run" + (f" (was {was})" if was is not StepState.PENDING else "")
     if action is Action.SKIP:
-        return f"skip ({was}" + (f" in launch {planned.set_by})" if planned.set_by else ")")
+        by = numbers.get(planned.set_by or 0)
+        return f"skip ({was}" + (f" in launch {by})" if by else ")")
     if action is Action.LEAVE:
         return f"leave as it is ({was}; not in --rerun)"
     if action is Action.HOLD:
@@ -119,7 +132,7 @@ def _describe(planned: StepPlan, step: Step, run_date: date) -> str:
                 f"`overnight mark {step.batch} {step.name} --redo --date {run_date}`)")
     if action is Action.BLOCK:
         return f"blocked (behind {planned.cause}, which is held)"
-    launch = planned.attempt.launch_id if planned.attempt else "?"
+    launch = numbers.get(planned.attempt.launch_id, "?") if planned.attempt else "?"
     if action is Action.REATTACH:
         return f"await (still on queue {step.queue} since launch {launch})"
     return f"running now (in launch {launch})"

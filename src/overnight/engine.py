@@ -172,7 +172,7 @@ class Runner:
         """Find dead launches, create this launch, then: snapshot, plan, apply."""
         opts = self.options
         with self.ledger.transaction():
-            crashed = [c.id for c in self.ledger.reap_dead_launches(self.batch)]
+            dead = self.ledger.reap_dead_launches(self.batch)
             run = self.ledger.ensure_run(self.batch, opts.date.isoformat())
             self.run_id = run.id
             self.launch_id = self.ledger.start_launch(
@@ -183,7 +183,9 @@ class Runner:
                 options=_options_record(opts),
             )
             states = self.ledger.sync_steps(run.id, self.order)
-            snapshot = read_snapshot(self.ledger, run.id, states=states, dead_launches=crashed)
+            snapshot = read_snapshot(self.ledger, run.id, states=states, dead_launches=[c.id for c in dead])
+            numbers = self.ledger.launch_numbers(run.id)
+            crashed = [self._night_of(launch.run_id, launch.id, numbers) for launch in dead]
             plan = plan_launch(self.order, snapshot, PlanOptions(
                 rerun=opts.rerun, downstream=opts.downstream, fresh=opts.fresh,
                 remote="celery" in self.remote_factories,
@@ -196,12 +198,21 @@ class Runner:
             total=len(self.order),
             to_run=plan.to_run,
             crashed=crashed,
+            numbers=numbers,
         )
         for skipped in plan.having(Action.SKIP):
             self.progress.step_done_before(skipped.name, skipped.state, skipped.set_by)
         for name in self.held:
             self.progress.step_held(name, self.batch, opts.date)
         self._tell_blocked()
+
+    def _night_of(self, run_id: int, launch_id: int, numbers: dict[int, int]) -> tuple[str, int]:
+        """(date, number within that night) of a launch of this batch, as a person is told it."""
+        if run_id != self.run_id:
+            run = self.ledger.get_run(run_id)
+            numbers = self.ledger.launch_numbers(run_id)
+            return (run.date if run else "?", numbers.get(launch_id, 0))
+        return (self.options.date.isoformat(), numbers.get(launch_id, 0))
 
     def _apply(self, plan: LaunchPlan, snapshot: Snapshot) -> None:
         """Record the plan's changes and take its decisions as the launch's own. In a transaction."""

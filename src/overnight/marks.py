@@ -33,6 +33,13 @@ def apply_mark(
     new = TARGET[action]
     changes: list[tuple[str, StepState, StepState]] = []
     with ledger.transaction():
+        if ledger.find_run(batch.name, run_date.isoformat()) is None:
+            # A run made by a mark alone would have no launch: readers would take it for
+            # a night whose runner died. A mark is a word on a night that has begun.
+            raise ConfigError(
+                f"batch {batch.name!r} has no run for {run_date.isoformat()} yet: nothing to mark "
+                f"(start it with `{resume_hint}`)"
+            )
         ledger.reap_dead_launches(batch.name)
         run = ledger.ensure_run(batch.name, run_date.isoformat())
         states = ledger.sync_steps(run.id, loaded.order)

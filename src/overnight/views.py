@@ -75,11 +75,11 @@ def status_text(view: RunView) -> str:
         out.append(
             f"  {s.name:<{width}}  {_paint(f'{s.state:<11}', s.state)}  "
             f"{format_duration(s.duration):>8}  {len(s.attempts):>5}  "
-            f"{s.launch_id or '-':>6}  {note}\n"
+            f"{s.launch or '-':>6}  {note}\n"
         )
     for la in view.launches:
         out.append(
-            f"  launch {la.id}: {_paint(la.state, la.state)}, {la.trigger} by "
+            f"  launch {la.number}: {_paint(la.state, la.state)}, {la.trigger} by "
             f"{la.launched_by} on {la.host} (pid {la.pid}), {_clock(la.started_at)}, {_took(la)}\n"
         )
     for m in view.marks:
@@ -113,7 +113,7 @@ def history_text(view: HistoryView) -> str:
         for la in r.launches:
             note = f"  {la.message}" if la.message else ""
             out.append(
-                f"    launch {la.id:<5} {_paint(f'{la.state:<9}', la.state)} {la.trigger} by "
+                f"    launch {la.number:<3} {_paint(f'{la.state:<9}', la.state)} {la.trigger} by "
                 f"{la.launched_by}, {_clock(la.started_at)}, {_took(la)}{note}\n"
             )
         for rep in unsent(r.reports):

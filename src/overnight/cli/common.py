@@ -116,9 +116,8 @@ class BatchRef:
                 continue
             guess = did_you_mean(name, loaded.batch.steps)
             if option:
-                raise ConfigError(
-                    f"{option} {shown(name, quote=False)}: batch {self.name!r} has no step of that name{guess}"
-                )
+                raise ConfigError(f"{option} {shown(name, quote=False)}: batch {self.name!r} "
+                                  f"has no step of that name{guess}")
             raise ConfigError(f"batch {self.name!r} has no step {shown(name)}{guess}")
 
     @property

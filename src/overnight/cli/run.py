@@ -234,3 +234,5 @@ def mark(
         click.echo(f"{step}: {old} -> {new}")
     if not changes:
         click.echo("nothing changed")
+    elif any(new.value == "pending" for _, _, new in changes):
+        click.echo(f"to run {'them' if len(changes) > 1 else 'it'}: {again}")

@@ -105,8 +105,19 @@ class RunRecords(StepRecords):
         )
         self.set_run_state(run_id, state)
 
+    def launch(self, launch_id: int) -> LaunchRow | None:
+        return self._one(LaunchRow._make, f"{SELECT_LAUNCH} WHERE id = ?", (launch_id,))
+
     def launches(self, run_id: int) -> list[LaunchRow]:
         return self._all(LaunchRow._make, f"{SELECT_LAUNCH} WHERE run_id = ? ORDER BY id", (run_id,))
+
+    def launch_numbers(self, run_id: int) -> dict[int, int]:
+        """Each launch of the run by its number within the night (1, 2, ...): the number a
+        person is shown; launch ids count across every night of every batch."""
+        ids = [row[0] for row in self.conn.execute(
+            "SELECT id FROM launches WHERE run_id = ? ORDER BY id", (run_id,)
+        )]
+        return {launch_id: number for number, launch_id in enumerate(ids, 1)}
 
     def launches_of_runs(self, run_ids: list[int]) -> dict[int, list[LaunchRow]]:
         out: dict[int, list[LaunchRow]] = {i: [] for i in run_ids}
@@ -127,6 +138,18 @@ class RunRecords(StepRecords):
             f"{SELECT_LAUNCH} WHERE batch = ? AND state = ? ORDER BY id DESC LIMIT 1", (batch, LIVE),
         )
 
+    def last_event(self, launch: LaunchRow) -> float:
+        """The time of the last thing the launch recorded: its start, an attempt's start or
+        end, a step state it set."""
+        row = self.conn.execute(
+            "SELECT max(coalesce(ended_at, started_at)) FROM attempts WHERE run_id = ? AND launch_id = ?",
+            (launch.run_id, launch.id),
+        ).fetchone()
+        step = self.conn.execute(
+            "SELECT max(updated_at) FROM steps WHERE run_id = ? AND launch_id = ?", (launch.run_id, launch.id)
+        ).fetchone()
+        return max(t for t in (launch.started_at, row[0], step[0]) if t is not None)
+
     def reap_dead_launches(self, batch: str) -> list[LaunchRow]:
         """Mark every launch of `batch` still recorded live as crashed.
 
@@ -139,12 +162,14 @@ class RunRecords(StepRecords):
         dead = self._all(
             LaunchRow._make, f"{SELECT_LAUNCH} WHERE batch = ? AND state = ?", (batch, LIVE)
         )
-        now = time.time()
         for launch in dead:
+            # When it died is not known, only that it was alive at its last record: its
+            # duration runs to that, not to whenever a later launch happened to notice.
+            last = self.last_event(launch)
             self._write(
                 "UPDATE attempts SET state = ?, ended_at = ?, message = ? "
                 "WHERE launch_id = ? AND state = ? AND remote_id IS NULL",
-                (StepState.INTERRUPTED.value, now, "the runner died while this ran",
+                (StepState.INTERRUPTED.value, last, "the runner died while this ran",
                  launch.id, StepState.RUNNING.value),
             )
             remote = {a.step for a in self.running_attempts(launch.run_id) if a.remote_id}
@@ -157,7 +182,7 @@ class RunRecords(StepRecords):
                     )
             self._write(
                 "UPDATE launches SET state = ?, ended_at = ?, message = ? WHERE id = ?",
-                (DEAD_LAUNCH_STATE.value, now, "found dead by a later launch", launch.id),
+                (DEAD_LAUNCH_STATE.value, last, "found dead by a later launch", launch.id),
             )
         for run_id in dict.fromkeys(launch.run_id for launch in dead):
             self.set_run_state(run_id, DEAD_LAUNCH_STATE)

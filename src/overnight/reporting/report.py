@@ -116,7 +116,7 @@ def slow_steps(steps: list[StepView], history: dict[str, list[float]]) -> list[S
 def step_note(step: StepView, launch_id: int | None) -> str:
     """Why a step is in the state it is, as a reader needs it."""
     if step.done and step.launch_id and step.launch_id != launch_id:
-        return f"done by an earlier launch ({step.launch_id}), not run again"
+        return f"done by an earlier launch ({step.launch}), not run again"
     return step.message or ""
 
 
@@ -131,7 +131,9 @@ def build_report(
     subject = subject_for(run.batch, run.date, view.state, view.steps)
     failed = [s for s in view.steps if s.failed]
     # Read in a mailbox or a chat: a command that works from any folder.
-    again = CommandLine.of(config).resume_hint(batch_arg or run.batch, run.date, anywhere=True)
+    command_line = CommandLine.of(config)
+    again = command_line.resume_hint(batch_arg or run.batch, run.date, anywhere=True)
+    held = [s.name for s in view.steps if s.held]
     context = _Context(
         run=view,
         launch=view.launch(launch_id),
@@ -141,6 +143,9 @@ def build_report(
         slow=slow_steps(view.steps, ledger.step_durations(run.batch, run.date)),
         resume=again if view.state != "succeeded" else None,
         tails={s.name: tail(s.log_path) for s in failed},
+        held=held,
+        mark=command_line.hint("mark", batch_arg or run.batch, *held, "--redo", "--date", run.date,
+                               anywhere=True) if held else None,
     )
     return Report(
         batch=run.batch,
@@ -163,6 +168,17 @@ class _Context:
     slow: list[Slow]
     resume: str | None
     tails: dict[str, list[str] | None]
+    held: list[str] = field(default_factory=list)  # not idempotent, interrupted: an operator decides
+    mark: str | None = None                         # the mark that lets them run again
+
+    def todo(self) -> list[str]:
+        """What to do, as lines (the commands alone on theirs)."""
+        if self.mark:
+            it = "them" if len(self.held) > 1 else "it"
+            return [f"  {', '.join(self.held)}: not idempotent, and interrupted by a crash. Check what "
+                    f"{it} did; to run {it} again (or with --done if {it} finished):",
+                    f"    {self.mark}", "  then resume (what succeeded is skipped):", f"    {self.resume}"]
+        return ["  Fix the cause, then resume (what succeeded is skipped):", f"    {self.resume}"]
 
     @property
     def state(self) -> str:
@@ -188,7 +204,7 @@ class _Context:
             return None
         took = format_duration(la.took) if la.took is not None else "still running"
         started = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(la.started_at))
-        line = f"launch {la.id}: {la.trigger} by {la.launched_by} on {la.host}, " \
+        line = f"launch {la.number}: {la.trigger} by {la.launched_by} on {la.host}, " \
                f"started {started}, took {took}"
         return line + (f"; {la.message}" if la.message else "")
 
@@ -209,8 +225,7 @@ def _text(c: _Context) -> str:
     if line := c.launch_line():
         out.append(line)
     if c.resume:
-        out += ["", "What to do:", "  Fix the cause, then resume (what succeeded is skipped):",
-                f"    {c.resume}"]
+        out += ["", "What to do:", *c.todo()]
     if c.failed:
         out += ["", "Failed:"]
         for s in c.failed:
@@ -263,8 +278,12 @@ def _html(c: _Context, subject: str) -> str:
     if line := c.launch_line():
         out.append(f"<p>{e(line)}</p>")
     if c.resume:
-        out.append("<h3>What to do</h3><p>Fix the cause, then resume (what succeeded is skipped):</p>")
-        out.append(f"<pre style=\"background:#f6f8fa;padding:6px\">{e(c.resume)}</pre>")
+        out.append("<h3>What to do</h3>")
+        for line in c.todo():
+            if line.startswith("    "):
+                out.append(f"<pre style=\"background:#f6f8fa;padding:6px\">{e(line.strip())}</pre>")
+            else:
+                out.append(f"<p>{e(line.strip())}</p>")
     if c.failed:
         out.append("<h3>Failed</h3>")
         for s in c.failed:
@@ -305,6 +324,8 @@ def _summary(c: _Context, subject: str) -> dict[str, Any]:
     text = [subject]
     text += [f"- {c.failure_line(s)}" for s in c.failed]
     text += [f"- slow: {c.slow_line(s)}" for s in c.slow]
+    if c.mark:
+        text.append(f"Held (check what it did, then): {c.mark}")
     if c.resume:
         text.append(f"To resume: {c.resume}")
     return {
@@ -320,6 +341,8 @@ def _summary(c: _Context, subject: str) -> dict[str, Any]:
         "blocked": [s.name for s in c.blocked],
         "slow": [{"step": s.step, "took": s.took, "usual": s.usual} for s in c.slow],
         "resume": c.resume,
+        "held": c.held,
+        "mark": c.mark,
         "text": "\n".join(text),
     }
 
