@@ -38,6 +38,12 @@ class AlreadyRunning(OvernightError):
     exit_code = 3
 
 
+class NotConfirmed(OvernightError):
+    """A person at a terminal said no: nothing was done (as for a cancel)."""
+
+    exit_code = 130
+
+
 class InvalidTransition(RuntimeError):
     """A state change the transition table forbids: a bug, never a user's mistake."""
 
@@ -64,5 +70,5 @@ def did_you_mean(word: object, choices: Iterable[str]) -> str:
         return ""
     import difflib
 
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.7)
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -29,11 +29,12 @@ if TYPE_CHECKING:
 @click.option("--fail-fast", is_flag=True, help="After a failure, start no new step.")
 @click.option("--mail/--no-mail", default=None, help="Send the report (default: as configured).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only failures and the summary.")
+@click.option("--yes", "-y", is_flag=True, help="With --rerun: do not ask to confirm.")
 @click.pass_context
 def run(
     ctx: click.Context, batch: str, steps: tuple[str, ...], date_text: str | None,
     workers: int | None, rerun: bool, downstream: bool, fresh: bool, dry_run: bool,
-    fail_fast: bool, mail: bool | None, quiet: bool,
+    fail_fast: bool, mail: bool | None, quiet: bool, yes: bool,
 ) -> None:
     """Start the run of BATCH for a date, or resume it."""
     config = get_config(ctx)
@@ -45,6 +46,8 @@ def run(
     if workers is None:
         workers = (ref.settings.workers if ref.settings and ref.settings.workers else None) or config.workers
 
+    if rerun and not dry_run:
+        _confirm_rerun(loaded, steps, downstream, yes)
     if dry_run:
         from overnight.dryrun import print_plan
 
@@ -84,6 +87,24 @@ def _check_steps(
     if rerun and fresh:
         raise ConfigError("--rerun and --fresh cannot go together")
     ref.check_steps(loaded, steps, "--rerun")
+
+
+def _confirm_rerun(loaded: Any, steps: tuple[str, ...], downstream: bool, yes: bool) -> None:
+    """Say which steps run again, and warn of those that are not idempotent; a person at a
+    terminal confirms first (cron, scripts and the dashboard, without one, go ahead)."""
+    import sys
+
+    from overnight.errors import NotConfirmed
+    from overnight.rerun import rerun_listing
+
+    listing = rerun_listing(list(loaded.batch.steps.values()), steps, downstream)
+    click.echo(listing.summary())
+    if warning := listing.warning():
+        click.echo(f"warning: {warning}")
+    if yes or not listing.needs_a_yes or not sys.stdin.isatty():
+        return
+    if not click.confirm("Run them again?", default=False):
+        raise NotConfirmed("not confirmed: nothing was run")
 
 
 def _launch(config: Config, ref: BatchRef, loaded: Any, options: Any, quiet: bool) -> tuple[Ledger, Any]:
