@@ -16,6 +16,7 @@ def test_every_file_is_where_earlier_versions_put_it() -> None:
     assert state.ledger == ROOT / "ledger.db"
     assert state.batch_lock("all") == ROOT / "locks/all.lock"
     assert state.scheduler_lock == ROOT / "scheduler.lock"
+    assert state.resources == ROOT / "resources"
     assert state.web_secret == ROOT / "web-secret"
     night = state.run_logs("all", "2026-11-26")
     assert night.attempt("export", 2) == f"{ROOT}/logs/all/2026-11-26/export.2.log"

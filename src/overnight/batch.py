@@ -8,18 +8,23 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, NamedTuple, Never
+from typing import Any, Literal, NamedTuple, Never, get_args
 
 from overnight.durations import Duration, parse_duration
 from overnight.errors import DefinitionError, did_you_mean
+from overnight.waits import OnTimeout, WaitSpec, callable_check, check_kind, wait_spec
 
 # Lowercase letters, digits, '.', '_' and '-', starting with a letter or digit: safe as a
 # file name (no '/', no '..', no leading dot) and in a shell word.
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
 MAX_NAME_LENGTH = 100
+MAX_PRIORITY = 1_000_000
 
 # Only these placeholders are filled in; any other brace (awk '{print $1}') is left alone.
 PLACEHOLDER = re.compile(r"\{(date|batch)(?::([^{}]*))?\}")
+
+# After which ends of its prerequisites a step runs (the rule: planner.RUN_IF).
+RunIf = Literal["success", "always", "failure"]
 
 _INHERIT: Any = object()  # `after` not given: follow the step declared just before
 
@@ -53,10 +58,16 @@ class Step:
     when: Callable[[date], bool] | None = None
     idempotent: bool = True
     queue: str | None = None
+    priority: int = 0           # higher starts first among ready steps, before the critical path
+    run_if: RunIf = "success"   # after which ends of its prerequisites it runs (planner.RUN_IF)
+    resources: dict[str, int] = field(default_factory=dict)  # units of [resources] pools it holds
+    wait: WaitSpec | None = None  # a wait step: its command or func is the check
     position: int = 0
 
     @property
     def kind(self) -> str:
+        if self.wait is not None:
+            return "wait"
         return "command" if self.command is not None else "callable"
 
     def render_command(self, run_date: date) -> str | list[str]:
@@ -144,6 +155,9 @@ class Batch:
         when: Callable[[date], bool] | None = None,
         idempotent: bool = True,
         queue: str | None = None,
+        priority: int = 0,
+        run_if: RunIf = "success",
+        resources: Mapping[str, int] | None = None,
         **unknown: Never,
     ) -> Step:
         """Add a shell command (a string, run by /bin/sh -c) or an argv list (no shell).
@@ -152,9 +166,16 @@ class Batch:
         `retries` more attempts after a failure; `env` added to the environment; `cwd`
         relative to the config's folder; `when` a predicate on the date (false: skipped);
         `idempotent=False`: after an unclean end it waits for an operator; `queue` sends
-        it to a remote worker.
+        it to a remote worker; `priority` (a whole number, default 0): among the steps
+        ready at once, a higher one starts first, whatever the critical path says;
+        `run_if`: "success" (the default) runs it once its prerequisites are done,
+        "always" once they have ended however they ended, "failure" only when one of them
+        did not succeed (a cleanup); `resources`: units of the [resources] pools of
+        overnight.toml it holds while it runs, e.g. {"pos_db": 1}.
         """
-        options = _Options(timeout, retries, retry_delay, env, cwd, when, idempotent, queue)
+        options = _Options(
+            timeout, retries, retry_delay, env, cwd, when, idempotent, queue, priority, run_if, resources
+        )
         check_name(name)
         if isinstance(command, str):
             if not command.strip():
@@ -184,6 +205,9 @@ class Batch:
         when: Callable[[date], bool] | None = None,
         idempotent: bool = True,
         queue: str | None = None,
+        priority: int = 0,
+        run_if: RunIf = "success",
+        resources: Mapping[str, int] | None = None,
         **unknown: Never,
     ) -> Any:
         """Decorator adding a Python callable step: ``@batch.step`` or ``@batch.step(...)``.
@@ -192,7 +216,9 @@ class Batch:
         after the function (underscores become dashes) unless ``name=`` says otherwise.
         The options are those of `command`.
         """
-        options = _Options(timeout, retries, retry_delay, env, cwd, when, idempotent, queue)
+        options = _Options(
+            timeout, retries, retry_delay, env, cwd, when, idempotent, queue, priority, run_if, resources
+        )
 
         def register(fn: Callable[[Context], Any]) -> Callable[[Context], Any]:
             if not callable(fn):
@@ -207,6 +233,41 @@ class Batch:
             return register(func)
         return register
 
+    def wait(
+        self,
+        name: str,
+        *,
+        check: str | Sequence[str] | Callable[[Context], Any],
+        every: Duration = "30s",
+        timeout: Duration = "2h",
+        initial_delay: Duration | None = None,
+        on_timeout: OnTimeout = "fail",
+        after: After = _INHERIT,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        when: Callable[[date], bool] | None = None,
+        priority: int = 0,
+        run_if: RunIf = "success",
+        **unknown: Never,
+    ) -> Step:
+        """Add a step that waits for a condition outside the night: `check` (a command, or a
+        function of the context returning true when ready) runs every `every` until it
+        succeeds, then the step succeeds; after `timeout` it is timed_out, or skipped with
+        `on_timeout="skip"` (what follows then runs). `initial_delay`: before the first
+        check. No worker is held while it waits; each check's output goes to its log.
+        """
+        where = f"step {name!r}"
+        check_name(name)
+        spec = wait_spec(where, every, timeout, initial_delay, on_timeout)
+        options = _Options(spec.timeout, 0, 0, env, cwd, when, True, None, priority, run_if, None)
+        checked = check_kind(where, check)
+        step = Step(name=name, batch=self.name, wait=spec)
+        if callable(checked):
+            step.func = callable_check(checked)
+        else:
+            step.command = checked
+        return self._add(step, after, options, unknown, _WAIT_OPTIONS)
+
     @contextmanager
     def parallel(self) -> Iterator[None]:
         """Steps declared inside may run side by side."""
@@ -220,12 +281,15 @@ class Batch:
         if members:
             self._frontier = tuple(members)
 
-    def _add(self, step: Step, after: Any, options: _Options, unknown: dict[str, Any]) -> Step:
+    def _add(
+        self, step: Step, after: Any, options: _Options, unknown: dict[str, Any],
+        valid: Sequence[str] = (),
+    ) -> Step:
         if step.name in self.steps:
             raise DefinitionError(f"step {step.name!r}: duplicate step name")
         if unknown:
             option = next(iter(unknown))
-            valid = (*_Options._fields, "after")
+            valid = (*(valid or _Options._fields), "after")
             raise DefinitionError(
                 f"step {step.name!r}: unknown option {option}={did_you_mean(option, valid)} "
                 f"(valid: {', '.join(valid)})"
@@ -381,13 +445,20 @@ class _Options(NamedTuple):
     when: object
     idempotent: object
     queue: object
+    priority: object
+    run_if: object
+    resources: object
+
+
+_WAIT_OPTIONS = ("check", "every", "timeout", "initial_delay", "on_timeout", "env", "cwd", "when",
+                 "priority", "run_if")
 
 
 def _apply_options(step: Step, options: _Options) -> None:
     """Check every option (the annotations are for editors; a batch module may say
     anything) and set it on the step, or raise DefinitionError naming the step."""
     where = f"step {step.name!r}"
-    timeout, retries, retry_delay, env, cwd, when, idempotent, queue = options
+    timeout, retries, retry_delay, env, cwd, when, idempotent, queue, priority, run_if, resources = options
     if timeout is not None:
         step.timeout = parse_duration(timeout, f"{where}: timeout")
         if step.timeout <= 0:
@@ -414,6 +485,34 @@ def _apply_options(step: Step, options: _Options) -> None:
     if queue is not None:
         check_name(queue, "queue")
     step.queue = queue  # type: ignore[assignment]
+    if isinstance(priority, bool) or not isinstance(priority, int) or abs(priority) > MAX_PRIORITY:
+        raise DefinitionError(
+            f"{where}: priority must be a whole number from {-MAX_PRIORITY} to {MAX_PRIORITY}"
+        )
+    step.priority = priority
+    if run_if not in get_args(RunIf):
+        raise DefinitionError(f"{where}: run_if = {run_if!r} is not one of {', '.join(get_args(RunIf))}")
+    step.run_if = run_if  # type: ignore[assignment]
+    step.resources = _resources(where, resources)
+
+
+def _resources(where: str, resources: object) -> dict[str, int]:
+    if resources is None:
+        return {}
+    if not isinstance(resources, Mapping):
+        raise DefinitionError(
+            f'{where}: resources must be a dict of pool names to units, e.g. {{"pos_db": 1}}'
+        )
+    out: dict[str, int] = {}
+    for name, count in resources.items():
+        try:
+            check_name(name, "resource")
+        except DefinitionError as e:
+            raise DefinitionError(f"{where}: {e}") from None
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise DefinitionError(f"{where}: resources[{name!r}] must be a whole number of at least 1")
+        out[name] = count
+    return out
 
 
 def weekdays(day: date) -> bool:

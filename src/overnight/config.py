@@ -47,6 +47,8 @@ class BatchConfig:
     run_date: RunDate = "yesterday"
     workers: int | None = None
     deadline: str | None = None
+    after: list[str] = field(default_factory=list)  # batches whose run for the date must succeed first
+    wait_up_to: float = 6 * 3600       # how long a launch waits for them before it ends blocked
 
 
 # What a batch gets for each setting its [batches.NAME] table leaves out.
@@ -97,6 +99,7 @@ class Config:
     mail: MailConfig | None = None
     webhooks: list[WebhookConfig] = field(default_factory=list)
     celery: CeleryConfig | None = None
+    resources: dict[str, int] = field(default_factory=dict)  # pool name -> units, for every batch
 
     def zone_for(self, batch: str | None) -> ZoneInfo:
         name = None
@@ -179,7 +182,7 @@ def load_config(explicit: str | None = None) -> Config:
 
 def parse_config(data: dict[str, Any], path: Path) -> Config:
     where = str(path)
-    _only(data, ("overnight", "batches", "mail", "webhooks", "celery", "web"), where)
+    _only(data, ("overnight", "batches", "mail", "webhooks", "celery", "web", "resources"), where)
     base_dir = path.parent
     top = _table(data, "overnight", where)
     _only(top, ("state_dir", "timezone", "workers"), f"{where}: [overnight]")
@@ -193,6 +196,9 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     )
     for name, table in _table(data, "batches", where).items():
         config.batches[name] = _batch(name, table, where)
+    config.resources = _resources(_table(data, "resources", where), f"{where}: [resources]")
+    if any(bc.after for bc in config.batches.values()):
+        _check_after(config.batches, where)
     if "mail" in data:
         config.mail = _mail(_table(data, "mail", where), f"{where}: [mail]")
     hooks = data.get("webhooks", [])
@@ -231,7 +237,7 @@ def _batch(name: str, table: Any, where: str) -> BatchConfig:
     _only(
         table,
         ("module", "schedule", "timezone", "mail", "mail_to", "catchup", "catchup_window",
-         "dst_gap", "dst_repeat", "date", "workers", "deadline"),
+         "dst_gap", "dst_repeat", "date", "workers", "deadline", "after", "wait_up_to"),
         w,
     )
     module = _str(table, "module", w)
@@ -249,7 +255,46 @@ def _batch(name: str, table: Any, where: str) -> BatchConfig:
         run_date=_choice(table, "date", w, RunDate),
         workers=_int(table, "workers", w, minimum=1),
         deadline=_str(table, "deadline", w),
+        after=_names(table, "after", w),
+        wait_up_to=_duration(table, "wait_up_to", w),
     ))
+
+
+def _names(table: dict[str, Any], key: str, where: str) -> list[str] | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'{where}: {key} must be a list of batch names, e.g. {key} = ["all"]')
+    return value
+
+
+def _check_after(batches: dict[str, BatchConfig], where: str) -> None:
+    """Every batch named in after= is one of ours, and no batch waits for itself through others."""
+    for bc in batches.values():
+        for other in bc.after:
+            if other not in batches or other == bc.name:
+                what = "itself" if other == bc.name else f"{other!r}, which is not a batch of this file"
+                raise ConfigError(f"{where}: [batches.{bc.name}]: after names {what}")
+    from overnight.batchafter import find_cycle
+
+    cycle = find_cycle({name: bc.after for name, bc in batches.items() if bc.after})
+    if cycle:
+        raise ConfigError(
+            f"{where}: [batches] after= makes a cycle, each waiting for the next: {' -> '.join(cycle)}"
+        )
+
+
+def _resources(table: dict[str, Any], w: str) -> dict[str, int]:
+    """[resources]: each pool's name and how many steps may hold it at once."""
+    pools: dict[str, int] = {}
+    for name in table:
+        try:
+            check_name(name, "resource")
+        except DefinitionError as e:
+            raise ConfigError(f"{w}: {e}") from None
+        pools[name] = _int(table, name, w, minimum=1)  # type: ignore[assignment]
+    return pools
 
 
 def _mail(table: dict[str, Any], w: str) -> MailConfig:

@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from overnight.batch import Step
+from overnight.batchafter import AfterBatches, OtherRun, judge_after
+from overnight.durations import format_duration
 from overnight.ledger import Ledger
 from overnight.loader import LoadedBatch
 from overnight.lock import holder
@@ -22,7 +24,7 @@ from overnight.planner import (
     check_when,
     plan_launch,
 )
-from overnight.snapshot import read_snapshot
+from overnight.snapshot import read_history, read_snapshot
 from overnight.states import StepState
 
 
@@ -35,6 +37,7 @@ def print_plan(
     rerun: Sequence[str] = (),
     downstream: bool = False,
     fresh: bool = False,
+    after: AfterBatches | None = None,
 ) -> None:
     batch = loaded.batch
     # Steps on remote queues are checked against [celery] before this (cli._check_queues),
@@ -51,12 +54,19 @@ def print_plan(
     for launch in snapshot.dead_launches:
         click.echo(f"  ({_night_of(ledger, launch)} died without finishing: "
                    "a launch would record it crashed)")
+    if after is not None:
+        click.echo(f"  ({_after_text(after, ledger, run_date.isoformat())})")
     failed_when = _walk_when(loaded.order, plan, run_date)
+    turns = _turns(plan)
+    if len(turns) > 1:
+        click.echo(f"  (order: {_order_basis(snapshot)})")
     to_run = 0
     for step in loaded.order:
         planned = plan.steps[step.name]
         what = failed_when.get(step.name) or _describe(planned, step, run_date, numbers)
         to_run += what.startswith(("run", "await"))
+        if what == "run" or what.startswith("run "):
+            what += _turn_text(step, turns, plan, bool(snapshot.history))
         after = f"  after {', '.join(step.after)}" if step.after else ""
         click.echo(f"  {step.name:<24} {what}{after}")
         if what.startswith("run") and step.command is not None:
@@ -66,6 +76,41 @@ def print_plan(
     click.echo(f"{to_run} of {len(loaded.order)} steps would run")
     if plan.held:
         click.echo(f"a launch would exit 1: {', '.join(plan.held)} held, and what follows not run")
+
+
+def _after_text(after: AfterBatches, ledger: Ledger | None, run_date: str) -> str:
+    if ledger is None:
+        verdict = judge_after([OtherRun(b, None, False) for b in after.batches], run_date)
+    else:
+        verdict = after.look(ledger, run_date)
+    if verdict.blocked:
+        return f"{verdict.blocked}: a launch would end blocked (--ignore-after to start anyway)"
+    if verdict.waiting:
+        return f"{verdict.waiting}: a launch would wait, up to {format_duration(after.wait_up_to)}"
+    return "the batches it runs after have succeeded for this date"
+
+
+def _turns(plan: LaunchPlan) -> dict[str, int]:
+    """Each step the launch would run, numbered in the order a free worker would take it."""
+    runs = sorted((n for n, p in plan.steps.items() if p.action is Action.RUN), key=plan.rank.__getitem__)
+    return {name: i for i, name in enumerate(runs, start=1)}
+
+
+def _order_basis(snapshot: Snapshot) -> str:
+    if not snapshot.history:
+        return "no history yet, so declaration order, after any priority="
+    return ("priority= first, then the longest path to the end of the night (each step's median "
+            "duration in recent nights), then declaration order")
+
+
+def _turn_text(step: Step, turns: dict[str, int], plan: LaunchPlan, history: bool) -> str:
+    bits = [f"order {turns[step.name]}"] if len(turns) > 1 else []
+    if step.priority:
+        bits.append(f"priority {step.priority}")
+    bits.extend(f"holds {n} of {pool}" for pool, n in sorted(step.resources.items()))
+    if history:
+        bits.append(f"{format_duration(plan.paths[step.name])} to the end")
+    return f" [{', '.join(bits)}]" if bits else ""
 
 
 def _snapshot(
@@ -78,12 +123,13 @@ def _snapshot(
         return Snapshot(), busy
     live = ledger.live_launch(batch)
     run = ledger.find_run(batch, run_date.isoformat())
+    history = read_history(ledger, batch, run_date.isoformat())
     if run is None:
-        return Snapshot(dead_launches=[live.id] if live and who is None else []), busy
+        return Snapshot(dead_launches=[live.id] if live and who is None else [], history=history), busy
     return read_snapshot(
         ledger, run.id,
         live_launch=live.id if live and who is not None and live.run_id == run.id else None,
-        dead_launches=[live.id] if live and who is None else [],
+        dead_launches=[live.id] if live and who is None else [], history=history,
     ), busy
 
 
@@ -118,10 +164,21 @@ def _night_of(ledger: Ledger | None, launch_id: int) -> str:
     return f"launch {ledger.launch_numbers(run.id).get(launch_id, '?')} for {run.date}"
 
 
+_RUN_IF_SAYS = {
+    "always": "once its prerequisites have ended, however they ended",
+    "failure": "only if one of its prerequisites does not succeed",
+}
+
+
 def _describe(planned: StepPlan, step: Step, run_date: date, numbers: dict[int, int]) -> str:
     was, action = planned.was, planned.action
     if action is Action.RUN:
-        return "run" + (f" (was {was})" if was is not StepState.PENDING else "")
+        notes = [f"was {was}"] if was is not StepState.PENDING else []
+        if step.wait is not None:
+            notes.append(f"wait: check {step.wait.describe()}")
+        if step.run_if != "success":
+            notes.append(_RUN_IF_SAYS[step.run_if])
+        return "run" + (f" ({'; '.join(notes)})" if notes else "")
     if action is Action.SKIP:
         by = numbers.get(planned.set_by or 0)
         return f"skip ({was}" + (f" in launch {by})" if by else ")")

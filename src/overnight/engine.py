@@ -14,13 +14,14 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 from overnight.batch import Step, dependents_of
+from overnight.batchafter import AfterBatches, wait_for_batches
 from overnight.executor import Executor, Job, Outcome, RemoteExecutor
+from overnight.launch import LaunchResult, RunOptions, options_record
 from overnight.ledger import Ledger
+from overnight.logsahead import LogsAhead
 from overnight.loop import EventLoop, Timer
 from overnight.planner import (
     ATTEMPT_DIED_WITH_RUNNER,
@@ -29,40 +30,20 @@ from overnight.planner import (
     PlanOptions,
     RunningAttempt,
     Snapshot,
-    blocked_behind,
+    check_run_if,
     check_when,
     judge_launch,
     plan_launch,
     retries_left,
+    unsuccessful_end,
 )
 from overnight.process import TOKEN_VARIABLE, LocalExecutor, Sentinel
 from overnight.progress import Progress
-from overnight.snapshot import read_snapshot
+from overnight.resources import RECHECK, ResourcePool, holders, waiting_note
+from overnight.snapshot import read_history, read_snapshot
 from overnight.statefolder import RunLogs
-from overnight.states import RunState, StepState
-
-
-@dataclass
-class RunOptions:
-    date: date
-    workers: int = 1
-    rerun: list[str] = field(default_factory=list)
-    downstream: bool = False
-    fresh: bool = False
-    fail_fast: bool = False
-    trigger: str = "manual"
-    launched_by: str = "unknown"
-
-
-@dataclass
-class LaunchResult:
-    run_id: int
-    launch_id: int
-    state: RunState
-    exit_code: int
-    counts: dict[str, int]
-    held: list[str]
-    elapsed: float
+from overnight.states import StepState
+from overnight.waitexecutor import WaitExecutor
 
 
 class Runner:
@@ -77,6 +58,8 @@ class Runner:
         logs: RunLogs,
         progress: Progress,
         executors: dict[str, Callable[[EventLoop], RemoteExecutor]] | None = None,
+        pool: ResourcePool | None = None,
+        after: AfterBatches | None = None,
     ) -> None:
         self.batch = batch_name
         self.order = order
@@ -87,6 +70,9 @@ class Runner:
         self.logs = logs
         self.progress = progress
         self.remote_factories = executors or {}
+        self.pool = pool
+        self.after = after
+        self.blocked_by: str | None = None      # why the launch ended blocked before its steps
         self.dependents = dependents_of(order)
 
         self.loop = EventLoop()
@@ -94,10 +80,16 @@ class Runner:
         self.waiting: dict[str, int] = {}       # unfinished prerequisites, per runnable step
         self.runnable: frozenset[str] = frozenset()  # the steps this launch means to finish
         self.ready: list[tuple[int, str]] = []  # heap by the planner's rank
+        self.ready_waits: list[str] = []        # wait steps ready: they hold no worker
+        self.unhappy: set[str] = set()          # a prerequisite of these did not succeed
+        self.gated: set[str] = set()            # when= and run_if said yes (asked once)
+        self.parked: set[str] = set()           # ready, but a pool they need is full
+        self.waiting_for: dict[str, str] = {}   # step -> the pool the ledger says it waits for
+        self.recheck: Timer | None = None       # the next try of the parked steps
         self.rank: dict[str, int] = {}
         self.running: dict[str, Job] = {}
         self.finished: list[tuple[Job, Outcome]] = []  # ended this turn, not yet recorded
-        self.prepared: dict[str, str] = {}      # log files made ahead: step -> path
+        self.ahead = LogsAhead(logs)            # log files made while the step before runs
         self.timeouts: dict[str, Timer] = {}
         self.retry_timers: dict[str, Timer] = {}
         self.tries: dict[str, int] = {}         # attempts made in this launch
@@ -105,7 +97,7 @@ class Runner:
         self.held: list[str] = []
         self.reattaching: dict[str, RunningAttempt] = {}  # remote attempts a dead launch left running
         self.notices: list[tuple[str, str]] = []  # (blocked step, cause), told after commit
-        self.halted = False                     # --fail-fast tripped: start nothing new
+        self.halted = False                     # --fail-fast tripped: only run_if steps start
         self.cancelling = 0                     # signals received
         self.run_id = 0
         self.launch_id = 0
@@ -120,9 +112,13 @@ class Runner:
             self.loop.add_signal_handler(sig, self._on_signal)
         try:
             self._prepare()
+            go = self._wait_for_batches()
         except BaseException:
             self.loop.close()
             raise
+        if not go:
+            self.loop.close()
+            return self._finish(time.monotonic() - started)
         sentinel = Sentinel()
         self.base_env = dict(os.environ)
         self.base_env.update(
@@ -133,6 +129,7 @@ class Runner:
         )
         self.base_env[TOKEN_VARIABLE] = sentinel.token
         self.local = LocalExecutor(self.loop, sentinel, self.steps)
+        self.waits = WaitExecutor(self.loop, self.local)
         self.remote: dict[str, RemoteExecutor] = {}
         if self.progress.tick_interval:
             self._tick()
@@ -143,7 +140,7 @@ class Runner:
                 jobs = self._claim_ready()
             self._tell_blocked()
             self._start(jobs)
-            while (self.running or self.finished or self.ready and self._may_start()
+            while (self.running or self.finished or self._may_start() and (self.ready or self.ready_waits)
                    or self.loop.has_timers()):
                 self.loop.run_once()
                 if self.cancelling:
@@ -155,8 +152,11 @@ class Runner:
                 # we cannot be sure of; the next launch finds this one dead and resumes.
                 for job in list(self.running.values()):
                     self._executor_for(job.step).stop(job, "cancel", force=True)
+            self.waits.close()
+            if self.pool is not None:
+                self.pool.close()
             self.local.close()
-            self._drop_prepared_logs()
+            self.ahead.drop_unused()
             for executor in self.remote.values():
                 executor.close()
             if clean:
@@ -180,10 +180,13 @@ class Runner:
                 self.batch,
                 trigger=opts.trigger,
                 launched_by=opts.launched_by,
-                options=_options_record(opts),
+                options=options_record(opts),
             )
             states = self.ledger.sync_steps(run.id, self.order)
-            snapshot = read_snapshot(self.ledger, run.id, states=states, dead_launches=[c.id for c in dead])
+            snapshot = read_snapshot(
+                self.ledger, run.id, states=states, dead_launches=[c.id for c in dead],
+                history=read_history(self.ledger, self.batch, run.date),
+            )
             numbers = self.ledger.launch_numbers(run.id)
             crashed = [self._night_of(launch.run_id, launch.id, numbers) for launch in dead]
             plan = plan_launch(self.order, snapshot, PlanOptions(
@@ -191,6 +194,8 @@ class Runner:
                 remote="celery" in self.remote_factories,
             ), self.dependents)
             self._apply(plan, snapshot)
+        if self.pool is not None:
+            self.pool.holder.update(batch=self.batch, date=opts.date.isoformat(), launch=self.launch_id)
         self.progress.launch_started(
             batch=self.batch,
             date=opts.date,
@@ -214,6 +219,26 @@ class Runner:
             return (run.date if run else "?", numbers.get(launch_id, 0))
         return (self.options.date.isoformat(), numbers.get(launch_id, 0))
 
+    def _wait_for_batches(self) -> bool:
+        """Wait for the runs this batch comes after (batchafter.py); False if its steps are
+        not to start: blocked (recorded so, with why), or cancelled while it waited."""
+        if self.after is None or self.options.ignore_after:
+            return True
+        blocked = wait_for_batches(
+            self.after, self.ledger, self.options.date.isoformat(), self.launch_id,
+            sleep=lambda seconds: self.loop.run_once(max_wait=seconds),
+            cancelled=lambda: bool(self.cancelling), said=self.progress.launch_waiting,
+        )
+        if blocked is None:
+            return not self.cancelling
+        self.blocked_by = blocked
+        with self.ledger.transaction():
+            for name in self.order:
+                if name.name in self.runnable and self.state[name.name] is StepState.PENDING:
+                    self._set(name.name, StepState.PENDING, StepState.BLOCKED, f"blocked: {blocked}")
+        self.progress.launch_blocked(blocked)
+        return False
+
     def _apply(self, plan: LaunchPlan, snapshot: Snapshot) -> None:
         """Record the plan's changes and take its decisions as the launch's own. In a transaction."""
         for attempt in plan.closed:
@@ -227,6 +252,10 @@ class Runner:
         self.waiting = plan.waiting  # the launch's own from here on: counted down as steps end
         self.rank = plan.rank
         self.ready = [(plan.rank[name], name) for name in plan.ready]  # sorted: a heap already
+        self.unhappy = plan.unhappy
+        if any(self.steps[name].wait for name in plan.ready):
+            self.ready_waits = [name for name in plan.ready if self.steps[name].wait]
+            self.ready = [(plan.rank[name], name) for name in plan.ready if not self.steps[name].wait]
         self.held = plan.held
         self.reattaching = plan.reattach
         self.numbers = dict(snapshot.attempts)
@@ -252,28 +281,51 @@ class Runner:
     # -- starting steps ------------------------------------------------------------------
 
     def _may_start(self) -> bool:
-        return not self.halted and not self.cancelling
+        return not self.cancelling
 
     def _claim_ready(self) -> list[Job]:
-        """Record the start of every step that can start now. Inside a transaction."""
+        """Record the start of every step that can start now. Inside a transaction.
+
+        Wait steps start whatever the workers are doing (they hold none); the others in
+        the planner's order while a worker is free. After --fail-fast tripped, only steps
+        meant to run after a failure (run_if "always" or "failure") start."""
+        waits: list[Job] = []
         jobs: list[Job] = []
         if not self._may_start():
             return jobs
-        while self.ready and len(self.running) + len(jobs) < self.options.workers:
+        busy = len(self.running) - len(self.waits.waiting)
+        while True:
+            while self.ready_waits:  # (a step skipped or failed below may release a wait)
+                self._claim(self.ready_waits.pop(0), waits)
+            if not self.ready or busy + len(jobs) >= self.options.workers:
+                return waits + jobs
             _, name = heapq.heappop(self.ready)
-            step = self.steps[name]
-            gate = check_when(step, self.options.date) if name not in self.tries else None
-            if gate is not None:
-                self._set(name, StepState.PENDING, gate.state, gate.note)
-                if gate.state is StepState.SKIPPED:
-                    self.progress.step_skipped(name, gate.says)
-                    self._release(name)
-                else:
-                    self.progress.step_failed_to_start(name, gate.says)
-                    self._block_dependents(name)
-                continue
+            self._claim(name, jobs)
+
+    def _claim(self, name: str, jobs: list[Job]) -> None:
+        step = self.steps[name]
+        if self.halted and step.run_if == "success":
+            return  # it stays pending: a resume runs it
+        gate = None
+        if name not in self.tries and name not in self.gated:  # its first turn in this launch
+            gate = check_run_if(step, name in self.unhappy) or check_when(step, self.options.date)
+        if gate is None:
+            self.gated.add(name)
+            if step.resources and self.pool is not None:
+                full = self.pool.take(name, step.resources)
+                if full is not None:
+                    self._park(name, full)
+                    return
+            self.waiting_for.pop(name, None)
             jobs.append(self._record_start(step))
-        return jobs
+            return
+        self._set(name, StepState.PENDING, gate.state, gate.note)
+        if gate.state is StepState.SKIPPED:
+            self.progress.step_skipped(name, gate.says)
+            self._release(name)
+        else:
+            self.progress.step_failed_to_start(name, gate.says)
+            self._ended_unsuccessfully(name)
 
     def _record_start(self, step: Step) -> Job:
         number = self.numbers.get(step.name, 0) + 1
@@ -284,7 +336,7 @@ class Runner:
             env.update(step.env)
         env["OVERNIGHT_STEP"] = step.name
         env["OVERNIGHT_ATTEMPT"] = str(number)
-        self.prepared.pop(step.name, None)
+        self.ahead.taken(step.name)
         job = Job(
             step=step,
             run_id=self.run_id,
@@ -312,7 +364,7 @@ class Runner:
             self.running[name] = job
             self.progress.step_started(job)
             self._executor_for(job.step).start(job)
-            if job.step.timeout is not None:
+            if job.step.timeout is not None and job.step.wait is None:  # a wait keeps its own
                 self.timeouts[name] = self.loop.call_later(
                     job.step.timeout, lambda job=job: self._timed_out(job)
                 )
@@ -323,34 +375,16 @@ class Runner:
         return self.logs.attempt(name, number)
 
     def _prepare_logs(self, name: str) -> None:
-        """Create the log files of the steps that `name` alone still holds back.
-
-        Creating a file costs about 0.35 ms on ext4 here; done now, while `name` runs,
-        that time is off the path from its end to its dependents' start (they open the
-        file that is already there). Files left unused are removed at the end.
-        """
-        for dep in self.dependents[name]:
-            if (
-                self.waiting.get(dep) == 1 and dep not in self.prepared
-                and self.state.get(dep) is StepState.PENDING and self.steps[dep].queue is None
-            ):
-                path = self._log_path(dep, self.numbers.get(dep, 0) + 1)
-                try:
-                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
-                except OSError:
-                    continue  # the executor reports it when the step starts
-                self.prepared[dep] = path
-
-    def _drop_prepared_logs(self) -> None:
-        for path in self.prepared.values():
-            try:
-                if os.path.getsize(path) == 0:
-                    os.unlink(path)
-            except OSError:
-                pass
-        self.prepared.clear()
+        """Make the log files of the steps that `name` alone still holds back (logsahead.py)."""
+        self.ahead.make(
+            (dep, self.numbers.get(dep, 0) + 1) for dep in self.dependents[name]
+            if self.waiting.get(dep) == 1 and self.state.get(dep) is StepState.PENDING
+            and self.steps[dep].queue is None
+        )
 
     def _executor_for(self, step: Step) -> Executor:
+        if step.wait is not None:
+            return self.waits
         return self.local if step.queue is None else self._remote_executor()
 
     def _remote_executor(self) -> RemoteExecutor:
@@ -364,6 +398,8 @@ class Runner:
     def _on_done(self, job: Job, outcome: Outcome) -> None:
         name = job.step.name
         self.running.pop(name, None)
+        if self.pool is not None and self.pool.give_back(name):
+            self._unpark()
         timer = self.timeouts.pop(name, None)
         if timer:
             timer.cancel()
@@ -402,8 +438,8 @@ class Runner:
         )
         if outcome.host is not None:
             self.ledger.update_attempt_remote(job.attempt_id, job.remote_id, outcome.host)
-        if outcome.state is StepState.SUCCEEDED:
-            self._set(name, StepState.RUNNING, StepState.SUCCEEDED, None)
+        if outcome.state.is_done:  # succeeded; or skipped: a wait step whose time ran out
+            self._set(name, StepState.RUNNING, outcome.state, outcome.message)
             self._release(name)
         elif retry:
             note = f"attempt {job.number} {outcome.state}: retrying in {step.retry_delay:g}s"
@@ -417,7 +453,7 @@ class Runner:
             self._set(name, StepState.RUNNING, outcome.state, outcome.message)
             if outcome.state is not StepState.CANCELLED:
                 # A cancelled night is interrupted, not failed: what follows stays pending.
-                self._block_dependents(name)
+                self._ended_unsuccessfully(name)
                 if self.options.fail_fast:
                     self.halted = True
         return retry
@@ -431,11 +467,47 @@ class Runner:
         self.retry_timers.pop(name, None)
         if not self._may_start():
             return
-        heapq.heappush(self.ready, (self.rank[name], name))
+        self._make_ready(name)
         with self.ledger.transaction():
             jobs = self._claim_ready()
         self._tell_blocked()
         self._start(jobs)
+
+    # -- resource pools -----------------------------------------------------------------
+
+    def _park(self, name: str, pool: str) -> None:
+        """A ready step whose pool is full waits beside the workers, holding none of them.
+        Inside a transaction (the ledger says what it waits for, once)."""
+        if self.waiting_for.get(name) != pool:
+            self._set(name, StepState.PENDING, StepState.PENDING, waiting_note(pool))
+            assert self.pool is not None
+            self.progress.step_waiting(name, pool, holders(self.pool.folder, pool))
+        self.waiting_for[name] = pool
+        self.parked.add(name)
+        if self.recheck is None:
+            self.recheck = self.loop.call_later(RECHECK, self._recheck)
+
+    def _unpark(self) -> None:
+        """Units came free: the parked steps take their turn again, in the planner's order."""
+        for name in self.parked:
+            self._make_ready(name)
+        self.parked.clear()
+
+    def _recheck(self) -> None:
+        self.recheck = None
+        if not self.parked or not self._may_start():
+            return
+        self._unpark()
+        with self.ledger.transaction():
+            jobs = self._claim_ready()
+        self._tell_blocked()
+        self._start(jobs)
+
+    def _make_ready(self, name: str) -> None:
+        if self.steps[name].wait is not None:
+            self.ready_waits.append(name)
+        else:
+            heapq.heappush(self.ready, (self.rank[name], name))
 
     def _release(self, name: str) -> None:
         """`name` is done: its dependents have one prerequisite fewer to wait for."""
@@ -443,15 +515,22 @@ class Runner:
             if dep in self.waiting:
                 self.waiting[dep] -= 1
                 if self.waiting[dep] == 0 and self.state[dep] is StepState.PENDING:
-                    heapq.heappush(self.ready, (self.rank[dep], dep))
+                    self._make_ready(dep)
 
-    def _block_dependents(self, name: str) -> None:
-        def blockable(dep: str) -> bool:
+    def _ended_unsuccessfully(self, name: str) -> None:
+        """`name` will not succeed in this launch: block what needs its success, release
+        what runs after any end of it (planner.unsuccessful_end)."""
+        def pending(dep: str) -> bool:
             return dep in self.runnable and self.state[dep] is StepState.PENDING
 
-        for dep in blocked_behind(name, self.dependents, blockable):
+        blocked, ready = unsuccessful_end(
+            name, self.steps, self.dependents, pending, self.waiting, self.unhappy,
+        )
+        for dep in blocked:
             self._set(dep, StepState.PENDING, StepState.BLOCKED, f"blocked by {name}")
             self.notices.append((dep, name))
+        for dep in ready:
+            self._make_ready(dep)
 
     def _set(self, name: str, old: StepState, new: StepState, message: str | None) -> None:
         self.ledger.set_step_state(self.run_id, name, old, new, self.launch_id, message)
@@ -477,6 +556,8 @@ class Runner:
             for timer in self.retry_timers.values():
                 timer.cancel()
             self.retry_timers.clear()
+            if self.recheck is not None:
+                self.recheck.cancel()
             for job in list(self.running.values()):
                 self._executor_for(job.step).stop(job, "cancel", force=force)
 
@@ -487,10 +568,13 @@ class Runner:
         for state in self.state.values():
             counts[state.value] = counts.get(state.value, 0) + 1
         verdict = judge_launch(self.state, self.runnable, cancelled=bool(self.cancelling))
-        message = None
+        message = f"blocked: {self.blocked_by}" if self.blocked_by else None
         if self.held:
             message = "not idempotent and interrupted: " + ", ".join(self.held)
         with self.ledger.transaction():
+            for name in self.waiting_for:  # no longer waiting for anything: the launch is over
+                if self.state[name] is StepState.PENDING:
+                    self._set(name, StepState.PENDING, StepState.PENDING, None)
             self.ledger.end_launch(self.launch_id, self.run_id, verdict.launch, message)
             if verdict.launch is not verdict.run:
                 self.ledger.set_run_state(self.run_id, verdict.run)
@@ -505,15 +589,3 @@ class Runner:
         )
         self.progress.launch_finished(result)
         return result
-
-
-def _options_record(opts: RunOptions) -> dict[str, object]:
-    record: dict[str, object] = {"workers": opts.workers}
-    if opts.rerun:
-        record["rerun"] = opts.rerun
-        record["downstream"] = opts.downstream
-    if opts.fresh:
-        record["fresh"] = True
-    if opts.fail_fast:
-        record["fail_fast"] = True
-    return record

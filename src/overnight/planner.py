@@ -10,22 +10,28 @@ Where a rule goes:
 - what a launch may do with a step: a row of RULES (the first row that applies decides);
 - after which ends a step that is not idempotent waits for an operator: HOLD_AFTER;
   after which ends a step is tried again within the launch: RETRY_AFTER;
-- the order in which ready steps start: `ready_rank`;
-- whether a step whose turn has come runs at all (`when=`): `check_when`;
+- the order in which ready steps start: `ready_rank` (priority=, then the critical path
+  from `remaining_paths` over `usual_durations`, then declaration order);
+- whether a step whose turn has come runs at all (`when=`): `check_when`; after which ends
+  of its prerequisites (`run_if=`): RUN_IF, `check_run_if`, and `unsuccessful_end` for
+  what a prerequisite that did not succeed blocks or releases;
+- what the end of one check of a wait step means for it: `after_check`;
 - what a launch's end means for the launch and its run, and what an operator's mark means
   for the run: `judge_launch` and `run_state_after_marks` (both from `settled_run_state`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from statistics import median
 from typing import NamedTuple
 
 from overnight.batch import Step, dependents_of, with_downstream
 from overnight.states import RunState, StepState, after_runner_died
+from overnight.waits import WaitSpec
 
 # A step that is not idempotent and whose last attempt ended like this may have done part
 # of its work: neither a retry nor a plain resume runs it again; an operator decides.
@@ -78,6 +84,7 @@ class Snapshot:
     attempts: Mapping[str, int] = field(default_factory=dict)  # attempt numbers used, per step
     live_launch: int | None = None      # a launch whose runner is alive now (dry run only)
     dead_launches: Sequence[int] = ()   # launches recorded running whose runner is gone
+    history: Mapping[str, Sequence[float]] = field(default_factory=dict)  # recent successful durations
 
 
 @dataclass(frozen=True)
@@ -172,6 +179,8 @@ class LaunchPlan:
     ready: list[str]                      # what may start at once, in the order to start it
     rank: dict[str, int]                  # the order among ready steps (lower starts first)
     dependents: dict[str, list[str]]      # per step, the steps that name it in after=
+    paths: dict[str, float]               # per step, its expected remaining path (seconds)
+    unhappy: set[str]                     # runnable steps a prerequisite of which did not succeed
 
     def having(self, action: Action) -> list[StepPlan]:
         return [p for p in self.steps.values() if p.action is action]
@@ -229,28 +238,48 @@ def plan_launch(
                                running.get(name))
         if means_to_finish:
             runnable.add(name)
-    _block_behind_holds(plans, runnable, dependents, changes)
     waiting = {}
     for name in runnable:
         after = by_name[name].after
         waiting[name] = len(after) if runnable.issuperset(after) else sum(p in runnable for p in after)
-    rank = ready_rank(steps)
+    unhappy = _after_failures_left_alone(steps, plans, runnable)
+    _block_behind_holds(by_name, plans, runnable, dependents, changes, waiting, unhappy)
+    paths = remaining_paths(steps, usual_durations(steps, snapshot.history), dependents, runnable)
+    rank = ready_rank(steps, paths)
     ready = sorted(
         (n for n in runnable if waiting[n] == 0 and plans[n].state is StepState.PENDING),
         key=rank.__getitem__,
     )
-    return LaunchPlan(plans, changes, closed, frozenset(runnable), waiting, ready, rank, dependents)
+    return LaunchPlan(plans, changes, closed, frozenset(runnable), waiting, ready, rank, dependents, paths,
+                      unhappy)
+
+
+def _after_failures_left_alone(
+    steps: Sequence[Step], plans: Mapping[str, StepPlan], runnable: set[str],
+) -> set[str]:
+    """Runnable steps with a prerequisite this launch leaves alone (outside --rerun) that
+    ended without succeeding: for run_if="failure", that failure counts."""
+    return {
+        s.name for s in steps
+        if s.name in runnable and any(
+            p not in runnable and plans[p].state in ENDED_UNSUCCESSFULLY for p in s.after
+        )
+    }
 
 
 def _block_behind_holds(
-    plans: dict[str, StepPlan], runnable: set[str], dependents: Mapping[str, list[str]],
-    changes: list[Change],
+    steps: Mapping[str, Step], plans: dict[str, StepPlan], runnable: set[str],
+    dependents: Mapping[str, list[str]], changes: list[Change], waiting: dict[str, int],
+    unhappy: set[str],
 ) -> None:
-    def blockable(name: str) -> bool:
+    """A held step will not succeed in this launch: what needs its success is blocked, and
+    what runs after any end of it (run_if) counts it as ended."""
+    def pending(name: str) -> bool:
         return name in runnable and plans[name].state is StepState.PENDING
 
     for held in [p.name for p in plans.values() if p.action is Action.HOLD]:
-        for name in blocked_behind(held, dependents, blockable):
+        blocked, _ = unsuccessful_end(held, steps, dependents, pending, waiting, unhappy)
+        for name in blocked:
             plans[name] = plans[name]._replace(action=Action.BLOCK, state=StepState.BLOCKED, cause=held)
             changes.append(Change(name, StepState.PENDING, StepState.BLOCKED, f"blocked by {held}"))
 
@@ -293,6 +322,61 @@ def _selection(options: PlanOptions, dependents: dict[str, list[str]]) -> set[st
     return set(options.rerun)
 
 
+# -- run_if: after which ends of its prerequisites a step runs ------------------------------
+
+
+@dataclass(frozen=True)
+class RunIfRule:
+    blocked_by_failure: bool     # a prerequisite that does not succeed blocks it at once
+    runs_without_failure: bool   # it runs when every prerequisite is done (else: skipped)
+
+
+RUN_IF: dict[str, RunIfRule] = {
+    "success": RunIfRule(blocked_by_failure=True, runs_without_failure=True),
+    "always": RunIfRule(blocked_by_failure=False, runs_without_failure=True),
+    "failure": RunIfRule(blocked_by_failure=False, runs_without_failure=False),
+}
+
+# How a prerequisite may end without succeeding. A cancel is not an end: a cancelled night
+# is interrupted, and what follows stays pending for the resume.
+ENDED_UNSUCCESSFULLY: frozenset[StepState] = frozenset(
+    {StepState.FAILED, StepState.TIMED_OUT, StepState.INTERRUPTED, StepState.BLOCKED}
+)
+
+
+def check_run_if(step: Step, after_failure: bool) -> Gate | None:
+    """Whether a step whose prerequisites have all ended runs (None) or is skipped: a
+    run_if="failure" step when nothing before it failed."""
+    if after_failure or RUN_IF[step.run_if].runs_without_failure:
+        return None
+    return Gate(StepState.SKIPPED, "run_if=failure: its prerequisites succeeded",
+                "nothing before it failed (run_if=\"failure\")")
+
+
+def unsuccessful_end(
+    cause: str, steps: Mapping[str, Step], dependents: Mapping[str, Sequence[str]],
+    pending: Callable[[str], bool], waiting: dict[str, int], unhappy: set[str],
+) -> tuple[list[str], list[str]]:
+    """`cause` ended without succeeding (failed, timed out, held, its when= failed): the
+    steps that needed its success, blocked with everything that needs theirs; and the
+    steps that run after any end (run_if "always" or "failure") whose prerequisites have
+    now all ended, ready. Counts their `waiting` down and notes them in `unhappy`."""
+    blocked = blocked_behind(
+        cause, dependents, lambda d: pending(d) and RUN_IF[steps[d].run_if].blocked_by_failure
+    )
+    gone = set(blocked)
+    ready: list[str] = []
+    for ended in (cause, *blocked):
+        for dep in dependents.get(ended, ()):
+            if dep in gone or not pending(dep):
+                continue
+            waiting[dep] -= 1
+            unhappy.add(dep)
+            if waiting[dep] == 0:
+                ready.append(dep)
+    return blocked, ready
+
+
 def blocked_behind(
     cause: str, dependents: Mapping[str, Sequence[str]], blockable: Callable[[str], bool],
 ) -> list[str]:
@@ -310,9 +394,55 @@ def blocked_behind(
     return found
 
 
-def ready_rank(steps: Sequence[Step]) -> dict[str, int]:
-    """The order among ready steps: lower starts first. Today, declaration order."""
-    return {s.name: s.position for s in steps}
+# -- the order among ready steps ------------------------------------------------------------
+#
+# When more steps are ready than there are workers, the one to start first is the one the
+# rest of the night waits on longest: the step with the longest chain of expected durations
+# from its start to the end of the night (the critical path first; Graham's rule, which on
+# real nights comes within a few percent of the best possible finish: docs/performance.md).
+# An operator's priority= comes before that; declaration order breaks ties, and is the whole
+# order on a first night, when nothing has history.
+
+
+def usual_durations(steps: Sequence[Step], history: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """What each step is expected to take: the median of its successful attempts in recent
+    nights (`history`, seconds). A step without history counts as a typical step of the
+    batch (the median of the others), so that a step added today is not sent to the back of
+    the queue; when no step has history, every step counts as 0 (declaration order)."""
+    known = {s.name: median(history[s.name]) for s in steps if history.get(s.name)}
+    typical = median(known.values()) if known else 0.0
+    return {s.name: known.get(s.name, typical) for s in steps}
+
+
+def remaining_paths(
+    steps: Sequence[Step], durations: Mapping[str, float], dependents: Mapping[str, Sequence[str]],
+    counted: Container[str] | None = None,
+) -> dict[str, float]:
+    """Per step, the longest chain of expected durations from its start to the end of the
+    night: its own duration plus the longest remaining path among its dependents. Steps not
+    `counted` (done, or left alone by this launch) weigh nothing but still pass the path on."""
+    paths: dict[str, float] = {}
+    # Reversed declaration order visits a chain's last step first, so the walk rarely nests.
+    for step in reversed(steps):
+        stack = [(step.name, False)]
+        while stack:
+            name, expanded = stack.pop()
+            if expanded:
+                after = max((paths[d] for d in dependents.get(name, ())), default=0.0)
+                weight = durations.get(name, 0.0) if counted is None or name in counted else 0.0
+                paths[name] = weight + after
+            elif name not in paths:
+                stack.append((name, True))
+                stack.extend((d, False) for d in dependents.get(name, ()) if d not in paths)
+    return paths
+
+
+def ready_rank(steps: Sequence[Step], paths: Mapping[str, float] | None = None) -> dict[str, int]:
+    """The order among ready steps (lower starts first): the highest priority=, then the
+    longest remaining path (`paths`, from remaining_paths), then declaration order."""
+    paths = paths or {}
+    ordered = sorted(steps, key=lambda s: (-s.priority, -paths.get(s.name, 0.0), s.position))
+    return {s.name: i for i, s in enumerate(ordered)}
 
 
 # -- during the launch --------------------------------------------------------------------
@@ -344,6 +474,24 @@ def check_when(step: Step, run_date: date) -> Gate | None:
     if wanted:
         return None
     return Gate(StepState.SKIPPED, "when= is false", "when= is false for this date")
+
+
+def after_check(wait: WaitSpec, ended: StepState, *, out_of_time: bool, cancelled: bool) -> StepState | None:
+    """What a wait step is once one of its checks ended in `ended`: its final state, or
+    None to check again after `wait.every`. A check that succeeds wins over the clock (it
+    found the condition true, however late); a cancel wins over everything."""
+    if cancelled:
+        return StepState.CANCELLED
+    if ended is StepState.SUCCEEDED:
+        return StepState.SUCCEEDED
+    if out_of_time:
+        return out_of_time_state(wait)
+    return None
+
+
+def out_of_time_state(wait: WaitSpec) -> StepState:
+    """What a wait step is when its timeout comes before its condition."""
+    return StepState.SKIPPED if wait.on_timeout == "skip" else StepState.TIMED_OUT
 
 
 # -- what the end means -------------------------------------------------------------------

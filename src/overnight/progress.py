@@ -17,8 +17,8 @@ from overnight.durations import format_duration
 from overnight.states import StepState
 
 if TYPE_CHECKING:
-    from overnight.engine import LaunchResult
     from overnight.executor import Job, Outcome
+    from overnight.launch import LaunchResult
 
 _WORD = {
     StepState.SUCCEEDED: "ok",
@@ -92,6 +92,14 @@ class Progress:
     def _number(self, launch_id: int | None) -> int | str:
         return self.numbers.get(launch_id or 0, "?")
 
+    def launch_waiting(self, what: str) -> None:
+        """The launch waits for other batches' runs (after= in overnight.toml)."""
+        self._line(what, "yellow")
+
+    def launch_blocked(self, why: str) -> None:
+        self._line(f"BLOCKED  {self.batch}: {why}; its steps do not run (to start anyway: --ignore-after)",
+                   "bold red")
+
     def step_done_before(self, name: str, state: StepState, launch_id: int | None) -> None:
         if self.quiet:
             return
@@ -111,8 +119,18 @@ class Progress:
         )
 
     def step_started(self, job: Job) -> None:
+        if self.quiet:
+            return
+        if job.step.wait is not None:
+            self._line(f"wait     {job.step.name}: check {job.step.wait.describe()}")
+            return
+        self._line(f"start    {job.step.name}" + (f" (attempt {job.number})" if job.number > 1 else ""))
+
+    def step_waiting(self, name: str, pool: str, held_by: list[str]) -> None:
+        """A ready step that waits for units of a full pool (it holds no worker meanwhile)."""
         if not self.quiet:
-            self._line(f"start    {job.step.name}" + (f" (attempt {job.number})" if job.number > 1 else ""))
+            by = f" (held by {', '.join(held_by)})" if held_by else ""
+            self._line(f"waiting  {name} for {pool}{by}", "yellow")
 
     def step_stopping(self, job: Job, reason: str) -> None:
         self._line(f"stopping {job.step.name}: {reason}", "yellow")

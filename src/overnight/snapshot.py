@@ -16,8 +16,11 @@ def read_snapshot(
     states: Mapping[str, StepState] | None = None,
     live_launch: int | None = None,
     dead_launches: Sequence[int] = (),
+    history: Mapping[str, Sequence[float]] | None = None,
 ) -> Snapshot:
-    """The run's step states, attempts left running and attempt numbers used.
+    """The run's step states, attempts left running and attempt numbers used, and the
+    durations of its steps in recent nights (`history`, from read_history, when the caller
+    has read it; the planner orders ready steps by them).
 
     `states` when the caller has just read them (the runner, from recording the steps).
     Who set each state is read only when some step is done: it is shown only for those
@@ -38,5 +41,11 @@ def read_snapshot(
     )
     return Snapshot(
         states=states, set_by=set_by, running=running, attempts=ledger.attempt_counts(run_id),
-        live_launch=live_launch, dead_launches=tuple(dead_launches),
+        live_launch=live_launch, dead_launches=tuple(dead_launches), history=history or {},
     )
+
+
+def read_history(ledger: Ledger, batch: str, run_date: str) -> dict[str, list[float]]:
+    """Each step's successful attempt durations in the batch's latest nights before
+    `run_date`: what the planner weighs the critical path with (planner.usual_durations)."""
+    return ledger.step_durations(batch, run_date)

@@ -2,6 +2,7 @@
 
     ledger.db                           the ledger (runs, launches, attempts, users...)
     locks/BATCH.lock                    one live launch per batch (lock.py)
+    resources/POOL/UNIT.lock            a unit of a [resources] pool, held by an flock (resources.py)
     scheduler.lock                      one scheduler per state folder
     web-secret                          the key that signs the dashboard's session cookies
     logs/BATCH/DATE/STEP.N.log          each attempt's output
@@ -53,6 +54,11 @@ class StateFolder:
 
     def batch_lock(self, batch: str) -> Path:
         return self.root / "locks" / f"{batch}.lock"
+
+    @property
+    def resources(self) -> Path:
+        """The folder of the [resources] pools: POOL/UNIT.lock, one file per unit."""
+        return self.root / "resources"
 
     @property
     def scheduler_lock(self) -> Path:

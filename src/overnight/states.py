@@ -47,8 +47,9 @@ S = StepState
 # one writer); anything not listed here is a bug.
 STEP_TRANSITIONS: dict[StepState, frozenset[StepState]] = {
     S.PENDING: frozenset({S.RUNNING, S.SKIPPED, S.BLOCKED, S.SUCCEEDED, S.PENDING}),
+    # running -> skipped: a wait step whose time ran out with on_timeout="skip".
     S.RUNNING: frozenset(
-        {S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.INTERRUPTED, S.CANCELLED, S.PENDING}
+        {S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.INTERRUPTED, S.CANCELLED, S.PENDING, S.SKIPPED}
     ),
     # A resume, a --rerun, --fresh or an operator's mark can take any settled state back.
     S.SUCCEEDED: frozenset({S.PENDING, S.SKIPPED}),

@@ -65,11 +65,12 @@ def print_status(ledger: Ledger, run: RunRow, as_json: bool) -> int:
 def status_text(view: RunView) -> str:
     from overnight.readmodel.run import unsent
 
-    out = [f"{view.batch} for {view.date}: {_paint(view.state, view.state)}\n"]
+    waiting = f" ({view.waiting})" if view.waiting else ""
+    out = [f"{view.batch} for {view.date}: {_paint(view.state, view.state)}{waiting}\n"]
     width = max([4] + [len(s.name) for s in view.steps])
     out.append(f"  {'STEP':<{width}}  {'STATE':<11}  {'TIME':>8}  TRIES  LAUNCH  NOTE\n")
     for s in view.steps:
-        note = s.message or ""
+        note = s.waiting or s.message or ""
         if s.failed and s.log_path:
             note = f"{note}  log: {s.log_path}".strip()
         out.append(

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 @click.option("--fresh", is_flag=True, help="Forget earlier successes for that date; run everything.")
 @click.option("--dry-run", is_flag=True, help="Print what would run and what would be skipped.")
 @click.option("--fail-fast", is_flag=True, help="After a failure, start no new step.")
+@click.option("--ignore-after", is_flag=True,
+              help="Start without waiting for the batches this one runs after (after= in the config).")
 @click.option("--mail/--no-mail", default=None, help="Send the report (default: as configured).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only failures and the summary.")
 @click.option("--yes", "-y", is_flag=True, help="With --rerun: do not ask to confirm.")
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 def run(
     ctx: click.Context, batch: str, steps: tuple[str, ...], date_text: str | None,
     workers: int | None, rerun: bool, downstream: bool, fresh: bool, dry_run: bool,
-    fail_fast: bool, mail: bool | None, quiet: bool, yes: bool,
+    fail_fast: bool, ignore_after: bool, mail: bool | None, quiet: bool, yes: bool,
 ) -> None:
     """Start the run of BATCH for a date, or resume it."""
     config = get_config(ctx)
@@ -43,6 +45,7 @@ def run(
     run_date = parse_date(date_text, config, ref.name)
     _check_steps(ref, loaded, steps, rerun, downstream, fresh)
     _check_queues(config, loaded)
+    _check_resources(config, loaded)
     if workers is None:
         workers = (ref.settings.workers if ref.settings and ref.settings.workers else None) or config.workers
 
@@ -52,7 +55,8 @@ def run(
         from overnight.dryrun import print_plan
 
         print_plan(loaded, open_ledger(config, readonly=True), config.state_dir, run_date,
-                   rerun=steps, downstream=downstream, fresh=fresh)
+                   rerun=steps, downstream=downstream, fresh=fresh,
+                   after=None if ignore_after else _after(config, ref))
         return
 
     from overnight.engine import RunOptions
@@ -64,6 +68,7 @@ def run(
         downstream=downstream,
         fresh=fresh,
         fail_fast=fail_fast,
+        ignore_after=ignore_after,
         trigger=os.environ.get("OVERNIGHT_TRIGGER", "manual"),
         launched_by=who_am_i(),
     )
@@ -130,6 +135,8 @@ def _launch(config: Config, ref: BatchRef, loaded: Any, options: Any, quiet: boo
             logs=logs,
             progress=make_progress(quiet, command_line=CommandLine.of(config), batch_arg=ref.argument),
             executors=_remote_executors(config, loaded),
+            pool=_pool(config, loaded),
+            after=_after(config, ref),
         )
         try:
             logs.folder.mkdir(parents=True, exist_ok=True)
@@ -152,6 +159,29 @@ def _check_queues(config: Config, loaded: Any) -> None:
             f"{loaded.path}: step {remote[0].name!r} names queue {remote[0].queue!r}, but "
             "overnight.toml has no [celery] section with a broker"
         )
+
+
+def _check_resources(config: Config, loaded: Any) -> None:
+    if any(s.resources for s in loaded.order):
+        from overnight.resources import check_requests
+
+        check_requests(loaded.order, config.resources, str(loaded.path))
+
+
+def _pool(config: Config, loaded: Any) -> Any:
+    if not any(s.resources for s in loaded.order):
+        return None
+    from overnight.resources import ResourcePool
+
+    return ResourcePool(config.state.resources, config.resources)
+
+
+def _after(config: Config, ref: BatchRef) -> Any:
+    if ref.settings is None or not ref.settings.after:
+        return None
+    from overnight.batchafter import AfterBatches
+
+    return AfterBatches(config.state_dir, ref.settings.after, ref.settings.wait_up_to)
 
 
 def _remote_executors(config: Config, loaded: Any) -> dict[str, Any]:

@@ -108,6 +108,11 @@ class RunRecords(StepRecords):
     def launch(self, launch_id: int) -> LaunchRow | None:
         return self._one(LaunchRow._make, f"{SELECT_LAUNCH} WHERE id = ?", (launch_id,))
 
+    def set_launch_message(self, launch_id: int, message: str | None) -> None:
+        """While a launch lives, its message says what it waits for (batchafter.py); its end
+        replaces it with how it ended. Call inside a transaction."""
+        self._write("UPDATE launches SET message = ? WHERE id = ?", (message, launch_id))
+
     def launches(self, run_id: int) -> list[LaunchRow]:
         return self._all(LaunchRow._make, f"{SELECT_LAUNCH} WHERE run_id = ? ORDER BY id", (run_id,))
 

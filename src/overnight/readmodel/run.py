@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from overnight.ledger import AttemptRow, LaunchRow, Ledger, ReportRow, RunRow
-from overnight.readmodel.liveness import Liveness, liveness, step_seen
+from overnight.readmodel.liveness import RUNNING, Liveness, liveness, step_seen
 from overnight.states import FAILED_STATES, StepState
 
 DONE_STATES = frozenset({StepState.SUCCEEDED.value, StepState.SKIPPED.value})
@@ -42,6 +42,7 @@ class StepView:
     duration: float | None  # of its last attempt
     log_path: str | None    # of its last attempt
     attempts: list[AttemptView]
+    waiting: str | None = None  # a ready step of a live run waiting for a pool: for what, held by whom
     launch: int | None = None   # launch_id's number within the night (1, 2...): what a person is shown
     idempotent: bool = True     # as its module said when it last ran
 
@@ -115,6 +116,7 @@ class RunView:
     launches: list[LaunchView]
     marks: list[MarkView]
     reports: list[ReportView]
+    waiting: str | None = None  # its live launch waits for other batches: "waiting for batch all (...)"
 
     def launch(self, launch_id: int | None) -> LaunchView | None:
         return next((la for la in self.launches if la.id == launch_id), None)
@@ -138,6 +140,7 @@ def run_view(ledger: Ledger, run: RunRow, live: Liveness | None = None) -> RunVi
             kind=s.kind, command=s.command, after=s.prerequisites, launch_id=s.launch_id,
             message=s.message, duration=last.duration if last else None,
             log_path=last.log_path if last else None, attempts=tried,
+            waiting=_waiting(s.state, s.message, state, live),
             launch=numbers.get(s.launch_id or 0), idempotent=bool(s.idempotent),
         ))
     return RunView(
@@ -148,7 +151,26 @@ def run_view(ledger: Ledger, run: RunRow, live: Liveness | None = None) -> RunVi
             for m in ledger.marks(run.id)
         ],
         reports=[report_view(r) for r in ledger.reports_of([run.id]).get(run.id, [])],
+        waiting=next((la.message for la in launches if la.state == RUNNING and la.message), None),
     )
+
+
+def _waiting(step_state: str, message: str | None, run_state: str, live: Liveness) -> str | None:
+    """"waiting for pos_db (held by all/import-products)": a pending step of a live run
+    that the runner set aside for a full pool (resources.py), with who holds it now."""
+    if step_state != PENDING or run_state != RUNNING or not (message or "").startswith("waiting for "):
+        return None
+    from overnight.resources import holders, waited_pool
+    from overnight.statefolder import StateFolder
+
+    pool = waited_pool(message)
+    if pool is None:
+        return None
+    held = holders(StateFolder(live.state_dir).resources, pool)
+    return f"waiting for {pool}" + (f" (held by {', '.join(held)})" if held else "")
+
+
+PENDING = StepState.PENDING.value
 
 
 def _attempt(a: AttemptRow, run_state: str, numbers: dict[int, int]) -> AttemptView:
