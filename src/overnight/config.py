@@ -82,6 +82,11 @@ class CeleryConfig:
     pickup_timeout: float = 600.0
 
 
+@dataclass
+class RetentionConfig:
+    keep: float  # seconds: the scheduler prunes what is older, once a day (prune.py)
+
+
 def _given(**values: Any) -> dict[str, Any]:
     """The settings the file gave (readers return None for a key it leaves out)."""
     return {k: v for k, v in values.items() if v is not None}
@@ -99,6 +104,7 @@ class Config:
     mail: MailConfig | None = None
     webhooks: list[WebhookConfig] = field(default_factory=list)
     celery: CeleryConfig | None = None
+    retention: RetentionConfig | None = None
     resources: dict[str, int] = field(default_factory=dict)  # pool name -> units, for every batch
 
     def zone_for(self, batch: str | None) -> ZoneInfo:
@@ -182,7 +188,8 @@ def load_config(explicit: str | None = None) -> Config:
 
 def parse_config(data: dict[str, Any], path: Path) -> Config:
     where = str(path)
-    _only(data, ("overnight", "batches", "mail", "webhooks", "celery", "web", "resources"), where)
+    _only(data, ("overnight", "batches", "mail", "webhooks", "celery", "web", "resources", "retention"),
+          where)
     base_dir = path.parent
     top = _table(data, "overnight", where)
     _only(top, ("state_dir", "timezone", "workers"), f"{where}: [overnight]")
@@ -217,6 +224,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             result_backend=_str(table, "result_backend", w),
             **_given(pickup_timeout=_duration(table, "pickup_timeout", w)),
         )
+    if "retention" in data:
+        config.retention = _retention(_table(data, "retention", where), f"{where}: [retention]")
     if any(bc.schedule is not None for bc in config.batches.values()):
         # A typo in a schedule must show in whatever command comes first, not only when the
         # daemon is next restarted (and then refuses to start, and no night runs).
@@ -295,6 +304,16 @@ def _resources(table: dict[str, Any], w: str) -> dict[str, int]:
             raise ConfigError(f"{w}: {e}") from None
         pools[name] = _int(table, name, w, minimum=1)  # type: ignore[assignment]
     return pools
+
+
+def _retention(table: dict[str, Any], w: str) -> RetentionConfig:
+    _only(table, ("keep",), w)
+    keep = _duration(table, "keep", w)
+    if keep is None:
+        raise ConfigError(f'{w}: keep is required, e.g. keep = "400d"')
+    if keep < 86400:
+        raise ConfigError(f"{w}: keep = {table['keep']!r} is less than a day; e.g. keep = \"400d\"")
+    return RetentionConfig(keep)
 
 
 def _mail(table: dict[str, Any], w: str) -> MailConfig:

@@ -70,6 +70,9 @@ def logs(ctx: click.Context, batch: str, step: str, date_text: str | None, attem
 
         raise ConfigError(f"batch {name!r} has no step {shown(step)}{did_you_mean(step, steps)}")
     if not attempts:
+        if steps[step].is_done:
+            raise ConfigError(f"step {shown(step)} of {name} for {run_row.date} is {steps[step].value}, with "
+                              "no attempt on record (marked by hand, adopted, or pruned)")
         raise ConfigError(f"step {shown(step)} of {name} for {run_row.date} has not run")
     chosen = attempts[-1] if attempt is None else next((a for a in attempts if a.number == attempt), None)
     if chosen is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from overnight.ledger.history import GridCell, HistoryRecords
 from overnight.ledger.reports import ReportRecords
+from overnight.ledger.retention import RetentionRecords
 from overnight.ledger.rows import (
     AttemptRow,
     FireRow,
@@ -27,7 +28,7 @@ from overnight.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 from overnight.ledger.users import UserRecords
 
 
-class Ledger(RunRecords, HistoryRecords, ScheduleRecords, ReportRecords, UserRecords):
+class Ledger(RunRecords, HistoryRecords, ScheduleRecords, ReportRecords, UserRecords, RetentionRecords):
     """One SQLite file. Open it with ``Ledger.open(path)``; use it from one thread."""
 
 
