@@ -99,7 +99,7 @@ def test_the_module_reads_as_a_person_would_write_it(project: Project) -> None:
 
 def test_what_cannot_be_translated_is_said_and_the_lines_to_remove_are_listed(project: Project) -> None:
     said = imported(project).stdout
-    assert "  line 10: @reboot      /usr/local/bin/start-queue\n    @reboot: runs at start-up" in said
+    assert "  line 9: @reboot      /usr/local/bin/start-queue\n    @reboot: runs at start-up" in said
     assert "  line 2: PATH=/usr/local/bin:/usr/bin:/bin\n    an environment line" in said
     assert "MAILTO=ops@example.com: overnight mails one report per night" in said
     remove = said.split("remove these lines from your crontab (crontab -e):\n")[1].splitlines()
@@ -198,6 +198,8 @@ def test_escaped_percent_signs_are_what_cron_runs_and_aliases_are_times() -> Non
         ("sudo -u postgres pg_dump -Fc mydb > /backups/db.dump", "pg_dump-mydb"),
         ("python3 /srv/scripts/nightly_report.py", "nightly_report.py"),
         ("FOO=1 ./run.sh", "run.sh"),
+        ("/bin/bash -c '/usr/local/bin/backup --all'", "backup"),
+        ("timeout 2h nice -n 10 /usr/bin/reindex", "reindex"),
     ],
 )
 def test_step_names_come_from_the_program(command: str, name: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from overnight.adoption import ask_adopt
 from overnight.batch import Step
 from overnight.batchafter import AfterBatches, OtherRun, judge_after
 from overnight.durations import format_duration
@@ -38,7 +39,9 @@ def print_plan(
     downstream: bool = False,
     fresh: bool = False,
     after: AfterBatches | None = None,
+    workdir: Path | None = None,
 ) -> None:
+    """`workdir`: where the steps run (their adopt_if is asked there)."""
     batch = loaded.batch
     # Steps on remote queues are checked against [celery] before this (cli._check_queues),
     # so their runner would have an executor to re-attach with.
@@ -56,7 +59,7 @@ def print_plan(
                    "a launch would record it crashed)")
     if after is not None:
         click.echo(f"  ({_after_text(after, ledger, run_date.isoformat())})")
-    failed_when = _walk_when(loaded.order, plan, run_date)
+    failed_when = _walk_when(loaded.order, plan, run_date, workdir or loaded.path.parent)
     turns = _turns(plan)
     if len(turns) > 1:
         click.echo(f"  (order: {_order_basis(snapshot)})")
@@ -133,8 +136,9 @@ def _snapshot(
     ), busy
 
 
-def _walk_when(order: list[Step], plan: LaunchPlan, run_date: date) -> dict[str, str]:
-    """What the `when=` of the steps that would run says, and what a failing one blocks."""
+def _walk_when(order: list[Step], plan: LaunchPlan, run_date: date, workdir: Path) -> dict[str, str]:
+    """What the `when=` (and `adopt_if=`) of the steps that would run says, and what a
+    failing one blocks."""
     said: dict[str, str] = {}
 
     def blockable(name: str) -> bool:
@@ -143,11 +147,11 @@ def _walk_when(order: list[Step], plan: LaunchPlan, run_date: date) -> dict[str,
     for step in order:
         if plan.steps[step.name].action is not Action.RUN or step.name in said:
             continue
-        gate = check_when(step, run_date)
+        gate = check_when(step, run_date) or ask_adopt(step, run_date, workdir, plan.adoptable)
         if gate is None:
             continue
-        if gate.state is StepState.SKIPPED:
-            said[step.name] = f"skip ({gate.says})"
+        if gate.state.is_done:
+            said[step.name] = f"{gate.word} ({gate.says})"
             continue
         said[step.name] = f"fail ({gate.note})"
         for name in blocked_behind(step.name, plan.dependents, blockable):

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from overnight.adoption import ask_adopt
 from overnight.batch import Step, dependents_of
 from overnight.batchafter import AfterBatches, wait_for_batches
 from overnight.executor import Executor, Job, Outcome, RemoteExecutor
@@ -83,6 +84,7 @@ class Runner:
         self.ready_waits: list[str] = []        # wait steps ready: they hold no worker
         self.unhappy: set[str] = set()          # a prerequisite of these did not succeed
         self.gated: set[str] = set()            # when= and run_if said yes (asked once)
+        self.adoptable: frozenset[str] = frozenset()  # steps whose adopt_if is asked (adoption.py)
         self.parked: set[str] = set()           # ready, but a pool they need is full
         self.waiting_for: dict[str, str] = {}   # step -> the pool the ledger says it waits for
         self.recheck: Timer | None = None       # the next try of the parked steps
@@ -253,6 +255,7 @@ class Runner:
         self.rank = plan.rank
         self.ready = [(plan.rank[name], name) for name in plan.ready]  # sorted: a heap already
         self.unhappy = plan.unhappy
+        self.adoptable = plan.adoptable
         if any(self.steps[name].wait for name in plan.ready):
             self.ready_waits = [name for name in plan.ready if self.steps[name].wait]
             self.ready = [(plan.rank[name], name) for name in plan.ready if not self.steps[name].wait]
@@ -308,7 +311,8 @@ class Runner:
             return  # it stays pending: a resume runs it
         gate = None
         if name not in self.tries and name not in self.gated:  # its first turn in this launch
-            gate = check_run_if(step, name in self.unhappy) or check_when(step, self.options.date)
+            gate = (check_run_if(step, name in self.unhappy) or check_when(step, self.options.date)
+                    or ask_adopt(step, self.options.date, self.workdir, self.adoptable))
         if gate is None:
             self.gated.add(name)
             if step.resources and self.pool is not None:
@@ -320,8 +324,8 @@ class Runner:
             jobs.append(self._record_start(step))
             return
         self._set(name, StepState.PENDING, gate.state, gate.note)
-        if gate.state is StepState.SKIPPED:
-            self.progress.step_skipped(name, gate.says)
+        if gate.state.is_done:  # skipped, or adopted
+            self.progress.step_skipped(name, gate.says, gate.word)
             self._release(name)
         else:
             self.progress.step_failed_to_start(name, gate.says)

@@ -150,9 +150,10 @@ class Progress:
     def step_failed_to_start(self, name: str, why: str) -> None:
         self._line(f"FAILED   {name}: {why}", "red")
 
-    def step_skipped(self, name: str, why: str) -> None:
+    def step_skipped(self, name: str, why: str, word: str = "skip") -> None:
+        """Not run, and done: skipped (when= said no), or adopted (done before overnight)."""
         if not self.quiet:
-            self._line(f"skip     {name} ({why})", "dim")
+            self._line(f"{word:<8} {name} ({why})", "dim")
 
     def step_blocked(self, name: str, by: str) -> None:
         self._line(f"blocked  {name} (by {by})", "yellow")

@@ -80,13 +80,12 @@ def _tell_crontab(crontab, nights, files) -> None:  # noqa: ANN001
              f"{night.first.clock}, schedule \"{night.schedule}\"")
     if crontab.untranslated or crontab.environment or crontab.mailto is not None:
         echo("not translated:")
-    for number, line, why in crontab.untranslated:
+    environment = ("an environment line: steps get overnight's environment; add it to a step's env=,\n"
+                   "    or to the scheduler's service, where a command needs it")
+    said = [*crontab.untranslated, *((number, line, environment) for number, line in crontab.environment)]
+    for number, line, why in sorted(said):
         echo(f"  line {number}: {line}")
         echo(f"    {why}")
-    for number, line in crontab.environment:
-        echo(f"  line {number}: {line}")
-        echo("    an environment line: steps get overnight's environment; add it to a step's env=,")
-        echo("    or to the scheduler's service, where a command needs it")
     if crontab.mailto is not None:
         echo(f"  MAILTO={crontab.mailto}: overnight mails one report per night; see the [mail]")
         echo("    section left as a comment at the end of overnight.toml")

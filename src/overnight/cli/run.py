@@ -56,7 +56,7 @@ def run(
 
         print_plan(loaded, open_ledger(config, readonly=True), config.state_dir, run_date,
                    rerun=steps, downstream=downstream, fresh=fresh,
-                   after=None if ignore_after else _after(config, ref))
+                   after=None if ignore_after else _after(config, ref), workdir=ref.workdir)
         return
 
     from overnight.engine import RunOptions

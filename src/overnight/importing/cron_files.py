@@ -75,12 +75,13 @@ def module_text(night: Night, source: str, today: date) -> str:
     ]
     if narrower:
         out.append("from overnight.batch import cron_days")
-    description = py_str(f"crontab lines from {span}")
+    description = py_str(f"crontab lines from {night.first.clock}"
+                         + (f" to {night.lines[-1].clock}" if count > 1 else ""))
     out += ["", f"batch = Batch({py_str(night.name)}, description={description})", ""]
     taken: set[str] = set()
     for line in night.lines:
-        out += _step(night, line, step_name(line.command, taken), line in narrower)
-    return "\n".join(out) + "\n"
+        out += _step(night, line, step_name(line.command, taken), line in narrower) + [""]
+    return "\n".join(out)
 
 
 def _step(night: Night, line: CronLine, name: str, narrower: bool) -> list[str]:

@@ -197,6 +197,7 @@ def group_nights(lines: list[CronLine]) -> list[Night]:
 
 _GENERIC = {"cd", "env", "sudo", "nice", "ionice", "chronic", "flock", "timeout", "nohup", "exec",
             "sh", "bash", "python", "python3", "php", "perl", "ruby", "node", "run-one"}
+_TAKES_A_VALUE = {"-u", "-g", "-n", "-c", "-p", "-C"}
 
 
 def step_name(command: str, taken: set[str]) -> str:
@@ -205,18 +206,26 @@ def step_name(command: str, taken: set[str]) -> str:
     `taken` (which it joins)."""
     words = _words(command.split("&&")[-1] if command.lstrip().startswith("cd ") else command)
     name = ""
+    skip = False
     for i, word in enumerate(words):
         base = word.rsplit("/", 1)[-1]
-        if "=" in word and not name or word.startswith("-") or not base:
+        if skip or ("=" in word and not word.startswith("-")) or not base:
+            skip = False
             continue
-        if base in _GENERIC and not name:
+        shell = i > 0 and words[i - 1].rsplit("/", 1)[-1] in ("sh", "bash")
+        if word == "-c" and shell and i + 1 < len(words):
+            return step_name(words[i + 1], taken)  # sh -c "the real command"
+        if word.startswith("-"):
+            skip = word in _TAKES_A_VALUE  # sudo -u postgres, nice -n 10, ionice -c 3
             continue
-        if not name:
-            name = base
-            rest = [w for w in words[i + 1:] if not w.startswith("-") and "=" not in w and "/" not in w]
-            if rest and re.fullmatch(r"[A-Za-z][\w.-]*", rest[0]):
-                name = f"{name}-{rest[0]}"
-            break
+        if base in _GENERIC:
+            skip = base in ("timeout", "flock")  # timeout 2h CMD, flock FILE CMD
+            continue
+        name = base
+        rest = [w for w in words[i + 1:] if not w.startswith("-") and "=" not in w and "/" not in w]
+        if rest and re.fullmatch(r"[A-Za-z][\w.-]*", rest[0]):
+            name = f"{name}-{rest[0]}"
+        break
     name = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._")[:40].rstrip("-._") or "line"
     if not name[0].isalnum():
         name = f"line-{name}"

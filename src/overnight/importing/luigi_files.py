@@ -3,6 +3,7 @@ person would write it from the README, each saying which task it runs and where 
 
 from __future__ import annotations
 
+import textwrap
 from datetime import date
 
 from overnight.importing.files import py_str, toml_str
@@ -21,20 +22,24 @@ def module_text(night: LuigiNight, batch: str, command: str, sample: date, today
     alias = alias_of(night)
     count = len(night.steps)
     waits = [s for s in night.steps if s.datasync_minutes]
+    about = (
+        f"Written by `{command}` on {today.isoformat()}, from what its requires() reach for "
+        f"{sample.isoformat()}. Each step runs one task's run() for the run's date, in Luigi's order. "
+        "A task whose Luigi output already exists for a date (Luigi ran it before the switch) is "
+        "recorded as adopted there, not run again; from then on the ledger is the record "
+        f"(`overnight status {batch}`). Run overnight from the folder Luigi ran in: the tasks' "
+        "outputs are relative to it."
+    )
     out = [
         f'"""{batch}: the Luigi task {night.module_name}:{night.root} and the {count} task'
         f'{"s" * (count != 1)} it needs, as one batch.',
         "",
-        f"Written by `{command}` on {today.isoformat()}, from what its requires() reach for",
-        f"{sample.isoformat()}. Each step runs one task's run() for the run's date, in Luigi's order.",
-        "A task whose Luigi output already exists for a date (Luigi ran it before the switch) is",
-        "recorded as adopted there, not run again; from then on the ledger is the record",
-        f"(`overnight status {batch}`). Run overnight from the folder Luigi ran in: the tasks'",
-        "outputs are relative to it.",
+        *textwrap.wrap(about, 88, break_on_hyphens=False),
     ]
     if night.folded:
-        out.append(f"Left out, as they do no work of their own: {', '.join(night.folded)} (their")
-        out.append("requirements are kept as the steps' order).")
+        left = (f"Left out, as they do no work of their own: {', '.join(night.folded)} (what they "
+                "require is kept in the steps' order).")
+        out += ["", *textwrap.wrap(left, 88, break_on_hyphens=False)]
     out += ['"""', ""]
     if waits or night.module_folder:
         out += ["import sys", ""]
@@ -71,8 +76,9 @@ def _step(step: LuigiStep, alias: str, previous: str | None) -> list[str]:
     never_done = ": Luigi cannot tell when it is done (no output), so it always runs"
     out = [f"# {step.family} ({step.where})" + ("" if step.adoptable else never_done)]
     if step.datasync_minutes:
-        out.append(f"# with datasync_wait_minutes = {step.datasync_minutes:g}: the wait its run() did after")
-        out.append("# its work is the step after it, which holds no worker while it waits")
+        minutes = f"{step.datasync_minutes:g}"
+        out.append(f"# datasync_wait_minutes = {minutes}: its run() then waited for datasync; here that")
+        out.append("# wait is the next step, which holds no worker while it waits")
     out.append(f"@batch.step({', '.join(options)})")
     out.append(f"def {function}(ctx):")
     if step.datasync_minutes:
@@ -99,7 +105,7 @@ def _wait(step: LuigiStep, alias: str, function: str, adopt: str | None) -> list
         " after 60 s",
         f"batch.wait({py_str(step.wait_name)}, check={check}, every=\"30s\", "
         f"timeout=\"{step.datasync_minutes:g}m\",",
-        '           initial_delay="60s", cwd=sys.prefix' + (f", {adopt})" if adopt else ")"),
+        '           initial_delay="60s", cwd=sys.prefix' + (f",\n           {adopt})" if adopt else ")"),
     ]
     return out
 

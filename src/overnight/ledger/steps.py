@@ -177,5 +177,11 @@ class StepRecords(Database):
             (run_id, step, action, old.value, new.value, who, reason, time.time()),
         )
 
+    def marked_steps(self, run_id: int) -> frozenset[str]:
+        """The steps an operator has marked in this run (any mark, ever)."""
+        return frozenset(
+            row[0] for row in self.conn.execute("SELECT DISTINCT step FROM marks WHERE run_id = ?", (run_id,))
+        )
+
     def marks(self, run_id: int) -> list[MarkRow]:
         return self._all(MarkRow._make, f"{SELECT_MARK} WHERE run_id = ? ORDER BY id", (run_id,))

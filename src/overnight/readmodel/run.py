@@ -11,7 +11,7 @@ from overnight.ledger import AttemptRow, LaunchRow, Ledger, ReportRow, RunRow
 from overnight.readmodel.liveness import RUNNING, Liveness, liveness, step_seen
 from overnight.states import FAILED_STATES, StepState
 
-DONE_STATES = frozenset({StepState.SUCCEEDED.value, StepState.SKIPPED.value})
+DONE_STATES = frozenset(s.value for s in StepState if s.is_done)
 
 
 @dataclass(eq=False)
