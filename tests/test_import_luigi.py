@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 from clikit import Project, wait_for
 
-pytest.importorskip("luigi")  # the `luigi` extra, installed with the test extra
-
 DAY = "2026-11-26"
 NEXT = "2026-11-27"
 

@@ -47,22 +47,22 @@ def import_crontab(source: str | None) -> None:
 
 def _read_crontab(source: str | None) -> tuple[str, str]:
     if source == "-":
-        return sys.stdin.read(), "standard input"
+        return sys.stdin.buffer.read().decode("utf-8", "surrogateescape"), "standard input"
     if source is not None:
         try:
-            return Path(source).read_text(encoding="utf-8", errors="replace"), source
+            return Path(source).read_bytes().decode("utf-8", "surrogateescape"), source
         except OSError as e:
             raise ConfigError(f"{source}: cannot be read ({e.strerror})") from None
     try:
-        done = subprocess.run(["crontab", "-l"], capture_output=True, text=True, timeout=30)
+        done = subprocess.run(["crontab", "-l"], capture_output=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise ConfigError(
             f"crontab -l: cannot run it ({e}); give the crontab as a FILE, or - for stdin"
         ) from None
     if done.returncode != 0:
-        why = (done.stderr.strip().splitlines() or ["it failed"])[0]
+        why = (done.stderr.decode(errors="replace").strip().splitlines() or ["it failed"])[0]
         raise ConfigError(f"crontab -l: {why}")
-    return done.stdout, "your crontab (crontab -l)"
+    return done.stdout.decode("utf-8", "surrogateescape"), "your crontab (crontab -l)"
 
 
 def _first_reason(crontab) -> str:  # noqa: ANN001 - a Crontab

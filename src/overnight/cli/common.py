@@ -36,6 +36,18 @@ def _cwd():  # noqa: ANN202 - a Path
         return None
 
 
+def complete_batch(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of BATCH: the batches of the overnight.toml in use."""
+    from overnight.config import load_config
+    from overnight.errors import OvernightError
+
+    try:
+        config = load_config((ctx.find_root().params or {}).get("config_path"))
+    except OvernightError:
+        return []
+    return [name for name in sorted(config.batches) if name.startswith(incomplete)]
+
+
 def parse_date(value: str | None, config: Config, batch: str | None) -> date:
     """A --date value (YYYY-MM-DD, today, yesterday), or the batch's default date."""
     from overnight.errors import ConfigError

@@ -7,11 +7,11 @@ import sys
 
 import click
 
-from overnight.cli.common import BatchRef, find_run, get_config, open_ledger, parse_date
+from overnight.cli.common import BatchRef, complete_batch, find_run, get_config, open_ledger, parse_date
 
 
 @click.command()
-@click.argument("batch", required=False)
+@click.argument("batch", required=False, shell_complete=complete_batch)
 @click.option("--date", "date_text", metavar="D", help="The run for that date (default: the latest).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
@@ -35,7 +35,7 @@ def status(ctx: click.Context, batch: str | None, date_text: str | None, as_json
 
 
 @click.command()
-@click.argument("batch", required=False)
+@click.argument("batch", required=False, shell_complete=complete_batch)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--limit", "-n", default=30, show_default=True, help="How many runs.")
 @click.pass_context
@@ -50,7 +50,7 @@ def history(ctx: click.Context, batch: str | None, as_json: bool, limit: int) ->
 
 
 @click.command()
-@click.argument("batch")
+@click.argument("batch", shell_complete=complete_batch)
 @click.argument("step")
 @click.option("--date", "date_text", metavar="D", help="The run for that date (default: the latest).")
 @click.option("--attempt", type=int, help="Which attempt (default: the latest).")

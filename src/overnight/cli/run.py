@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from overnight.cli.common import BatchRef, get_config, open_ledger, parse_date, who_am_i
+from overnight.cli.common import BatchRef, complete_batch, get_config, open_ledger, parse_date, who_am_i
 
 if TYPE_CHECKING:
     from overnight.config import Config
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("batch")
+@click.argument("batch", shell_complete=complete_batch)
 @click.argument("steps", nargs=-1)
 @click.option("--date", "date_text", metavar="D", help="Business date (YYYY-MM-DD); default yesterday.")
 @click.option("--workers", "-w", type=click.IntRange(1, 1024), help="Steps at once (default 1).")
@@ -207,7 +207,7 @@ def _after_launch(config: Config, ref: BatchRef, ledger: Ledger, result: Any, ma
 
 
 @click.command()
-@click.argument("batch")
+@click.argument("batch", shell_complete=complete_batch)
 @click.option("--wait", default=30.0, show_default=True, help="Seconds to wait for it to stop.")
 @click.pass_context
 def cancel(ctx: click.Context, batch: str, wait: float) -> None:
@@ -242,7 +242,7 @@ def cancel(ctx: click.Context, batch: str, wait: float) -> None:
 
 
 @click.command()
-@click.argument("batch")
+@click.argument("batch", shell_complete=complete_batch)
 @click.argument("steps", nargs=-1, required=True)
 @click.option("--done", "action", flag_value="done", help="Record it as succeeded.")
 @click.option("--skip", "action", flag_value="skip", help="Record it as skipped (what depends on it runs).")

@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from overnight.batch import PLACEHOLDER
+
 GROUP_GAP = 60  # minutes: lines further apart than this are different nights
 EVERY_DAY = "* * *"
 EVENING = 12 * 60  # a night starting at or after noon is for that day (date = "today")
@@ -112,6 +114,10 @@ def _translate(number: int, line: str, zone: str | None) -> CronLine | str:
     command = command.strip()
     if re.search(r"(?<!\\)%", command):
         return "an unescaped % (cron feeds what follows it to the command's input): not translated"
+    if PLACEHOLDER.search(command):
+        return "it says {date} or {batch}, which overnight would fill in: not translated"
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in command):
+        return "not UTF-8 text: not translated"
     return CronLine(number, line, int(minute), int(hour), rule, command.replace("\\%", "%"), zone)
 
 
