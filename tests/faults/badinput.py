@@ -110,6 +110,9 @@ CASES: list[Case] = [
     batch_case("command-empty-list", 'batch.command("a", [])'),
     batch_case("command-not-text", 'batch.command("a", 42)'),
     batch_case("unknown-option", 'batch.command("a", "true", tmeout="1m")'),
+    batch_case("adopt-if-not-callable", 'batch.command("a", "true", adopt_if=True)'),
+    batch_case("cron-days-bad-rule",
+               'from overnight.batch import cron_days\nbatch.command("a", "true", when=cron_days("* * 9"))'),
     batch_case("timeout-not-a-duration", 'batch.command("a", "true", timeout="ten minutes")'),
     batch_case("timeout-negative", 'batch.command("a", "true", timeout=-5)'),
     batch_case("timeout-zero", 'batch.command("a", "true", timeout="0s")'),
@@ -251,6 +254,28 @@ CASES: list[Case] = [
     Case("config-option-missing-file", ["--config", "nope.toml", "status"], "--config nope.toml"),
     Case("config-env-missing-file", ["status"], "OVERNIGHT_CONFIG=nope.toml",
          env={"OVERNIGHT_CONFIG": "nope.toml"}),
+    # -- prune, import, init ---------------------------------------------------------
+    Case("prune-age-in-seconds", ["prune", "--older-than", "400"], "overnight prune --older-than 400"),
+    Case("prune-age-not-a-duration", ["prune", "--older-than", "a year"], "--older-than 'a year'"),
+    Case("prune-without-an-age", ["prune"], "overnight prune (no [retention] either)"),
+    config_case("retention-less-than-a-day", GOOD_CONFIG + '[retention]\nkeep = "12h"\n',
+                '[retention] keep = "12h"'),
+    config_case("retention-unknown-key", GOOD_CONFIG + '[retention]\nkeep_days = 400\n',
+                "[retention] keep_days = 400"),
+    Case("import-crontab-missing-file", ["import", "crontab", "nope.txt"],
+         "overnight import crontab nope.txt"),
+    Case("import-crontab-nothing-nightly", ["import", "crontab", "cron.txt"], "*/5 * * * * poll",
+         files={"cron.txt": "*/5 * * * * /usr/bin/poll\n"}),
+    Case("import-crontab-would-overwrite", ["import", "crontab", "cron.txt"],
+         "0 1 * * * x (overnight.toml exists)", files={"cron.txt": "0 1 * * * /usr/bin/x\n"}),
+    Case("import-luigi-no-task", ["import", "luigi", "eod"], "overnight import luigi eod"),
+    Case("import-luigi-no-module", ["import", "luigi", "no_such_module_xyz:Night"],
+         "overnight import luigi no_such_module_xyz:Night"),
+    Case("import-luigi-other-parameter", ["import", "luigi", "eod:Night"],
+         "class Night(luigi.Task): store = luigi.Parameter()",
+         files={"eod.py": "import luigi\nclass Night(luigi.Task):\n    store = luigi.Parameter()\n"
+                          "    def run(self): pass\n"}),
+    Case("init-would-overwrite", ["init"], "overnight init (overnight.toml exists)"),
 ]
 
 
