@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import peers, workloads
+from benchmarks import makespan, peers, workloads
 from benchmarks.harness import RESULTS, build_stamp, probe, scratch
 from benchmarks.workloads import Settings
 
@@ -32,10 +32,11 @@ WORKLOADS = {
     "resume": workloads.resume,
     "startup": workloads.startup,
     "reads": workloads.reads,
+    "makespan": makespan.makespan,
 }
 
 # Benchmarks other parts contribute (each module has `run(reps) -> dict`), when present.
-OPTIONAL = ("benchmarks.bench_web", "benchmarks.bench_celery")
+OPTIONAL = ("benchmarks.bench_web", "benchmarks.bench_celery", "benchmarks.bench_forecast")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,6 +148,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return f"{value:.2f}"
     if unit == "MB":
         return f"{value:.1f} MB"
+    if unit == "x":
+        return f"{value:.3f}"
     return f"{value:.0f} {unit}".strip()
 
 
@@ -177,6 +180,9 @@ def _derived(row: dict[str, Any]) -> str:
         bits.append(f"{d['over_ideal_pct']:+.1f}% vs ideal")
     if "ms_per_step" in d:
         bits.append(f"{d['ms_per_step']:.2f} ms/step, {d['ratio_to_sequential_floor']:.2f}x sequential floor")
+    if "declaration_median" in d:
+        bits.append(f"worst {d['critical_worst']:.3f}; declaration order (1st night) median "
+                    f"{d['declaration_median']:.3f}, worst {d['declaration_worst']:.3f}")
     if "above_floor_ms" in d:
         bits.append(f"+{d['above_floor_ms']:.0f} ms over python -c pass")
     if row.get("ledger"):

@@ -15,6 +15,7 @@ from benchmarks.harness import Timed, timed
 
 LUIGI_MODULE = '''
 """Benchmark tasks for Luigi, mirroring overnight's benchmark batches."""
+import json
 import os
 import subprocess
 import time
@@ -89,6 +90,35 @@ class Sleep(luigi.Task):
 class FanOut(luigi.WrapperTask):
     def requires(self):
         return [Sleep(i=i) for i in range(32)]
+
+
+DAG = json.load(open(os.environ["BENCH_DAG"])) if os.environ.get("BENCH_DAG") else None
+
+
+class DagStep(luigi.Task):
+    """Step i of the makespan DAG: a sleep of its known duration, stamped from inside."""
+
+    i = luigi.IntParameter()
+
+    def requires(self):
+        return [DagStep(i=j) for j in DAG["after"][self.i]]
+
+    def output(self):  # a file each: with several workers, each task runs in a child process
+        return luigi.LocalTarget(os.path.join(OUT, "dag-%d" % self.i))
+
+    def run(self):
+        start = time.time()
+        subprocess.run(["sleep", str(DAG["seconds"][self.i])], check=True)
+        end = time.time()
+        with open(STAMPS, "a") as f:
+            f.write("%f %f %d\\n" % (start, end, self.i))
+        with self.output().open("w"):
+            pass
+
+
+class DagNight(luigi.WrapperTask):
+    def requires(self):
+        return [DagStep(i=i) for i in range(len(DAG["seconds"]))]
 '''
 
 

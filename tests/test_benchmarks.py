@@ -51,3 +51,24 @@ def test_the_benchmark_command_prints_a_table_and_writes_json(tmp_path: Path):
     [row] = report["rows"]
     assert row["overnight"]["median"] > 0 and len(row["overnight"]["values"]) == 10
     assert row["floor"]["median"] > 0
+
+
+def test_the_makespan_dags_are_seeded_acyclic_and_20_to_200_steps():
+    from benchmarks.makespan import random_dag
+
+    for seed in range(20):
+        after, seconds = random_dag(seed, 0.05)
+        assert 20 <= len(seconds) <= 200 and len(after) == len(seconds)
+        assert all(p < j for j, prereqs in enumerate(after) for p in prereqs)  # declared after them
+        assert abs(sum(seconds) / len(seconds) - 0.05) < 0.001
+    assert random_dag(7, 0.05) == random_dag(7, 0.05)
+
+
+def test_the_lower_bound_is_the_longer_of_the_critical_path_and_the_work_per_worker():
+    from benchmarks.makespan import lower_bound
+
+    chain_and_three = ([[], [0], [1], [], [], []], [1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    assert lower_bound(chain_and_three, 2) == 3.0   # the chain
+    assert lower_bound(chain_and_three, 1) == 6.0   # the work
+    diamond = ([[], [0], [0], [1, 2]], [1.0, 5.0, 2.0, 1.0])
+    assert lower_bound(diamond, 8) == 7.0

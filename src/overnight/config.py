@@ -46,7 +46,8 @@ class BatchConfig:
     dst_repeat: DstRepeat = "first"
     run_date: RunDate = "yesterday"
     workers: int | None = None
-    deadline: str | None = None
+    deadline: str | None = None        # HH:MM or HH:MM:SS in the batch's zone (checked when read)
+    ping_url: str | None = None        # heartbeat: <url>/start, <url>, <url>/fail
     after: list[str] = field(default_factory=list)  # batches whose run for the date must succeed first
     wait_up_to: float = 6 * 3600       # how long a launch waits for them before it ends blocked
 
@@ -73,6 +74,11 @@ class WebhookConfig:
     when: HookWhen = "failure"
     batches: list[str] | None = None   # None: every batch
     timeout: float = 10.0
+
+
+@dataclass
+class MetricsConfig:
+    textfile: Path | None = None       # node_exporter's textfile collector reads it (*.prom)
 
 
 @dataclass
@@ -105,6 +111,7 @@ class Config:
     webhooks: list[WebhookConfig] = field(default_factory=list)
     celery: CeleryConfig | None = None
     retention: RetentionConfig | None = None
+    metrics: MetricsConfig | None = None
     resources: dict[str, int] = field(default_factory=dict)  # pool name -> units, for every batch
 
     def zone_for(self, batch: str | None) -> ZoneInfo:
@@ -188,8 +195,8 @@ def load_config(explicit: str | None = None) -> Config:
 
 def parse_config(data: dict[str, Any], path: Path) -> Config:
     where = str(path)
-    _only(data, ("overnight", "batches", "mail", "webhooks", "celery", "web", "resources", "retention"),
-          where)
+    _only(data, ("overnight", "batches", "mail", "webhooks", "celery", "web", "resources", "metrics",
+                 "retention"), where)
     base_dir = path.parent
     top = _table(data, "overnight", where)
     _only(top, ("state_dir", "timezone", "workers"), f"{where}: [overnight]")
@@ -224,6 +231,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             result_backend=_str(table, "result_backend", w),
             **_given(pickup_timeout=_duration(table, "pickup_timeout", w)),
         )
+    if "metrics" in data:
+        config.metrics = _metrics(_table(data, "metrics", where), f"{where}: [metrics]", base_dir)
     if "retention" in data:
         config.retention = _retention(_table(data, "retention", where), f"{where}: [retention]")
     if any(bc.schedule is not None for bc in config.batches.values()):
@@ -246,7 +255,7 @@ def _batch(name: str, table: Any, where: str) -> BatchConfig:
     _only(
         table,
         ("module", "schedule", "timezone", "mail", "mail_to", "catchup", "catchup_window",
-         "dst_gap", "dst_repeat", "date", "workers", "deadline", "after", "wait_up_to"),
+         "dst_gap", "dst_repeat", "date", "workers", "deadline", "ping_url", "after", "wait_up_to"),
         w,
     )
     module = _str(table, "module", w)
@@ -263,7 +272,8 @@ def _batch(name: str, table: Any, where: str) -> BatchConfig:
         dst_repeat=_choice(table, "dst_repeat", w, DstRepeat),
         run_date=_choice(table, "date", w, RunDate),
         workers=_int(table, "workers", w, minimum=1),
-        deadline=_str(table, "deadline", w),
+        deadline=_deadline(table, w),
+        ping_url=_url(table, "ping_url", w),
         after=_names(table, "after", w),
         wait_up_to=_duration(table, "wait_up_to", w),
     ))
@@ -328,6 +338,54 @@ def _mail(table: dict[str, Any], w: str) -> MailConfig:
         to=_addresses(table, "to", w),
         timeout=_duration(table, "timeout", w),
     ))
+
+
+def _deadline(table: dict[str, Any], w: str) -> str | None:
+    from overnight.scheduling.deadlines import parse_wall_time
+
+    text = _str(table, "deadline", w)
+    if text is not None and parse_wall_time(text) is None:
+        raise ConfigError(
+            f"{w}: deadline = {text!r} is not a time of day: write HH:MM or HH:MM:SS in the "
+            'batch\'s time zone, e.g. deadline = "06:00"'
+        )
+    return text
+
+
+def _url(table: dict[str, Any], key: str, w: str) -> str | None:
+    url = _str(table, key, w)
+    if url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or any(
+        c.isspace() for c in url
+    ):
+        raise ConfigError(f"{w}: {key} = {url!r} is not an http:// or https:// address")
+    return url
+
+
+def _metrics(table: dict[str, Any], w: str, base_dir: Path) -> MetricsConfig:
+    _only(table, ("textfile",), w)
+    text = _str(table, "textfile", w)
+    if text is None:
+        return MetricsConfig()
+    path = Path(text) if Path(text).is_absolute() else base_dir / text
+    if not text.strip() or path.suffix != ".prom" or path.is_dir():
+        raise ConfigError(
+            f"{w}: textfile = {text!r} must name a file ending in .prom (node_exporter's textfile "
+            'collector reads only those), e.g. textfile = "/var/lib/node_exporter/overnight.prom"'
+        )
+    import importlib.util
+
+    if importlib.util.find_spec("prometheus_client") is None:
+        raise ConfigError(f"{w}: writing metrics needs prometheus_client: pip install 'overnight[metrics]'")
+    return MetricsConfig(textfile=path)
 
 
 def _webhook(table: Any, w: str) -> WebhookConfig:

@@ -161,11 +161,10 @@ def _walk_when(order: list[Step], plan: LaunchPlan, run_date: date, workdir: Pat
 
 def _night_of(ledger: Ledger | None, launch_id: int) -> str:
     """A launch as a person is told it: its number within its night, and that night."""
-    launch = ledger.launch(launch_id) if ledger else None
-    run = ledger.get_run(launch.run_id) if ledger and launch else None
-    if ledger is None or launch is None or run is None:
+    if ledger is None:
         return f"a launch (id {launch_id})"
-    return f"launch {ledger.launch_numbers(run.id).get(launch_id, '?')} for {run.date}"
+    day, number = ledger.night_of(launch_id)
+    return f"launch {number} for {day}"
 
 
 _RUN_IF_SAYS = {

@@ -24,6 +24,7 @@ from overnight.launch import LaunchResult, RunOptions, options_record
 from overnight.ledger import Ledger
 from overnight.logsahead import LogsAhead
 from overnight.loop import EventLoop, Timer
+from overnight.nightwatch import NightWatch
 from overnight.planner import (
     ATTEMPT_DIED_WITH_RUNNER,
     Action,
@@ -61,6 +62,7 @@ class Runner:
         executors: dict[str, Callable[[EventLoop], RemoteExecutor]] | None = None,
         pool: ResourcePool | None = None,
         after: AfterBatches | None = None,
+        watch: NightWatch | None = None,
     ) -> None:
         self.batch = batch_name
         self.order = order
@@ -75,6 +77,7 @@ class Runner:
         self.after = after
         self.blocked_by: str | None = None      # why the launch ended blocked before its steps
         self.dependents = dependents_of(order)
+        self.watch = watch or NightWatch()  # the predicted finish, deadline and alerts
 
         self.loop = EventLoop()
         self.state: dict[str, StepState] = {}
@@ -137,9 +140,12 @@ class Runner:
             self._tick()
         clean = False
         try:
+            self.watch.begin(self)
             self._reattach()
             with self.ledger.transaction():
                 jobs = self._claim_ready()
+                self.watch.boundary()
+            self.watch.flush()
             self._tell_blocked()
             self._start(jobs)
             while (self.running or self.finished or self._may_start() and (self.ready or self.ready_waits)
@@ -190,7 +196,7 @@ class Runner:
                 history=read_history(self.ledger, self.batch, run.date),
             )
             numbers = self.ledger.launch_numbers(run.id)
-            crashed = [self._night_of(launch.run_id, launch.id, numbers) for launch in dead]
+            crashed = [self.ledger.night_of(launch.id) for launch in dead]
             plan = plan_launch(self.order, snapshot, PlanOptions(
                 rerun=opts.rerun, downstream=opts.downstream, fresh=opts.fresh,
                 remote="celery" in self.remote_factories,
@@ -213,14 +219,6 @@ class Runner:
             self.progress.step_held(name, self.batch, opts.date)
         self._tell_blocked()
 
-    def _night_of(self, run_id: int, launch_id: int, numbers: dict[int, int]) -> tuple[str, int]:
-        """(date, number within that night) of a launch of this batch, as a person is told it."""
-        if run_id != self.run_id:
-            run = self.ledger.get_run(run_id)
-            numbers = self.ledger.launch_numbers(run_id)
-            return (run.date if run else "?", numbers.get(launch_id, 0))
-        return (self.options.date.isoformat(), numbers.get(launch_id, 0))
-
     def _wait_for_batches(self) -> bool:
         """Wait for the runs this batch comes after (batchafter.py); False if its steps are
         not to start: blocked (recorded so, with why), or cancelled while it waited."""
@@ -235,9 +233,9 @@ class Runner:
             return not self.cancelling
         self.blocked_by = blocked
         with self.ledger.transaction():
-            for name in self.order:
-                if name.name in self.runnable and self.state[name.name] is StepState.PENDING:
-                    self._set(name.name, StepState.PENDING, StepState.BLOCKED, f"blocked: {blocked}")
+            for step in self.order:
+                if step.name in self.runnable and self.state[step.name] is StepState.PENDING:
+                    self._set(step.name, StepState.PENDING, StepState.BLOCKED, f"blocked: {blocked}")
         self.progress.launch_blocked(blocked)
         return False
 
@@ -277,6 +275,7 @@ class Runner:
             self.running[name] = job
             self.progress.step_reattached(job)
             self._remote_executor().reattach(job)
+            self.watch.step_started(job)
             if step.timeout is not None:
                 left = step.timeout - (time.time() - attempt.started_at)
                 self.timeouts[name] = self.loop.call_later(left, lambda job=job: self._timed_out(job))
@@ -368,6 +367,7 @@ class Runner:
             self.running[name] = job
             self.progress.step_started(job)
             self._executor_for(job.step).start(job)
+            self.watch.step_started(job)
             if job.step.timeout is not None and job.step.wait is None:  # a wait keeps its own
                 self.timeouts[name] = self.loop.call_later(
                     job.step.timeout, lambda job=job: self._timed_out(job)
@@ -407,6 +407,7 @@ class Runner:
         timer = self.timeouts.pop(name, None)
         if timer:
             timer.cancel()
+        self.watch.step_ended(job)
         # Recorded once this turn's events are handled: steps that end together (a wave
         # of a fan-out) share one commit, one fsync, instead of one each.
         self.finished.append((job, outcome))
@@ -421,6 +422,8 @@ class Runner:
             for job, outcome in finished:
                 retries.append(self._record_end(job, outcome))
             jobs = self._claim_ready()
+            self.watch.boundary()
+        self.watch.flush()
         for (job, outcome), retry in zip(finished, retries, strict=True):
             step = job.step
             self.progress.step_finished(job, outcome, retry_in=step.retry_delay if retry else None)
@@ -474,6 +477,8 @@ class Runner:
         self._make_ready(name)
         with self.ledger.transaction():
             jobs = self._claim_ready()
+            self.watch.boundary()
+        self.watch.flush()
         self._tell_blocked()
         self._start(jobs)
 

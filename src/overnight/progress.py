@@ -158,6 +158,15 @@ class Progress:
     def step_blocked(self, name: str, by: str) -> None:
         self._line(f"blocked  {name} (by {by})", "yellow")
 
+    # Whether the predicted finish is shown as it changes (the live line of a terminal).
+    outlook_wanted = False
+
+    def outlook(self, text: str) -> None:
+        """The predicted finish, as `status` says it, each time it is made again."""
+
+    def alert(self, subject: str) -> None:
+        self._line(f"ALERT    {subject}", "bold yellow")
+
     def cancelling(self, signal_name: str, running: int, force: bool) -> None:
         how = "killing" if force else "stopping"
         self._line(f"{signal_name}: cancelling, {how} {running} running step(s)", "yellow")
@@ -202,6 +211,7 @@ class TerminalProgress(Progress):
         self._text = Text
         self.console = Console(highlight=False)
         self.running: dict[str, float] = {}
+        self.ahead = ""  # the predicted finish, as the runner last made it
         # No refresh thread: the runner forks its workers, and a fork beside a thread can
         # inherit a held lock. The runner calls tick() from its loop instead.
         self.live = Live(self._status(), console=self.console, auto_refresh=False,
@@ -214,9 +224,13 @@ class TerminalProgress(Progress):
         now = time.monotonic()
         parts = [f"{n} {format_duration(now - t)}" for n, t in list(self.running.items())[:6]]
         more = len(self.running) - 6
-        return self._text(
-            "running: " + ", ".join(parts) + (f" and {more} more" if more > 0 else ""), "cyan"
-        )
+        line = "running: " + ", ".join(parts) + (f" and {more} more" if more > 0 else "")
+        return self._text(f"{self.ahead}; {line}" if self.ahead else line, "cyan")
+
+    outlook_wanted = True
+
+    def outlook(self, text: str) -> None:
+        self.ahead = text
 
     def _line(self, text: str, style: str = "") -> None:
         line = self._text.assemble((time.strftime("%H:%M:%S") + " ", "dim"), (text, style))

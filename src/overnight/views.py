@@ -20,6 +20,7 @@ from overnight.readmodel.liveness import RUNNING
 if TYPE_CHECKING:
     from overnight.config import Config
     from overnight.readmodel.history import HistoryView
+    from overnight.readmodel.outlook import ForecastView
     from overnight.readmodel.run import LaunchView, RunView
 
 
@@ -67,12 +68,20 @@ def status_text(view: RunView) -> str:
 
     waiting = f" ({view.waiting})" if view.waiting else ""
     out = [f"{view.batch} for {view.date}: {_paint(view.state, view.state)}{waiting}\n"]
+    ahead = view.forecast if view.forecast is not None and view.forecast.live else None
+    if ahead is not None:
+        out.append(f"  {outlook_line(ahead)}\n")
     width = max([4] + [len(s.name) for s in view.steps])
     out.append(f"  {'STEP':<{width}}  {'STATE':<11}  {'TIME':>8}  TRIES  LAUNCH  NOTE\n")
+    now = time.time()
     for s in view.steps:
         note = s.waiting or s.message or ""
         if s.failed and s.log_path:
             note = f"{note}  log: {s.log_path}".strip()
+        if s.state == RUNNING and s.attempts:
+            usual = ahead.usual.get(s.name) if ahead else None
+            ran = f"running {format_duration(now - s.attempts[-1].started_at)}"
+            note = f"{ran}, usually {format_duration(usual)}" if usual is not None else ran
         out.append(
             f"  {s.name:<{width}}  {_paint(f'{s.state:<11}', s.state)}  "
             f"{format_duration(s.duration):>8}  {len(s.attempts):>5}  "
@@ -88,7 +97,22 @@ def status_text(view: RunView) -> str:
         out.append(f"  mark: {m.step} {m.from_} -> {m.to} by {m.who} at {_clock(m.at)}{why}\n")
     for r in unsent(view.reports):
         out.append(f"  report not sent ({r.channel}): {r.message}\n")
+    for alert in view.alerts:
+        out.append(f"  alert at {_clock(alert.at)}: {alert.subject}\n")
+        for d in alert.unsent:
+            out.append(f"    not sent ({d.channel}): {d.message}\n")
     return "".join(out)
+
+
+def outlook_line(forecast: ForecastView) -> str:
+    """"predicted finish 05:12 (deadline 06:00)", with the critical path when late."""
+    from overnight.lookout import finish_text
+
+    f = forecast
+    line = finish_text(f.finish, f.deadline, f.partial, f.unknown)
+    if f.late and f.critical_path:
+        line += f"; critical path: {', '.join(f.critical_path)}"
+    return line
 
 
 def print_history(ledger: Ledger | None, batch: str | None, limit: int, as_json: bool) -> None:

@@ -60,6 +60,7 @@ def run(
         return
 
     from overnight.engine import RunOptions
+    from overnight.nightwatch import NightWatch, settings_for
 
     options = RunOptions(
         date=run_date,
@@ -72,9 +73,13 @@ def run(
         trigger=os.environ.get("OVERNIGHT_TRIGGER", "manual"),
         launched_by=who_am_i(),
     )
-    ledger, result = _launch(config, ref, loaded, options, quiet)
+    watch = NightWatch(settings_for(config, ref.name, mail))
+    ledger, result = _launch(config, ref, loaded, options, quiet, watch)
     # After the lock is released: a slow mail server must not turn the next launch away.
+    _ping_end(ledger, result, watch)
     _after_launch(config, ref, ledger, result, mail)
+    _write_metrics(config, ledger)
+    watch.close()  # the alerts still on their way
     ctx.exit(result.exit_code)
 
 
@@ -112,7 +117,9 @@ def _confirm_rerun(loaded: Any, steps: tuple[str, ...], downstream: bool, yes: b
         raise NotConfirmed("not confirmed: nothing was run")
 
 
-def _launch(config: Config, ref: BatchRef, loaded: Any, options: Any, quiet: bool) -> tuple[Ledger, Any]:
+def _launch(
+    config: Config, ref: BatchRef, loaded: Any, options: Any, quiet: bool, watch: Any,
+) -> tuple[Ledger, Any]:
     """One launch, holding the batch's lock: the ledger it wrote to, and its LaunchResult."""
     from overnight.commandline import CommandLine
     from overnight.engine import Runner
@@ -137,6 +144,7 @@ def _launch(config: Config, ref: BatchRef, loaded: Any, options: Any, quiet: boo
             executors=_remote_executors(config, loaded),
             pool=_pool(config, loaded),
             after=_after(config, ref),
+            watch=watch,
         )
         try:
             logs.folder.mkdir(parents=True, exist_ok=True)
@@ -204,6 +212,34 @@ def _after_launch(config: Config, ref: BatchRef, ledger: Ledger, result: Any, ma
     except ImportError:
         return
     report.after_launch(config, ref.name, ledger, result, mail, batch_arg=ref.argument)
+
+
+def _ping_end(ledger: Ledger, result: Any, watch: Any) -> None:
+    """The heartbeat's end: `<url>` or `<url>/fail`; never changes the night's outcome."""
+    url = watch.settings.ping_url
+    if not url or not watch.settings.alerts:
+        return
+    from overnight.reporting.pings import ping_end
+
+    watch.await_start_ping()
+    try:
+        pinged = ping_end(ledger, url, result.run_id, result.launch_id)
+    except Exception as e:  # noqa: BLE001 - a monitor must never turn into a failed night
+        warn(f"the heartbeat ping could not be made: {e}")
+        return
+    if pinged is not None and not pinged.sent:
+        warn(f"heartbeat ping {pinged.url} not sent: {pinged.reason} (recorded)")
+
+
+def _write_metrics(config: Config, ledger: Ledger) -> None:
+    if config.metrics is not None and config.metrics.textfile is not None:
+        from overnight.metrics import write_textfile
+
+        write_textfile(config, ledger, warn)
+
+
+def warn(text: str) -> None:
+    click.echo(f"overnight: {text}", err=True)
 
 
 @click.command()

@@ -3,18 +3,24 @@
 The modules of this package are the only code that speaks SQL, each for what it stores:
 the file itself (database: opening, schema upgrades, transactions, errors), the night
 (runs: runs and launches; steps: steps, attempts and marks; history: reads over many
-nights), the scheduler's records (schedule), report deliveries (reports) and the
-dashboard's users (users). `Ledger` is all of them over one connection.
+nights), the scheduler's records (schedule), report deliveries (reports), the dashboard's
+users (users), the runner's predicted finish (forecasts) and the alerts about a night
+(alerts). `Ledger` is all of them over one connection.
 """
 
 from __future__ import annotations
 
+from overnight.ledger.alerts import AlertRecords
+from overnight.ledger.forecasts import ForecastRecords
 from overnight.ledger.history import GridCell, HistoryRecords
 from overnight.ledger.reports import ReportRecords
 from overnight.ledger.retention import RetentionRecords
 from overnight.ledger.rows import (
+    AlertDeliveryRow,
+    AlertRow,
     AttemptRow,
     FireRow,
+    ForecastRow,
     LaunchRow,
     MarkRow,
     ReportRow,
@@ -28,11 +34,15 @@ from overnight.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 from overnight.ledger.users import UserRecords
 
 
-class Ledger(RunRecords, HistoryRecords, ScheduleRecords, ReportRecords, UserRecords, RetentionRecords):
+class Ledger(
+    RunRecords, HistoryRecords, ScheduleRecords, ReportRecords, UserRecords, ForecastRecords, AlertRecords,
+    RetentionRecords,
+):
     """One SQLite file. Open it with ``Ledger.open(path)``; use it from one thread."""
 
 
 __all__ = [
-    "MIGRATIONS", "SCHEMA_VERSION", "AttemptRow", "FireRow", "GridCell", "LaunchRow",
+    "MIGRATIONS", "SCHEMA_VERSION", "AlertDeliveryRow", "AlertRow", "AttemptRow", "FireRow",
+    "ForecastRow", "GridCell", "LaunchRow",
     "Ledger", "MarkRow", "ReportRow", "RunRow", "StepRow", "UserRow",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from overnight.ledger.database import Database, placeholders
 from overnight.ledger.rows import SELECT_RUN, RunRow
-from overnight.states import StepState
+from overnight.states import RunState, StepState
 
 # One cell of the history grid: run_id, step, position, state, and the last attempt's
 # start, end and remote id (None when the step has no attempt).
@@ -37,6 +37,31 @@ class HistoryRecords(Database):
             "AND a.ended_at IS NOT NULL AND a.run_id IN (SELECT id FROM runs WHERE batch = ? "
             "AND date < ? ORDER BY date DESC LIMIT ?)",
             (StepState.SUCCEEDED.value, batch, before, runs),
+        ):
+            out.setdefault(step, []).append(seconds)
+        return out
+
+    def last_success(self, batch: str) -> float | None:
+        """When the batch last finished a night that succeeded (a launch's end, Unix time)."""
+        row = self.conn.execute(
+            "SELECT max(l.ended_at) FROM launches l JOIN runs r ON r.id = l.run_id "
+            "WHERE r.batch = ? AND r.state = ? AND l.state = ?",
+            (batch, RunState.SUCCEEDED.value, RunState.SUCCEEDED.value),
+        ).fetchone()
+        return row[0] if row else None
+
+    def recent_successes(self, batch: str, per_step: int = 14, runs: int = 60) -> dict[str, list[float]]:
+        """Each step's latest `per_step` successful attempt durations (newest first), among
+        the `runs` runs of `batch` with the latest activity: what its usual duration is when
+        the runner predicts its finish. One query; the newest by end time, whatever date the
+        runs were for (a year of a 10,000-step batch is not read to find the last weeks)."""
+        out: dict[str, list[float]] = {}
+        for step, seconds in self.conn.execute(
+            "SELECT step, seconds FROM (SELECT a.step AS step, a.ended_at - a.started_at AS seconds, "
+            "row_number() OVER (PARTITION BY a.step ORDER BY a.ended_at DESC) AS n FROM attempts a "
+            "WHERE a.run_id IN (SELECT id FROM runs WHERE batch = ? ORDER BY updated_at DESC LIMIT ?) "
+            "AND a.state = ? AND a.ended_at IS NOT NULL) WHERE n <= ? ORDER BY step, n",
+            (batch, runs, StepState.SUCCEEDED.value, per_step),
         ):
             out.setdefault(step, []).append(seconds)
         return out

@@ -113,6 +113,52 @@ class ReportRow(NamedTuple):
     message: str | None
 
 
+class ForecastRow(NamedTuple):
+    """A launch's latest prediction of its finish (forecast.py), with the run's deadline."""
+
+    launch_id: int
+    run_id: int
+    deadline: float | None      # the run's deadline (Unix time); None: its batch has none
+    made_at: float
+    finish: float | None        # None: no step still to run has any history
+    first_finish: float | None  # the prediction made when the launch started
+    unknown: int                # steps still to run without history (the finish is "at least")
+    detail: str                 # JSON: critical_path, unknown_steps, usual (of running steps)
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return json.loads(self.detail)
+
+
+class AlertRow(NamedTuple):
+    """One alert about a night ("will be late", "missed deadline", "running long")."""
+
+    id: int
+    batch: str
+    date: str
+    run_id: int | None          # None: the night had no run when it was sent
+    launch_id: int | None
+    kind: str                   # late | missed | long
+    key: str                    # what makes it once within its kind (a step, a slip number)
+    subject: str
+    predicted: float | None     # the predicted finish it announced
+    deadline: float | None
+    at: float
+    state: str                  # 'due' until its deliveries are recorded, then 'made'
+
+
+class AlertDeliveryRow(NamedTuple):
+    """One delivery of an alert (a mail, a webhook), sent or not."""
+
+    id: int
+    alert_id: int
+    channel: str
+    state: str
+    tries: int
+    at: float
+    message: str | None
+
+
 class UserRow(NamedTuple):
     name: str
     password_hash: str
@@ -135,3 +181,6 @@ SELECT_MARK = select(MarkRow, "marks")
 SELECT_FIRE = select(FireRow, "fires")
 SELECT_REPORT = select(ReportRow, "reports")
 SELECT_USER = select(UserRow, "users")
+SELECT_FORECAST = select(ForecastRow, "forecasts")
+SELECT_ALERT = select(AlertRow, "alerts")
+SELECT_ALERT_DELIVERY = select(AlertDeliveryRow, "alert_deliveries")

@@ -105,9 +105,6 @@ class RunRecords(StepRecords):
         )
         self.set_run_state(run_id, state)
 
-    def launch(self, launch_id: int) -> LaunchRow | None:
-        return self._one(LaunchRow._make, f"{SELECT_LAUNCH} WHERE id = ?", (launch_id,))
-
     def set_launch_message(self, launch_id: int, message: str | None) -> None:
         """While a launch lives, its message says what it waits for (batchafter.py); its end
         replaces it with how it ended. Call inside a transaction."""
@@ -123,6 +120,14 @@ class RunRecords(StepRecords):
             "SELECT id FROM launches WHERE run_id = ? ORDER BY id", (run_id,)
         )]
         return {launch_id: number for number, launch_id in enumerate(ids, 1)}
+
+    def night_of(self, launch_id: int) -> tuple[str, int]:
+        """A launch as a person is told it: its run's date and its number within that night."""
+        row = self.conn.execute(
+            "SELECT r.date, (SELECT count(*) FROM launches o WHERE o.run_id = l.run_id AND o.id <= l.id) "
+            "FROM launches l JOIN runs r ON r.id = l.run_id WHERE l.id = ?", (launch_id,),
+        ).fetchone()
+        return (row[0], row[1]) if row else ("?", 0)
 
     def launches_of_runs(self, run_ids: list[int]) -> dict[int, list[LaunchRow]]:
         out: dict[int, list[LaunchRow]] = {i: [] for i in run_ids}

@@ -42,3 +42,8 @@ class ScheduleRecords(Database):
             "updated_at = excluded.updated_at",
             (batch, handled_until, time.time()),
         )
+
+    def scheduler_heartbeat(self) -> float | None:
+        """When the scheduler last made a pass (it saves every cursor on each one)."""
+        row = self.conn.execute("SELECT max(updated_at) FROM schedule_cursors").fetchone()
+        return row[0] if row else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Entry i takes the schema from version i to version i + 1 (version 0 is an empty file).
 # Never edit a released entry: add one. tests/test_ledger_upgrade.py opens a real v1 file.
@@ -115,7 +115,50 @@ MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL
     );
     """,
-    # 3: whether each step is idempotent, as its batch module said when it last ran: a
+    # 3: knowing before 7am. Per launch, the runner's latest prediction of its finish (and
+    # the one it made at its start), with the run's deadline; the alerts sent about a night
+    # ("will be late", "missed deadline", "running long"), each once: (batch, date, kind,
+    # key) is unique, so the runner and the scheduler can never both send one; and every
+    # delivery of each, sent or not, as for reports.
+    """
+    CREATE TABLE forecasts (
+        launch_id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL,
+        deadline REAL,
+        made_at REAL NOT NULL,
+        finish REAL,
+        first_finish REAL,
+        unknown INTEGER NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX forecasts_run ON forecasts (run_id);
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        batch TEXT NOT NULL,
+        date TEXT NOT NULL,
+        run_id INTEGER,
+        launch_id INTEGER,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        predicted REAL,
+        deadline REAL,
+        at REAL NOT NULL,
+        state TEXT NOT NULL,
+        UNIQUE (batch, date, kind, key)
+    );
+    CREATE TABLE alert_deliveries (
+        id INTEGER PRIMARY KEY,
+        alert_id INTEGER NOT NULL REFERENCES alerts (id),
+        channel TEXT NOT NULL,
+        state TEXT NOT NULL,
+        tries INTEGER NOT NULL,
+        at REAL NOT NULL,
+        message TEXT
+    );
+    CREATE INDEX alert_deliveries_alert ON alert_deliveries (alert_id);
+    """,
+    # 4: whether each step is idempotent, as its batch module said when it last ran: a
     # reader that does not load the module (the dashboard's re-run, a report) can tell a
     # held step, and warn before running one again.
     """

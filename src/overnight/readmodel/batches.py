@@ -11,6 +11,7 @@ from overnight.readmodel.liveness import Liveness, liveness
 if TYPE_CHECKING:
     from overnight.config import Config
     from overnight.readmodel.history import FireView
+    from overnight.readmodel.outlook import ForecastView
     from overnight.readmodel.run import LaunchView
 
 
@@ -46,6 +47,7 @@ class BoardRow(BatchView):
     live_date: str | None
     default_date: str
     fire: FireView | None
+    forecast: ForecastView | None   # the live run's predicted finish and deadline
 
 
 def latest_runs(config: Config, ledger: Ledger | None) -> list[LatestRun]:
@@ -84,6 +86,7 @@ def _batch_view(config: Config, ledger: Ledger | None, live: Liveness | None, na
 
 def board(config: Config, ledger: Ledger | None) -> list[BoardRow]:
     from overnight.readmodel.history import fire_view
+    from overnight.readmodel.outlook import forecast_view
     from overnight.readmodel.run import launch_view
 
     live = liveness(ledger) if ledger else None
@@ -92,6 +95,7 @@ def board(config: Config, ledger: Ledger | None) -> list[BoardRow]:
         launch = live.live_launch(ledger, view.batch) if ledger and live else None
         run = ledger.get_run(launch.run_id) if ledger and launch else None
         fires = ledger.fires_of(view.batch, 1) if ledger else []
+        ahead = ledger.latest_forecasts([run.id]).get(run.id) if ledger and run else None
         rows.append(BoardRow(
             **view.__dict__,
             live=launch_view(launch, live, ledger.launch_numbers(launch.run_id)[launch.id])
@@ -99,6 +103,7 @@ def board(config: Config, ledger: Ledger | None) -> list[BoardRow]:
             live_date=run.date if run else None,
             default_date=config.default_date(view.batch).isoformat(),
             fire=fire_view(fires[0]) if fires else None,
+            forecast=forecast_view(ahead, launch.id if launch else None),
         ))
     return rows
 

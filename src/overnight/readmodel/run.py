@@ -1,15 +1,18 @@
 """One run and everything about it: what `status` prints, the report says and the run
-page shows. Six queries whatever the size of the run."""
+page shows. Nine queries whatever the size of the run."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from overnight.ledger import AttemptRow, LaunchRow, Ledger, ReportRow, RunRow
 from overnight.readmodel.liveness import RUNNING, Liveness, liveness, step_seen
 from overnight.states import FAILED_STATES, StepState
+
+if TYPE_CHECKING:
+    from overnight.readmodel.outlook import AlertView, ForecastView
 
 DONE_STATES = frozenset(s.value for s in StepState if s.is_done)
 
@@ -116,6 +119,8 @@ class RunView:
     launches: list[LaunchView]
     marks: list[MarkView]
     reports: list[ReportView]
+    forecast: ForecastView | None = None  # the latest launch's predicted finish (live: current)
+    alerts: list[AlertView] = field(default_factory=list)  # will be late, missed deadline, running long
     waiting: str | None = None  # its live launch waits for other batches: "waiting for batch all (...)"
 
     def launch(self, launch_id: int | None) -> LaunchView | None:
@@ -123,7 +128,9 @@ class RunView:
 
 
 def run_view(ledger: Ledger, run: RunRow, live: Liveness | None = None) -> RunView:
-    """Everything about one run: six queries whatever its size."""
+    """Everything about one run: nine queries whatever its size."""
+    from overnight.readmodel.outlook import alert_views, forecast_view
+
     live = live or liveness(ledger)
     state = live.run_state(run.batch, run.state)
     launches = ledger.launches(run.id)
@@ -143,15 +150,18 @@ def run_view(ledger: Ledger, run: RunRow, live: Liveness | None = None) -> RunVi
             waiting=_waiting(s.state, s.message, state, live),
             launch=numbers.get(s.launch_id or 0), idempotent=bool(s.idempotent),
         ))
+    views = [launch_view(la, live, number) for number, la in enumerate(launches, 1)]
+    running = next((la.id for la in views if la.state == RUNNING), None)
     return RunView(
-        batch=run.batch, date=run.date, run_id=run.id, state=state, steps=steps,
-        launches=[launch_view(la, live, number) for number, la in enumerate(launches, 1)],
+        batch=run.batch, date=run.date, run_id=run.id, state=state, steps=steps, launches=views,
         marks=[
             MarkView(m.step, m.action, m.old_state, m.new_state, m.who, m.reason, m.at)
             for m in ledger.marks(run.id)
         ],
         reports=[report_view(r) for r in ledger.reports_of([run.id]).get(run.id, [])],
-        waiting=next((la.message for la in launches if la.state == RUNNING and la.message), None),
+        forecast=forecast_view(ledger.latest_forecasts([run.id]).get(run.id), running),
+        alerts=alert_views(ledger, run.batch, run.date),
+        waiting=next((la.message for la in views if la.state == RUNNING and la.message), None),
     )
 
 

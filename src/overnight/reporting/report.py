@@ -29,8 +29,11 @@ from overnight.readmodel.run import LaunchView, RunView, StepView, run_view
 
 TAIL_LINES = 50
 # A step is "slow" when it took at least SLOW_RATIO times its median over the last nights
-# and at least SLOW_MIN_EXTRA seconds more: a 1 s step taking 3 s is noise, not news.
+# and at least SLOW_MIN_EXTRA seconds more: a 1 s step taking 3 s is noise, not news. It is
+# "fast" when it took at most FAST_RATIO of its median and SLOW_MIN_EXTRA seconds less: an
+# import that usually takes ten minutes and took one may well have found nothing to import.
 SLOW_RATIO = 2.0
+FAST_RATIO = 0.5
 SLOW_MIN_EXTRA = 30.0
 SLOW_MIN_HISTORY = 3
 # A step name is one word to a reader: a mail client must not break it at its hyphens.
@@ -43,6 +46,7 @@ class Slow:
     took: float
     usual: float   # the median
     nights: int    # how many earlier durations the median is over
+    faster: bool = False  # much faster than usual, not slower
 
 
 @dataclass
@@ -100,7 +104,8 @@ def tail(path: str | None, lines: int = TAIL_LINES, max_bytes: int = 256 * 1024)
 
 
 def slow_steps(steps: list[StepView], history: dict[str, list[float]]) -> list[Slow]:
-    """Steps of this run that took much longer than their median over earlier nights."""
+    """Steps of this run that took much longer, or much less, than their median over
+    earlier nights (`faster` says which)."""
     out = []
     for s in steps:
         took = s.duration
@@ -110,6 +115,8 @@ def slow_steps(steps: list[StepView], history: dict[str, list[float]]) -> list[S
         usual = statistics.median(earlier)
         if took >= SLOW_RATIO * usual and took - usual >= SLOW_MIN_EXTRA:
             out.append(Slow(s.name, took, usual, len(earlier)))
+        elif took <= FAST_RATIO * usual and usual - took >= SLOW_MIN_EXTRA:
+            out.append(Slow(s.name, took, usual, len(earlier), faster=True))
     return out
 
 
@@ -244,9 +251,11 @@ def _text(c: _Context) -> str:
         # reads as two steps that do not exist.
         out += textwrap.wrap(names, 88, initial_indent="  ", subsequent_indent="  ",
                              break_on_hyphens=False, break_long_words=False)
-    if c.slow:
-        out += ["", "Slower than usual:"]
-        out += [f"  {c.slow_line(s)}" for s in c.slow]
+    for title, faster in (("Slower than usual:", False), ("Faster than usual:", True)):
+        unusual = [s for s in c.slow if s.faster is faster]
+        if unusual:
+            out += ["", title]
+            out += [f"  {c.slow_line(s)}" for s in unusual]
     out += ["", "Steps:"]
     width = max([4] + [len(s.name) for s in c.steps])
     out.append(f"  {'STEP':<{width}}  {'STATE':<11}  {'TIME':>8}  TRIES  NOTE")
@@ -298,10 +307,12 @@ def _html(c: _Context, subject: str) -> str:
         names = ", ".join(f"<span{NOWRAP}>{e(s.name)}</span>" for s in c.blocked)
         out.append(f"<h3>Blocked ({len(c.blocked)})</h3><p>not run because a prerequisite did not "
                    f"succeed: {names}</p>")
-    if c.slow:
-        out.append("<h3>Slower than usual</h3><ul>")
-        out += [f"<li>{e(c.slow_line(s))}</li>" for s in c.slow]
-        out.append("</ul>")
+    for title, faster in (("Slower than usual", False), ("Faster than usual", True)):
+        unusual = [s for s in c.slow if s.faster is faster]
+        if unusual:
+            out.append(f"<h3>{title}</h3><ul>")
+            out += [f"<li>{e(c.slow_line(s))}</li>" for s in unusual]
+            out.append("</ul>")
     out.append('<h3>Steps</h3><table cellpadding="4" style="border-collapse:collapse">')
     out.append("<tr><th align=left>step</th><th align=left>state</th><th align=right>time</th>"
                "<th align=right>tries</th><th align=left>note</th></tr>")
@@ -323,7 +334,7 @@ def _summary(c: _Context, subject: str) -> dict[str, Any]:
     ]
     text = [subject]
     text += [f"- {c.failure_line(s)}" for s in c.failed]
-    text += [f"- slow: {c.slow_line(s)}" for s in c.slow]
+    text += [f"- {'fast' if s.faster else 'slow'}: {c.slow_line(s)}" for s in c.slow]
     if c.mark:
         text.append(f"Held (check what it did, then): {c.mark}")
     if c.resume:
@@ -339,7 +350,8 @@ def _summary(c: _Context, subject: str) -> dict[str, Any]:
         "total": len(c.steps),
         "failed": failed,
         "blocked": [s.name for s in c.blocked],
-        "slow": [{"step": s.step, "took": s.took, "usual": s.usual} for s in c.slow],
+        "slow": [{"step": s.step, "took": s.took, "usual": s.usual} for s in c.slow if not s.faster],
+        "fast": [{"step": s.step, "took": s.took, "usual": s.usual} for s in c.slow if s.faster],
         "resume": c.resume,
         "held": c.held,
         "mark": c.mark,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from overnight.config import WebhookConfig
-from overnight.reporting.retry import GiveUp, TryAgain, with_retries
+from overnight.reporting.retry import GiveUp, Tried, TryAgain, with_retries
 
 RETRY_PAUSES = (0.5, 1.0)
 
@@ -56,23 +56,29 @@ def post_all(hooks: list[WebhookConfig], payload: dict[str, Any]) -> list[Posted
 
 
 def _post(hook: WebhookConfig, body: bytes) -> Posted:
+    tried = post(hook.url, body, "application/json", hook.timeout, "the receiver")
+    return Posted(hook, tried.ok, tried.tries, tried.reason)
+
+
+def post(url: str, body: bytes, content_type: str, timeout: float, who: str) -> Tried:
+    """POST `body` to `url`: a few tries within `timeout` seconds in all (RETRY_PAUSES);
+    a 4xx or a receiver that hung is not tried again. Never raises. `who` names the other
+    side in a failure ("the receiver answered 500 Internal Server Error")."""
     def attempt(left: float | None) -> None:
         request = urllib.request.Request(
-            hook.url, data=body, method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "overnight"},
+            url, data=body, method="POST", headers={"Content-Type": content_type, "User-Agent": "overnight"},
         )
         try:
             with urllib.request.urlopen(request, timeout=left) as answer:
                 answer.read(65536)
         except urllib.error.HTTPError as e:
-            said = f"the receiver answered {e.code} {e.reason}"
+            said = f"{who} answered {e.code} {e.reason}"
             # A 4xx: our request is wrong for it, and the same one again will not do better.
             raise (TryAgain(said) if e.code >= 500 else GiveUp(said)) from None
         except (urllib.error.URLError, OSError) as e:
             inner = getattr(e, "reason", e)
             if isinstance(e, TimeoutError) or isinstance(inner, TimeoutError):
-                raise GiveUp(f"no answer within {hook.timeout:g}s") from None
+                raise GiveUp(f"no answer within {timeout:g}s") from None
             raise TryAgain(f"cannot reach it: {getattr(inner, 'strerror', None) or inner}") from None
 
-    tried = with_retries(attempt, RETRY_PAUSES, deadline=time.monotonic() + hook.timeout)
-    return Posted(hook, tried.ok, tried.tries, tried.reason)
+    return with_retries(attempt, RETRY_PAUSES, deadline=time.monotonic() + timeout)

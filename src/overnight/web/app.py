@@ -22,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 
 from overnight.config import Config
 from overnight.errors import OvernightError
-from overnight.web import auth, buttons, login, pages
+from overnight.web import auth, buttons, login, metrics, pages
 from overnight.web.access import SecurityHeaders, refuse
 from overnight.web.site import HERE, Dashboard, Viewer
 
@@ -60,6 +60,7 @@ ROUTES = [
     Route("/batch/{batch}/resume", buttons.resume, methods=["POST"]),
     Route("/batch/{batch}/cancel", buttons.cancel, methods=["POST"]),
     Route("/batch/{batch}/backfill", buttons.backfill, methods=["POST"]),
+    Route("/metrics", metrics.metrics),
     Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
 ]
 
