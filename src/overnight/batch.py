@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal, NamedTuple, Never, get_args
 
-from overnight.days import cron_days  # noqa: F401 - a ready-made when=, beside weekdays
 from overnight.durations import Duration, parse_duration
 from overnight.errors import DefinitionError, did_you_mean
 from overnight.waits import OnTimeout, WaitSpec, callable_check, check_kind, wait_spec
@@ -528,6 +527,14 @@ def _resources(where: str, resources: object) -> dict[str, int]:
             raise DefinitionError(f"{where}: resources[{name!r}] must be a whole number of at least 1")
         out[name] = count
     return out
+
+
+def cron_days(rule: str, *, next_day: bool = False) -> Callable[[date], bool]:
+    """A ready-made ``when=``: the days a crontab day rule ("* * 1-5") matches (days.py).
+    Imported when used: every command imports this module."""
+    from overnight.days import cron_days as matching
+
+    return matching(rule, next_day=next_day)
 
 
 def weekdays(day: date) -> bool:
