@@ -232,15 +232,9 @@ def step_name(command: str, taken: set[str]) -> str:
         if rest and re.fullmatch(r"[A-Za-z][\w.-]*", rest[0]):
             name = f"{name}-{rest[0]}"
         break
-    name = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._")[:40].rstrip("-._") or "line"
-    if not name[0].isalnum():
-        name = f"line-{name}"
-    unique, n = name, 2
-    while unique in taken:
-        unique = f"{name}-{n}"
-        n += 1
-    taken.add(unique)
-    return unique
+    from overnight.importing.files import as_step_name
+
+    return as_step_name(name, taken, "line")
 
 
 def _words(command: str) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from overnight.errors import ConfigError
@@ -37,6 +38,18 @@ def write_new(files: dict[Path, str], what: str) -> None:
         raise ConfigError(
             f"{e.filename or 'a file'}: cannot be written ({e.strerror}); nothing was written"
         ) from None
+
+
+def as_step_name(text: str, taken: set[str], fallback: str, limit: int = 40) -> str:
+    """`text` as a valid step name (batch.NAME_PATTERN: lowercase letters, digits, '.', '_',
+    '-'), `fallback` when nothing of it is left, unique among `taken` (which it joins)."""
+    name = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")[:limit].rstrip("-._") or fallback
+    unique, n = name, 2
+    while unique in taken:
+        unique = f"{name}-{n}"
+        n += 1
+    taken.add(unique)
+    return unique
 
 
 def py_str(text: str) -> str:

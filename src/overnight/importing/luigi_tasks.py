@@ -25,6 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from overnight.errors import DefinitionError, did_you_mean, shown
+from overnight.importing.files import as_step_name
 
 
 @dataclass
@@ -111,8 +112,9 @@ def walk(
     for task in order:
         if task.task_id in wrappers:
             continue
-        step = LuigiStep(cls=type(task), name=_unique(kebab(type(task).__name__), taken),
-                         date_param=_date_param(type(task)), where=_where(type(task)))
+        made = type(task)
+        name = as_step_name(kebab(made.__name__), taken, "task", limit=60)
+        step = LuigiStep(cls=made, name=name, date_param=_date_param(made), where=_where(made))
         step.after = [names[t] for t in _through_wrappers(requires[task.task_id], requires, wrappers)]
         step.adoptable = _can_tell_done(task, luigi)
         minutes = getattr(task, "datasync_wait_minutes", None)
@@ -242,17 +244,7 @@ def _can_tell_done(task: Any, luigi: Any) -> bool:
 def kebab(family: str) -> str:
     text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1-\2", family)
     text = re.sub(r"([a-z0-9])([A-Z])", r"\1-\2", text)
-    text = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
-    return text[:60] or "task"
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    unique, n = name, 2
-    while unique in taken:
-        unique = f"{name}-{n}"
-        n += 1
-    taken.add(unique)
-    return unique
+    return as_step_name(text, set(), "task", limit=60)
 
 
 def _where(cls: Any) -> str:
