@@ -88,6 +88,15 @@ def test_a_night_that_did_not_succeed_and_the_last_success_are_kept(project: Pro
 
 
 def test_a_dry_run_says_the_same_and_removes_nothing(nights: Project) -> None:
+    """Even when a record spells a log's path another way (relative, with `..`): each file
+    is counted once."""
+    import sqlite3
+
+    conn = sqlite3.connect(nights.ledger_path)
+    with conn:
+        conn.execute("UPDATE attempts SET log_path = replace(log_path, ?, ?) WHERE step = 'load'",
+                     (str(nights.root), f"{nights.root}/.overnight/../."))
+    conn.close()
     before = sorted(p for p in nights.state_dir.rglob("*") if p.is_file() and "ledger" not in p.name)
     attempts = nights.query("SELECT count(*) FROM attempts")
     dry = nights.run("prune", "--older-than", "400d", "--dry-run")

@@ -146,17 +146,12 @@ def _prune_batch(
     # Nights pruned before have nothing left to free: not counted again.
     gone = [run for run in gone if counts.get(run.id) or state.run_logs(batch, run.date).folder.exists()]
     ids = [run.id for run in gone]
-    # What the attempts name, and whatever else is in their nights' folders: each file once.
-    files = {Path(path) for chunk in _chunks(ids) for path in ledger.attempt_log_paths(chunk)}
-    folders = [state.run_logs(batch, run.date).folder for run in gone]
-    for folder in folders:
-        files.update(Path(dirpath) / name for dirpath, _, names in os.walk(folder) for name in names)
-    logs_root = state.logs
-    for path in sorted(files):
-        result.logs.add(_remove(path, logs_root, result.dry_run, before=started))
-    if not result.dry_run:
-        for folder in folders:
-            _remove_empty_tree(folder, logs_root)
+    logs = Remover(state.logs, result.dry_run, before=started)
+    for chunk in _chunks(ids):  # what the attempts name (wherever it is: Remover says if it may go)
+        for path in ledger.attempt_log_paths(chunk):
+            result.logs.add(logs.file(Path(path)))
+    for run in gone:  # and whatever else is in their nights' folders
+        result.logs.add(logs.tree(state.run_logs(batch, run.date).folder))
     result.scheduler_logs.add(_prune_scheduler_logs(state, batch, result.cutoff.isoformat(), kept,
                                                     result.dry_run))
     result.attempts += sum(counts.get(i, 0) for i in ids)
@@ -176,11 +171,11 @@ def _prune_scheduler_logs(
 ) -> Freed:
     """logs/scheduler/BATCH/DATE-AT.log of the dates before the cutoff, but those kept."""
     folder = state.scheduler_log(batch, cutoff, "x").parent
-    freed = Freed()
+    remover, freed = Remover(state.logs, dry_run), Freed()
     for path in _files(folder):
         day = path.name[:10]
         if _is_date(day) and day < cutoff and day not in kept:
-            freed.add(_remove(path, folder, dry_run))
+            freed.add(remover.file(path))
     return freed
 
 
@@ -188,24 +183,22 @@ def _prune_web_logs(state: StateFolder, cutoff: date, dry_run: bool) -> Freed:
     """logs/web/YYYYMMDD-HHMMSS-COMMAND-....log: what the dashboard's buttons started."""
     folder = state.web_launch_log("x").parent
     stamp = cutoff.strftime("%Y%m%d")
-    freed = Freed()
+    remover, freed = Remover(state.logs, dry_run), Freed()
     for path in _files(folder):
         if path.name[:8].isdigit() and path.name[:8] < stamp:
-            freed.add(_remove(path, folder, dry_run))
+            freed.add(remover.file(path))
     return freed
 
 
 def prune_dated_folders(root: Path, cutoff: str, kept: set[tuple[str, str]], dry_run: bool) -> Freed:
     """Folders laid out ROOT/BATCH/DATE/ (a worker host's remote-logs): those dated before
     `cutoff`, but the (batch, date) in `kept`, go with their files."""
-    freed = Freed()
+    remover, freed = Remover(root, dry_run), Freed()
     for batch_folder in _folders(root):
         for day_folder in _folders(batch_folder):
             day = day_folder.name
             if _is_date(day) and day < cutoff and (batch_folder.name, day) not in kept:
-                freed.add(_remove_tree(day_folder, root.resolve(), dry_run))
-        if not dry_run:
-            _remove_if_empty(batch_folder)
+                freed.add(remover.tree(day_folder))
     return freed
 
 
@@ -231,49 +224,58 @@ def _folders(folder: Path) -> list[Path]:
         return []
 
 
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        return path.resolve().is_relative_to(root.resolve())
-    except OSError:
-        return False
+class Remover:
+    """Removes regular files under one root, each once however it is spelled: never
+    outside the root (a path that leads out through a link included), never what a link
+    points to, never a file written at or after `before` (by a launch that began
+    meanwhile). In a dry run it only counts them."""
 
+    def __init__(self, root: Path, dry_run: bool, before: float | None = None) -> None:
+        self.root = root.resolve()
+        self.dry_run = dry_run
+        self.before = before
+        self._inside: dict[str, bool] = {}      # per folder: it is under the root
+        self._seen: set[tuple[int, int]] = set()  # (device, inode) of each file a dry run counted
 
-def _remove(path: Path, root: Path, dry_run: bool, before: float | None = None) -> Freed:
-    """One regular file under `root` (never a link's target, never outside the state folder),
-    unless it was written at or after `before` (by a launch that started meanwhile)."""
-    if not _inside(path.parent, root):
-        return Freed()
-    try:
-        info = os.lstat(path)
-        if before is not None and info.st_mtime >= before:
+    def inside(self, folder: Path) -> bool:
+        key = str(folder)
+        if key not in self._inside:
+            try:
+                self._inside[key] = folder.resolve().is_relative_to(self.root)
+            except OSError:
+                self._inside[key] = False
+        return self._inside[key]
+
+    def file(self, path: Path) -> Freed:
+        if not self.inside(path.parent):
             return Freed()
-        if not dry_run:
-            os.unlink(path)
-    except OSError:
-        return Freed()  # gone already, or not ours to remove: nothing freed
-    return Freed(1, info.st_size)
+        try:
+            info = os.lstat(path)
+            if self.before is not None and info.st_mtime >= self.before:
+                return Freed()
+            if self.dry_run and (info.st_dev, info.st_ino) in self._seen:
+                return Freed()  # the same file by another spelling (removed, it would be gone)
+            if not self.dry_run:
+                os.unlink(path)
+        except OSError:
+            return Freed()  # gone already, or not ours to remove: nothing freed
+        self._seen.add((info.st_dev, info.st_ino))
+        return Freed(1, info.st_size)
 
-
-def _remove_tree(folder: Path, root: Path, dry_run: bool) -> Freed:
-    freed = Freed()
-    if not _inside(folder, root) or folder.is_symlink():
+    def tree(self, folder: Path) -> Freed:
+        """Every file in `folder` and below; then the folders left empty, and its parent
+        if that is empty too (logs/BATCH/ once its last night is gone)."""
+        freed = Freed()
+        if folder.is_symlink() or not self.inside(folder):
+            return freed
+        for dirpath, _, filenames in os.walk(folder):
+            for name in filenames:
+                freed.add(self.file(Path(dirpath) / name))
+        if not self.dry_run:
+            for dirpath, _, _ in os.walk(folder, topdown=False):
+                _remove_if_empty(Path(dirpath))
+            _remove_if_empty(folder.parent)
         return freed
-    for dirpath, _, filenames in os.walk(folder):
-        for name in filenames:
-            freed.add(_remove(Path(dirpath) / name, root, dry_run))
-    if not dry_run:
-        _remove_empty_tree(folder, root)
-    return freed
-
-
-def _remove_empty_tree(folder: Path, root: Path) -> None:
-    """The folder and those below it that are empty now, then its parent if that is empty
-    too (logs/BATCH/ once its last night is gone)."""
-    if not _inside(folder, root) or folder.is_symlink():
-        return
-    for dirpath, _, _ in os.walk(folder, topdown=False):
-        _remove_if_empty(Path(dirpath))
-    _remove_if_empty(folder.parent)
 
 
 def _remove_if_empty(folder: Path) -> None:
