@@ -183,6 +183,11 @@ def _derived(row: dict[str, Any]) -> str:
     if "declaration_median" in d:
         bits.append(f"worst {d['critical_worst']:.3f}; declaration order (1st night) median "
                     f"{d['declaration_median']:.3f}, worst {d['declaration_worst']:.3f}")
+        if "simulated" in d:
+            sim, decl = d["simulated"], d["simulated_declaration"]
+            bits.append(f"simulated, no processes: critical path median {sim['median']:.3f} worst "
+                        f"{sim['max']:.3f}, declaration order median {decl['median']:.3f} "
+                        f"worst {decl['max']:.3f}")
     if "above_floor_ms" in d:
         bits.append(f"+{d['above_floor_ms']:.0f} ms over python -c pass")
     if row.get("ledger"):

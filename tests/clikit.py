@@ -8,8 +8,10 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -111,3 +113,36 @@ class Project:
             return conn.execute(sql, params).fetchall()
         finally:
             conn.close()
+
+
+class Daemon:
+    """A running `overnight scheduler`, its stderr collected line by line."""
+
+    def __init__(self, project, **env: str) -> None:
+        self.proc = project.start("scheduler", **env)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for_line(self, text: str, timeout: float = 30) -> str:
+        wait_for(lambda: any(text in x for x in self.lines), timeout, what=f"{text!r} in {self.lines}")
+        return next(x for x in self.lines if text in x)
+
+    def cpu_ticks(self) -> int:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime: fields 14 and 15 of stat
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=30)
+
+
+def skew_to(instant: datetime) -> str:
+    """OVERNIGHT_CLOCK_SKEW that makes the daemon's clock read `instant` now."""
+    return str(instant.timestamp() - time.time())

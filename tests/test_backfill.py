@@ -6,7 +6,7 @@ import time
 from datetime import date
 
 import pytest
-from test_reports import Mailbox, mailbox, text_of  # noqa: F401 - the fixture is used by name
+from mailkit import text_of
 
 from overnight.backfill import date_range
 from overnight.errors import ConfigError

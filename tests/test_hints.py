@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from clikit import OVERNIGHT, Project
-from test_reports import mailbox, text_of  # noqa: F401 - the fixture is used by name
+from mailkit import text_of
 
 DATE = "2026-11-26"
 

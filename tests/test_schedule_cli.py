@@ -38,6 +38,12 @@ BAD = [
     ({"dst_gap": "sometimes"}, "dst_gap = 'sometimes' is not one of shift, skip"),
     ({"dst_repeat": "middle"}, "dst_repeat = 'middle' is not one of first, last"),
     ({"catchup": "often"}, "catchup = 'often' is not one of latest, none, all"),
+    ({"overlap": "sometimes"}, "overlap = 'sometimes' is not one of queue, skip"),
+    # More than once a day: a run is one batch for one business date (never a silent no-op).
+    ({"schedule": "*/30 * * * *"}, "schedule '*/30 * * * *' fires 48 times a day, but a run is one batch"),
+    ({"schedule": "@hourly"}, "schedule '@hourly' fires 24 times a day"),
+    ({"schedule": "0 1,13 * * *"}, "schedule '0 1,13 * * *' fires 2 times a day"),
+    ({"schedule": "0,30 1 * * *", "date": "today"}, "schedule '0,30 1 * * *' fires 2 times a day"),
 ]
 
 
@@ -139,11 +145,11 @@ def test_cron_prints_working_lines_with_cron_tz_only_where_the_zone_differs(proj
         "away": {"schedule": "@daily", "timezone": other, "catchup": "all"},
         "manual": {},
     })
-    result = project.run("cron")
+    result = project.run("cron", "--cron-tz")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     comments = "\n".join(x for x in lines if x.startswith("#"))
-    for limit in ("DST", "catch-up", "overlap", "scheduler --once", "# manual: no schedule"):
+    for limit in ("DST", "catch-up", "overlap", "scheduler --once", "# manual: no schedule", "honours it"):
         assert limit in comments
     entries = [x for x in lines if x and not x.startswith("#")]
     assert entries[0].startswith("15 3 * * * ") and "run local" in entries[0]
@@ -157,3 +163,44 @@ def test_cron_prints_working_lines_with_cron_tz_only_where_the_zone_differs(proj
     assert ran.returncode == 0, ran.stderr
     assert project.states("local") == {"work": "succeeded"}
     assert (project.state_dir / "logs" / "cron" / "local.log").read_text().strip()
+    assert project.status("local")["launches"][0]["trigger"] == "cron"
+
+
+def machine_lines(project, *args: str) -> list[str]:
+    result = project.run("cron", *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("schedule", "written"),
+    [
+        # Kolkata keeps UTC+5:30 all year: 01:30 there is 20:00 UTC the day before.
+        ("30 1 * * *", "0 20 * * * "),
+        ("15 4 * * 0", "45 22 * * 6 "),  # Sunday 04:15 there is Saturday 22:45 UTC
+    ],
+)
+def test_without_cron_tz_a_line_is_written_in_the_machines_zone(project, schedule, written):
+    """Debian's cron ignores CRON_TZ: wall times of another zone would fire at the wrong hour.
+    (How each schedule moves, DST included, is tested with fixed instants in test_crontab.py.)"""
+    configure(project, {"away": {"schedule": schedule, "timezone": "Asia/Kolkata"}})
+    lines = machine_lines(project, "--no-cron-tz", "--machine-zone", "UTC")
+    assert not any(x.startswith("CRON_TZ") for x in lines)
+    [entry] = [x for x in lines if x and not x.startswith("#")]
+    assert entry.startswith(written) and "OVERNIGHT_TRIGGER=cron" in entry and "run away" in entry
+    assert f"# away: {schedule} in Asia/Kolkata, written in this machine's zone" in lines
+    assert not any("the two zones' difference changes" in x for x in lines)
+
+
+def test_a_line_in_a_zone_with_other_dst_days_says_from_when_it_is_an_hour_off(project):
+    configure(project, {"away": {"schedule": "0 23 * * *", "timezone": "America/Chicago"}})
+    lines = machine_lines(project, "--no-cron-tz", "--machine-zone", "UTC")
+    assert any(re.match(r"#   from \d{4}-\d\d-\d\d the two zones' difference changes", x) for x in lines)
+
+
+def test_a_day_of_month_that_would_cross_midnight_is_said_not_written_wrong(project):
+    configure(project, {"monthly": {"schedule": "0 23 1 * *", "timezone": "America/Chicago"}})
+    lines = machine_lines(project, "--no-cron-tz", "--machine-zone", "UTC")
+    assert not [x for x in lines if x and not x.startswith("#")]
+    assert any("cannot be written in this machine's zone: it moves to the next day" in x for x in lines)
+    assert any(x.startswith("# mkdir -p") and "run monthly" in x for x in lines)

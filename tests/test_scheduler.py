@@ -9,15 +9,15 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from clikit import wait_for
+from clikit import Daemon, skew_to, wait_for
 
 from overnight.lock import holder
-from overnight.scheduling.daemon import LAUNCHED, SKIPPED_RUNNING, Scheduler
+from overnight.scheduling.daemon import Scheduler
+from overnight.scheduling.plan import LAUNCHED, SKIPPED_RUNNING
 
 QUICK = """
 from overnight import Batch
@@ -74,27 +74,31 @@ def test_latest_launches_exactly_one_run_for_the_missed_date(project):
     assert (launch["trigger"], launch["launched_by"]) == ("scheduled", "scheduler")
 
 
-def test_none_records_the_misses_and_launches_nothing(project):
+def test_none_records_the_misses_as_one_gap_and_launches_nothing(project):
     scheduled(project, "nightly", QUICK, catchup="none")
     once(project, "2026-11-25T12:00:00Z")
     once(project, "2026-11-27T03:00:00Z")
-    assert fires(project) == [("2026-11-25", "missed"), ("2026-11-26", "missed")]
+    assert fires(project) == [("2026-11-25", "missed")]
+    assert project.query("SELECT count, last_date FROM fires") == [(2, "2026-11-26")]
     assert not (project.state_dir / "logs" / "scheduler").exists()  # no process was started
     assert runs(project) == []
     history = project.run("history")
-    assert "missed: for 2026-11-26: the scheduler was not running then, and catchup = none" in history.stdout
+    assert (
+        "missed: 2 fires from 2026-11-26 01:00 +00:00 to 2026-11-27 01:00 +00:00 (for 2026-11-25 "
+        "to 2026-11-26): the scheduler was not running then, and catchup = none"
+    ) in history.stdout
 
 
 def test_all_launches_each_missed_date_in_order_one_at_a_time(project):
     scheduled(project, "nightly", HELD, catchup="all")
     once(project, "2026-11-24T12:00:00Z")
     now = "2026-11-27T13:00:00Z"  # three fires missed: for the 24th, 25th and 26th
-    for day in ("2026-11-24", "2026-11-25", "2026-11-26"):
+    for i, day in enumerate(("2026-11-24", "2026-11-25", "2026-11-26")):
         once(project, now)
         wait_for(lambda: live(project), what=f"the run for {day} to start")
-        once(project, now)  # while it runs, the next date waits its turn
+        once(project, now)  # while it runs, the next dates wait their turn, in the ledger
         assert [d for d, _ in runs(project)][-1] == day
-        assert len(fires(project)) == len(runs(project))
+        assert [o for _, o in fires(project)] == ["caught_up"] * (i + 1) + ["queued"] * (2 - i)
         (project.root / f"release-{day}").touch()
         wait_for(lambda: not live(project) and holder(project.state_dir, "nightly") is None,
                  what=f"the run for {day} to end and let go of the batch")
@@ -110,8 +114,8 @@ def test_all_launches_each_missed_date_in_order_one_at_a_time(project):
 # -- overlap -----------------------------------------------------------------------------------
 
 
-def test_a_batch_still_running_at_its_next_fire_is_not_started_again(project):
-    scheduled(project, "slow", HELD)
+def test_with_overlap_skip_a_batch_still_running_at_its_next_fire_is_not_started_again(project):
+    scheduled(project, "slow", HELD, overlap="skip")
     once(project, "2026-11-26T00:59:00Z")
     once(project, "2026-11-26T01:00:02Z")
     wait_for(lambda: live(project), what="the first night to start")
@@ -121,45 +125,32 @@ def test_a_batch_still_running_at_its_next_fire_is_not_started_again(project):
     assert history.returncode == 0, history.stderr
     line = next(x for x in history.stdout.splitlines() if SKIPPED_RUNNING in x)
     assert line.split()[:3] == ["2026-11-27T01:00:00+00:00", "slow", "skipped_running:"]
-    assert "for 2026-11-26: still running: pid" in line
+    assert "for 2026-11-26: the batch was busy: pid" in line and "overlap = skip" in line
     (project.root / "release-2026-11-25").touch()
     wait_for(lambda: runs(project) == [("2026-11-25", "succeeded")], what="the first night to end")
+    once(project, "2026-11-27T01:00:30Z")
+    assert runs(project) == [("2026-11-25", "succeeded")]  # skipped is skipped: not run later
+
+
+def test_by_default_a_fire_that_finds_its_batch_busy_waits_and_runs_once_it_is_free(project):
+    scheduled(project, "slow", HELD)
+    once(project, "2026-11-26T00:59:00Z")
+    once(project, "2026-11-26T01:00:02Z")
+    wait_for(lambda: live(project), what="the first night to start")
+    once(project, "2026-11-27T01:00:02Z")  # the next night's fire: the first one still runs
+    assert fires(project) == [("2026-11-25", LAUNCHED), ("2026-11-26", "queued")]
+    once(project, "2026-11-27T01:00:10Z")  # still busy: still waiting, nothing started twice
+    assert fires(project) == [("2026-11-25", LAUNCHED), ("2026-11-26", "queued")]
+    (project.root / "release-2026-11-25").touch()
+    wait_for(lambda: holder(project.state_dir, "slow") is None, what="the first night to end")
+    (project.root / "release-2026-11-26").touch()
+    once(project, "2026-11-27T01:03:00Z")  # the first pass that finds the batch free
+    assert fires(project) == [("2026-11-25", LAUNCHED), ("2026-11-26", LAUNCHED)]
+    wait_for(lambda: runs(project) == [("2026-11-25", "succeeded"), ("2026-11-26", "succeeded")],
+             what="the queued night to run")
 
 
 # -- the daemon itself ---------------------------------------------------------------------------
-
-
-class Daemon:
-    """A running `overnight scheduler`, its stderr collected line by line."""
-
-    def __init__(self, project, **env: str) -> None:
-        self.proc = project.start("scheduler", **env)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for_line(self, text: str, timeout: float = 30) -> str:
-        wait_for(lambda: any(text in x for x in self.lines), timeout, what=f"{text!r} in {self.lines}")
-        return next(x for x in self.lines if text in x)
-
-    def cpu_ticks(self) -> int:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime: fields 14 and 15 of stat
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=30)
-
-
-def skew_to(instant: datetime) -> str:
-    """OVERNIGHT_CLOCK_SKEW that makes the daemon's clock read `instant` now."""
-    return str(instant.timestamp() - time.time())
 
 
 def process_alive(pid: int) -> bool:
@@ -171,15 +162,15 @@ def process_alive(pid: int) -> bool:
 
 
 def test_the_daemon_launches_a_separate_process_and_kill_9_leaves_the_night_running(project):
-    scheduled(project, "slow", HELD, schedule="* * * * *")
+    scheduled(project, "slow", HELD)
     fire = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
     once(project, "2026-11-28T00:59:50Z")  # watching since ten seconds before the fire
     daemon = Daemon(project, OVERNIGHT_CLOCK_SKEW=skew_to(fire - timedelta(seconds=3)))
     try:
-        daemon.wait_for_line("launched slow")
+        daemon.wait_for_line("launched slow")  # logged just before the fire is recorded launched
         wait_for(lambda: live(project), what="the run to start")
-        [(date, outcome, pid)] = project.query("SELECT date, outcome, pid FROM fires")
-        assert (date, outcome) == ("2026-11-27", LAUNCHED)
+        wait_for(lambda: fires(project) == [("2026-11-27", LAUNCHED)], what="the fire recorded launched")
+        [(pid,)] = project.query("SELECT pid FROM fires")
         assert pid != daemon.proc.pid and os.getsid(pid) == pid  # its own process, own session
         daemon.proc.send_signal(signal.SIGKILL)
         daemon.proc.wait(timeout=30)
@@ -195,7 +186,7 @@ def test_the_daemon_launches_a_separate_process_and_kill_9_leaves_the_night_runn
 
 
 def test_the_daemon_reaps_each_finished_night_while_it_lives(project):
-    scheduled(project, "nightly", QUICK, schedule="* * * * *")
+    scheduled(project, "nightly", QUICK)
     once(project, "2026-11-28T00:59:50Z")
     daemon = Daemon(project, OVERNIGHT_CLOCK_SKEW=skew_to(datetime(2026, 11, 28, 0, 59, 57, tzinfo=UTC)))
     try:
@@ -265,21 +256,22 @@ def test_a_second_scheduler_on_the_same_state_dir_is_refused(project):
 # -- in-process: the cursor, and memory over many fires ---------------------------------------
 
 
-def quiet_scheduler(project) -> Scheduler:
+def quiet_scheduler(project, log=lambda _m: None) -> Scheduler:
     """A scheduler whose launches start `sh -c :` instead of a whole run: real processes,
     cheap enough for a thousand fires."""
-    return Scheduler(project.root / "overnight.toml", command=["/bin/sh", "-c", ":"], log=lambda _m: None)
+    return Scheduler(project.root / "overnight.toml", command=["/bin/sh", "-c", ":"], log=log)
 
 
 def test_a_clock_that_goes_back_never_fires_the_same_time_twice(project):
     scheduled(project, "nightly", QUICK)
-    daemon = quiet_scheduler(project)
+    lines: list[str] = []
+    daemon = quiet_scheduler(project, lines.append)
     try:
         t = datetime(2026, 11, 27, 0, 59, tzinfo=UTC)
         assert daemon.loop_once(t) == []
         assert [d.outcome for d in daemon.loop_once(t + timedelta(minutes=1, seconds=1))] == [LAUNCHED]
-        assert daemon.loop_once(t - timedelta(hours=1)) == []  # an NTP step back
-        assert daemon.loop_once(t + timedelta(minutes=1, seconds=2)) == []
+        assert daemon.loop_once(t - timedelta(hours=1)) == []  # an NTP step back: re-anchored
+        assert daemon.loop_once(t + timedelta(minutes=1, seconds=2)) == []  # 01:00 is recorded
     finally:
         daemon.close()
     # A restarted daemon reads the cursor from the ledger and does not fire it again either.
@@ -288,32 +280,35 @@ def test_a_clock_that_goes_back_never_fires_the_same_time_twice(project):
         assert again.loop_once(datetime(2026, 11, 27, 1, 5, tzinfo=UTC)) == []
     finally:
         again.close()
-    assert fires(project) == [("2026-11-26", LAUNCHED)]
+    assert fires(project) == [("2026-11-26", LAUNCHED), ("2026-11-25", "reanchored")]
+    [note] = [x for x in lines if "before the instant up to which fires were handled" in x]
+    assert note.startswith("nightly: the clock reads 2026-11-26 23:59 +00:00, before the instant")
 
 
 def test_memory_stays_flat_over_a_thousand_fires(project):
     """Counted in live Python memory blocks (objects, strings, containers): a leak of even
     one small object per fire shows as a thousand more. (tracemalloc is fooled here by the
     interpreter's own tables, which it sees grow but not shrink.)"""
-    scheduled(project, "nightly", QUICK, schedule="* * * * *")
+    scheduled(project, "nightly", QUICK)
     daemon = quiet_scheduler(project)
-    start = datetime(2026, 11, 27, tzinfo=UTC)
+    start = datetime(2023, 1, 1, 1, 0, tzinfo=UTC)
     try:
-        for minute in range(100):  # warm up: caches, statements, imports
-            daemon.loop_once(start + timedelta(minutes=minute, seconds=1))
+        for day in range(100):  # warm up: caches, statements, imports
+            daemon.loop_once(start + timedelta(days=day, seconds=1))
         gc.collect()
         before = sys.getallocatedblocks()
-        for minute in range(100, 1100):
-            daemon.loop_once(start + timedelta(minutes=minute, seconds=1))
+        for day in range(100, 1100):
+            daemon.loop_once(start + timedelta(days=day, seconds=1))
         gc.collect()
         growth = sys.getallocatedblocks() - before
-        for _, proc in list(daemon.children.values()):
-            proc.wait(timeout=30)
+        for child in list(daemon.children.values()):
+            child.proc.wait(timeout=30)
         daemon.reap()
     finally:
         daemon.close()
     assert len(fires(project)) == 1099  # the first pass only starts watching
-    assert {o for _, o in fires(project)} <= {LAUNCHED, SKIPPED_RUNNING}
+    # A child still alive at the next day's pass makes that fire wait for the one after.
+    assert {o for _, o in fires(project)} <= {LAUNCHED, "caught_up", "queued"}
     assert growth < 1000, f"{growth} more memory blocks after 1,000 fires"
     assert not daemon.children
     children = subprocess.run(

@@ -48,7 +48,10 @@ def date_range(first: date, last: date, backward: bool) -> list[date]:
 
 def run_command(config: Config, batch_arg: str, day: date, workers: int | None) -> list[str]:
     more = ["--workers", str(workers)] if workers is not None else []
-    return CommandLine.of(config).argv("run", batch_arg, "--date", day.isoformat(), "--no-mail", *more)
+    # The backfill itself has refused a range after today unless told --allow-future.
+    return CommandLine.of(config).argv(
+        "run", batch_arg, "--date", day.isoformat(), "--no-mail", "--allow-future", *more
+    )
 
 
 def is_done(config: Config, batch: str, day: date, steps: set[str]) -> bool:

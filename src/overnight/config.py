@@ -28,6 +28,7 @@ Catchup = Literal["latest", "none", "all"]
 DstGap = Literal["shift", "skip"]
 DstRepeat = Literal["first", "last"]
 RunDate = Literal["yesterday", "today"]
+Overlap = Literal["queue", "skip"]
 Security = Literal["none", "starttls", "tls"]
 HookWhen = Literal["always", "failure"]
 
@@ -48,6 +49,7 @@ class BatchConfig:
     workers: int | None = None
     deadline: str | None = None        # HH:MM or HH:MM:SS in the batch's zone (checked when read)
     ping_url: str | None = None        # heartbeat: <url>/start, <url>, <url>/fail
+    overlap: Overlap = "queue"        # a fire that finds the batch busy: wait for it, or skip
     after: list[str] = field(default_factory=list)  # batches whose run for the date must succeed first
     wait_up_to: float = 6 * 3600       # how long a launch waits for them before it ends blocked
 
@@ -255,7 +257,8 @@ def _batch(name: str, table: Any, where: str) -> BatchConfig:
     _only(
         table,
         ("module", "schedule", "timezone", "mail", "mail_to", "catchup", "catchup_window",
-         "dst_gap", "dst_repeat", "date", "workers", "deadline", "ping_url", "after", "wait_up_to"),
+         "dst_gap", "dst_repeat", "date", "workers", "deadline", "ping_url", "overlap", "after",
+         "wait_up_to"),
         w,
     )
     module = _str(table, "module", w)
@@ -274,6 +277,7 @@ def _batch(name: str, table: Any, where: str) -> BatchConfig:
         workers=_int(table, "workers", w, minimum=1),
         deadline=_deadline(table, w),
         ping_url=_url(table, "ping_url", w),
+        overlap=_choice(table, "overlap", w, Overlap),
         after=_names(table, "after", w),
         wait_up_to=_duration(table, "wait_up_to", w),
     ))

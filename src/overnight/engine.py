@@ -184,10 +184,7 @@ class Runner:
             run = self.ledger.ensure_run(self.batch, opts.date.isoformat())
             self.run_id = run.id
             self.launch_id = self.ledger.start_launch(
-                run.id,
-                self.batch,
-                trigger=opts.trigger,
-                launched_by=opts.launched_by,
+                run.id, self.batch, trigger=opts.trigger, launched_by=opts.launched_by,
                 options=options_record(opts),
             )
             states = self.ledger.sync_steps(run.id, self.order)
@@ -205,13 +202,8 @@ class Runner:
         if self.pool is not None:
             self.pool.holder.update(batch=self.batch, date=opts.date.isoformat(), launch=self.launch_id)
         self.progress.launch_started(
-            batch=self.batch,
-            date=opts.date,
-            launch_id=self.launch_id,
-            total=len(self.order),
-            to_run=plan.to_run,
-            crashed=crashed,
-            numbers=numbers,
+            batch=self.batch, date=opts.date, launch_id=self.launch_id, total=len(self.order),
+            to_run=plan.to_run, crashed=crashed, numbers=numbers,
         )
         for skipped in plan.having(Action.SKIP):
             self.progress.step_done_before(skipped.name, skipped.state, skipped.set_by)
@@ -273,6 +265,10 @@ class Runner:
             )
             self.tries[name] = 1
             self.running[name] = job
+            if step.resources and self.pool is not None:
+                # It still uses what it asked for, on its worker: hold it again (a unit
+                # taken meanwhile by another launch cannot be taken back).
+                self.pool.take(name, step.resources)
             self.progress.step_reattached(job)
             self._remote_executor().reattach(job)
             self.watch.step_started(job)

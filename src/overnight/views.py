@@ -72,7 +72,8 @@ def status_text(view: RunView) -> str:
     if ahead is not None:
         out.append(f"  {outlook_line(ahead)}\n")
     width = max([4] + [len(s.name) for s in view.steps])
-    out.append(f"  {'STEP':<{width}}  {'STATE':<11}  {'TIME':>8}  TRIES  LAUNCH  NOTE\n")
+    if view.steps:  # none: no launch of it has started (it could not start)
+        out.append(f"  {'STEP':<{width}}  {'STATE':<11}  {'TIME':>8}  TRIES  LAUNCH  NOTE\n")
     now = time.time()
     for s in view.steps:
         note = s.waiting or s.message or ""
@@ -88,9 +89,10 @@ def status_text(view: RunView) -> str:
             f"{s.launch or '-':>6}  {note}\n"
         )
     for la in view.launches:
+        note = f": {la.message}" if la.not_started else ""  # why it failed before any step ran
         out.append(
             f"  launch {la.number}: {_paint(la.state, la.state)}, {la.trigger} by "
-            f"{la.launched_by} on {la.host} (pid {la.pid}), {_clock(la.started_at)}, {_took(la)}\n"
+            f"{la.launched_by} on {la.host} (pid {la.pid}), {_clock(la.started_at)}, {_took(la)}{note}\n"
         )
     for m in view.marks:
         why = f": {m.reason}" if m.reason else ""
@@ -149,6 +151,8 @@ def history_text(view: HistoryView) -> str:
         for f in notable:
             why = f": {f.message}" if f.message else ""
             out.append(f"    {f.scheduled_at}  {f.batch:<12} {f.outcome}{why}\n")
+            for rep in unsent(f.reports):
+                out.append(f"        report not sent ({rep.channel}): {rep.message}\n")
     return "".join(out)
 
 

@@ -5,8 +5,10 @@ real CLI; the same list writes docs/bad-input.md, so the table and the tests nev
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 GOOD_CONFIG = """\
 [overnight]
@@ -186,6 +188,18 @@ CASES: list[Case] = [
     extra_config("scheduler-now-without-once", 'schedule = "0 1 * * *"',
                  args=["scheduler", "--now", "2026-11-01T01:00:00+00:00"]),
     extra_config("next-unknown-batch", 'schedule = "0 1 * * *"', args=["next", "nope"]),
+    # More than once a day: each fire after the first would find its date done.
+    extra_config("schedule-every-half-hour", 'schedule = "*/30 * * * *"'),
+    extra_config("schedule-hourly", 'schedule = "@hourly"'),
+    extra_config("schedule-twice-a-day", 'schedule = "0 1,13 * * *"'),
+    extra_config("schedule-twice-a-day-for-today", 'schedule = "0,30 1 * * *"\ndate = "today"'),
+    extra_config("overlap-unknown", 'overlap = "sometimes"'),
+    # Simulated time that would hijack real nights.
+    extra_config("scheduler-now-in-the-future", 'schedule = "0 1 * * *"',
+                 args=["scheduler", "--once", "--now", "2999-01-01T01:00:00+00:00"]),
+    extra_config("scheduler-dry-run-without-once", 'schedule = "0 1 * * *"', args=["scheduler", "--dry-run"]),
+    extra_config("cron-machine-zone-unknown", 'schedule = "0 1 * * *"',
+                 args=["cron", "--machine-zone", "Mars/Olympus"]),
     extra_config("after-unknown-batch", 'after = ["nope"]'),
     extra_config("after-itself", 'after = ["good"]'),
     extra_config("after-not-a-list", 'after = "all"'),
@@ -267,6 +281,16 @@ CASES: list[Case] = [
     Case("config-not-utf8", ["run", "good"], 'mail = "\\xff" (a byte that is not UTF-8)',
          files={"overnight.toml": GOOD_CONFIG.encode() + b'mail = "\xff"\n'}),
     Case("config-option-missing-file", ["--config", "nope.toml", "status"], "--config nope.toml"),
+    # A date after today: most likely a typo, and its run would make the real night a no-op.
+    Case("run-date-after-today", ["run", "good", "--date", "2999-01-01"], "--date 2999-01-01"),
+    Case("mark-date-after-today", ["mark", "good", "first", "--done", "--date", "2999-01-01"],
+         "--date 2999-01-01"),
+    Case("backfill-to-after-today", ["backfill", "good", "--from", "2998-12-30", "--to", "2999-01-01"],
+         "--to 2999-01-01"),
+    Case("mark-without-date-and-no-run", ["mark", "other", "first", "--done"],
+         "overnight mark other first --done (no run of other yet)",
+         files={"other.py": GOOD_BATCH.replace('"good"', '"other"'),
+                "overnight.toml": GOOD_CONFIG + '\n[batches.other]\nmodule = "other.py"\n'}),
     Case("config-env-missing-file", ["status"], "OVERNIGHT_CONFIG=nope.toml",
          env={"OVERNIGHT_CONFIG": "nope.toml"}),
     # -- prune, import, init ---------------------------------------------------------
@@ -295,9 +319,12 @@ CASES: list[Case] = [
 
 
 def normalise(message: str, root: str) -> str:
-    """The message as the docs show it: the test's folder becomes `.`, and a hostile
-    10,000-character value is abbreviated."""
+    """The message as the docs show it: the test's folder becomes `.`, a hostile
+    10,000-character value is abbreviated, and the clock's date and time (which the
+    refusals of dates after today name) read TODAY and NOW."""
     text = message.replace(root + "/", "").replace(root, ".")
+    text = re.sub(r"later than the clock \([^)]*\)", "later than the clock (NOW)", text)
+    text = text.replace(f"after today ({datetime.now(tz=UTC).date().isoformat()} ", "after today (TODAY ")
     return text.replace(LONG, "aaaa…(10,000 a)")
 
 

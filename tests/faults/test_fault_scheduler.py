@@ -19,15 +19,10 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import faultkit
-from clikit import wait_for
+from clikit import skew_to, wait_for
 from faultkit import MARKER_VARIABLE, Witness
 
 KILLS = int(os.environ.get("OVERNIGHT_FAULT_DAEMON_KILLS") or 6)
-
-
-def skew_to(instant: datetime) -> str:
-    """OVERNIGHT_CLOCK_SKEW that makes the daemon's clock read `instant` now."""
-    return str(instant.timestamp() - time.time())
 
 
 
@@ -129,9 +124,10 @@ batch.command("last", "echo last >> ran-{date}")
 
 
 def test_a_real_scheduled_fire_racing_a_manual_run_launches_once(project) -> None:
-    """A manual run holds the batch when its schedule fires: the fire is recorded
-    skipped_running and nothing else starts. Then the other way round: the scheduler's
-    launch holds the batch and a manual `overnight run` exits 3 naming it."""
+    """A manual run holds the batch when its schedule fires: the fire waits in the queue,
+    and once the manual run has done that date, it is recorded done with nothing started.
+    Then the other way round: the scheduler's launch holds the batch and a manual
+    `overnight run` exits 3 naming it."""
     project.write_batch("gated", GATED, config=False)
     (project.root / "gates").mkdir()
     project.write_config('[batches.gated]\nmodule = "gated.py"\nschedule = "0 1 * * *"\n')
@@ -140,9 +136,12 @@ def test_a_real_scheduled_fire_racing_a_manual_run_launches_once(project) -> Non
     wait_for(lambda: (project.root / "ran-2026-11-01").exists(), what="the manual run to start")
     fired = project.run("scheduler", "--once", "--now", "2026-11-02T01:00:30+00:00")
     assert fired.returncode == 0, fired.stderr
-    assert project.query("SELECT outcome FROM fires WHERE date = '2026-11-01'") == [("skipped_running",)]
+    assert project.query("SELECT outcome FROM fires WHERE date = '2026-11-01'") == [("queued",)]
     (project.root / "gates" / "2026-11-01").touch()
     assert manual.wait(timeout=60) == 0
+    fired = project.run("scheduler", "--once", "--now", "2026-11-02T01:01:00+00:00")
+    assert fired.returncode == 0, fired.stderr
+    assert project.query("SELECT outcome FROM fires WHERE date = '2026-11-01'") == [("already_done",)]
     assert project.query("SELECT trigger, state FROM launches") == [("manual", "succeeded")]
 
     fired = project.run("scheduler", "--once", "--now", "2026-11-03T01:00:30+00:00")

@@ -202,7 +202,7 @@ def test_a_step_waiting_for_a_busy_worker_is_not_failed_by_the_pickup_wait(remot
 
 
 def test_the_mail_report_shows_remote_steps_and_the_output_of_a_failed_one(remote_project, cluster):
-    from test_reports import Mailbox, text_of
+    from mailkit import Mailbox, text_of
 
     box = Mailbox()
     box.start()

@@ -65,3 +65,17 @@ def test_an_adopted_step_and_the_launches_of_a_night_read_as_such(project, serve
     page = Client(server.url).get("/run/demo/2026-11-20")[2].decode()
     assert 'class="badge s-adopted">adopted</span>' in page
     assert "launch 1:" in page and "launch 2:" in page and "launch 3" not in page
+
+
+def test_a_launch_that_could_not_start_shows_on_the_run_and_batches_pages(project, serve):
+    project.write_batch("demo", SIMPLE)
+    (project.root / "demo.py").write_text("import no_such_package_xyz\n")
+    failed = project.run("run", "demo", "--date", "2026-11-20", OVERNIGHT_TRIGGER="scheduled")
+    assert failed.returncode == 2
+    server = serve(project)
+    anon = Client(server.url)
+    run_page = anon.get("/run/demo/2026-11-20")[2].decode()
+    assert 'class="badge s-failed">failed' in run_page
+    assert "could not start: demo.py:1: import failed: ModuleNotFoundError" in run_page
+    batches = anon.get("/")[2].decode()
+    assert "2026-11-20" in batches and "failed" in batches

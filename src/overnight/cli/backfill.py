@@ -6,7 +6,7 @@ import os
 
 import click
 
-from overnight.cli.common import BatchRef, get_config, open_ledger
+from overnight.cli.common import BatchRef, get_config, open_ledger, refuse_future
 from overnight.errors import ConfigError
 
 
@@ -18,9 +18,10 @@ from overnight.errors import ConfigError
 @click.option("--keep-going", is_flag=True, help="Go on with the next date after a failed one.")
 @click.option("--workers", "-w", type=click.IntRange(1, 1024), help="Steps at once, per date.")
 @click.option("--mail/--no-mail", default=None, help="Mail the digest (default: the batch's mail policy).")
+@click.option("--allow-future", is_flag=True, help="Allow dates after today.")
 @click.pass_context
 def backfill(ctx: click.Context, batch: str, first_text: str, last_text: str, backward: bool,
-             keep_going: bool, workers: int | None, mail: bool | None) -> None:
+             keep_going: bool, workers: int | None, mail: bool | None, allow_future: bool) -> None:
     """Run BATCH once for each date from D1 to D2, oldest first; each an ordinary run."""
     from overnight import backfill as bf
     from overnight.errors import AlreadyRunning
@@ -32,6 +33,7 @@ def backfill(ctx: click.Context, batch: str, first_text: str, last_text: str, ba
     first = _date(first_text, "--from")
     last = _date(last_text, "--to")
     dates = bf.date_range(first, last, backward)
+    refuse_future(last, config, ref.name, allow_future, "--to")
     busy = holder(config.state_dir, ref.name)
     if busy is not None:
         raise AlreadyRunning(
@@ -64,7 +66,8 @@ def _date(text: str, option: str):  # noqa: ANN202 - a date
 def _send_digest(config, batch: str, results, mail: bool | None, again: str) -> None:  # noqa: ANN001
     """One report for the whole backfill; like after_launch, it never changes the exit code."""
     from overnight import backfill as bf
-    from overnight.reporting.report import no_mail_section, post_webhooks, wants_mail, warn
+    from overnight.reporting.deliver import wants_mail
+    from overnight.reporting.report import no_mail_section, post_webhooks, warn
     from overnight.reporting.webhooks import wanted
 
     try:
@@ -92,7 +95,8 @@ def _send_digest(config, batch: str, results, mail: bool | None, again: str) -> 
 
 def _mail_digest(config, ledger, batch: str, subject: str, text: str, run_ids: list[int]) -> None:  # noqa: ANN001
     from overnight.reporting import mailer
-    from overnight.reporting.report import mail_recipients, warn
+    from overnight.reporting.deliver import mail_recipients
+    from overnight.reporting.report import warn
 
     to = mail_recipients(config, batch)
     msg = mailer.new_message(subject)

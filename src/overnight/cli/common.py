@@ -70,6 +70,22 @@ def parse_date(value: str | None, config: Config, batch: str | None) -> date:
         ) from None
 
 
+def refuse_future(day: date, config: Config, batch: str | None, allow: bool, option: str = "--date") -> None:
+    """A date after today in the batch's zone is most likely a typo (2027 for 2026): its
+    run would be recorded, and its real night would then find every step done."""
+    if allow:
+        return
+    from overnight.errors import ConfigError
+
+    zone = config.zone_for(batch)
+    today = datetime.now(tz=zone).date()
+    if day > today:
+        raise ConfigError(
+            f"{option} {day}: after today ({today} in {zone.key}): that night has not come yet; "
+            "add --allow-future if you mean it"
+        )
+
+
 class BatchRef:
     """What a BATCH argument names: its ledger name and, when loadable, its module."""
 

@@ -17,7 +17,8 @@ from overnight.errors import ConfigError
 @click.pass_context
 def report(ctx: click.Context, batch: str, date_text: str | None, send: bool) -> None:
     """Print the report of a run; with --send, mail it."""
-    from overnight.reporting.report import build_report, mail_recipients, mail_report, no_mail_section
+    from overnight.reporting.deliver import mail_recipients
+    from overnight.reporting.report import build_report, mail_report, no_mail_section
 
     config = get_config(ctx)
     ref = BatchRef(config, batch)
@@ -28,6 +29,10 @@ def report(ctx: click.Context, batch: str, date_text: str | None, send: bool) ->
         raise ConfigError(f"--send: no recipients: set [mail] to, or mail_to in [batches.{name}]")
     run_date = parse_date(date_text, config, name) if date_text else None
     ledger = open_ledger(config, readonly=not send)
+    if run_date is not None and ledger is not None and ledger.find_run(name, run_date.isoformat()) is None:
+        fire = ledger.fire_for_date(name, run_date.isoformat())
+        if fire is not None:  # a night that did not become a run: its notice
+            ctx.exit(_report_fire(config, ledger, fire, send))
     run_row = find_run(ledger, name, run_date)
     assert ledger is not None
     built = build_report(config, ledger, run_row, batch_arg=ref.argument)
@@ -40,6 +45,27 @@ def report(ctx: click.Context, batch: str, date_text: str | None, send: bool) ->
         click.echo(f"overnight: report not sent: {delivery.reason}", err=True)
         ctx.exit(1)
     click.echo(f"sent {built.subject!r} to {', '.join(mail_recipients(config, name))}")
+
+
+def _report_fire(config, ledger, fire, send: bool) -> int:  # noqa: ANN001
+    from overnight.reporting import mailer
+    from overnight.reporting.deliver import mail_recipients
+    from overnight.reporting.notice import build_notice, record_mail
+
+    notice = build_notice(config, fire)
+    if not send:
+        click.echo(f"Subject: {notice.subject}\n")
+        click.echo(notice.text, nl=False)
+        return 0
+    to = mail_recipients(config, fire.batch)
+    delivery = mailer.send(config.mail, notice.message(config.mail.sender, to), to)
+    with ledger.transaction():
+        record_mail(ledger, fire.id, delivery, to)
+    if not delivery.sent:
+        click.echo(f"overnight: report not sent: {delivery.reason}", err=True)
+        return 1
+    click.echo(f"sent {notice.subject!r} to {', '.join(to)}")
+    return 0
 
 
 @click.command("mail-run", context_settings={"ignore_unknown_options": True})
@@ -68,9 +94,12 @@ def mail_run(ctx: click.Context, subject: str, to: tuple[str, ...], skip_if_empt
     if not recipients:
         raise ConfigError("mail-run: no recipients: give --to ADDR, or set [mail] to")
     done = run_command(list(command), echo=sys.stdout.isatty())
-    if skip_if_empty and not done.output.strip():
-        ctx.exit(done.exit_code)
-    delivery = mailer.send(config.mail, build_message(subject, done), recipients)
+    try:
+        if skip_if_empty and done.output.blank:
+            ctx.exit(done.exit_code)
+        delivery = mailer.send(config.mail, build_message(subject, done), recipients)
+    finally:
+        done.output.close()
     if not delivery.sent:
         click.echo(f"overnight: mail-run: the output was not mailed: {delivery.reason}", err=True)
     ctx.exit(done.exit_code)

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from overnight.cli.common import BatchRef, complete_batch, get_config, open_ledger, parse_date, who_am_i
+from overnight.cli.common import (
+    BatchRef,
+    complete_batch,
+    get_config,
+    open_ledger,
+    parse_date,
+    refuse_future,
+    who_am_i,
+)
 
 if TYPE_CHECKING:
     from overnight.config import Config
@@ -32,20 +40,30 @@ if TYPE_CHECKING:
 @click.option("--mail/--no-mail", default=None, help="Send the report (default: as configured).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only failures and the summary.")
 @click.option("--yes", "-y", is_flag=True, help="With --rerun: do not ask to confirm.")
+@click.option("--allow-future", is_flag=True, help="Allow a --date after today.")
 @click.pass_context
 def run(
     ctx: click.Context, batch: str, steps: tuple[str, ...], date_text: str | None,
     workers: int | None, rerun: bool, downstream: bool, fresh: bool, dry_run: bool,
     fail_fast: bool, ignore_after: bool, mail: bool | None, quiet: bool, yes: bool,
+    allow_future: bool,
 ) -> None:
     """Start the run of BATCH for a date, or resume it."""
+    from overnight.errors import AlreadyRunning, OvernightError
+
     config = get_config(ctx)
     ref = BatchRef(config, batch)
-    loaded = ref.load()
-    run_date = parse_date(date_text, config, ref.name)
-    _check_steps(ref, loaded, steps, rerun, downstream, fresh)
-    _check_queues(config, loaded)
-    _check_resources(config, loaded)
+    try:
+        loaded = ref.load()
+        run_date = parse_date(date_text, config, ref.name)
+        _check_steps(ref, loaded, steps, rerun, downstream, fresh)
+        _check_queues(config, loaded)
+        _check_resources(config, loaded)
+    except OvernightError as e:
+        if not dry_run:
+            _could_not_start(config, ref, date_text, mail, e)
+        raise
+    refuse_future(run_date, config, ref.name, allow_future)
     if workers is None:
         workers = (ref.settings.workers if ref.settings and ref.settings.workers else None) or config.workers
 
@@ -74,13 +92,39 @@ def run(
         launched_by=who_am_i(),
     )
     watch = NightWatch(settings_for(config, ref.name, mail))
-    ledger, result = _launch(config, ref, loaded, options, quiet, watch)
+    try:
+        ledger, result = _launch(config, ref, loaded, options, quiet, watch)
+    except AlreadyRunning as e:
+        if options.trigger in ("scheduled", "cron"):
+            from overnight.scheduling.busy import batch_was_busy
+
+            batch_was_busy(config, ref.name, run_date, str(e), options.trigger)
+        raise
     # After the lock is released: a slow mail server must not turn the next launch away.
     _ping_end(ledger, result, watch)
     _after_launch(config, ref, ledger, result, mail)
     _write_metrics(config, ledger)
     watch.close()  # the alerts still on their way
     ctx.exit(result.exit_code)
+
+
+def _could_not_start(config: Config, ref: BatchRef, date_text: str | None, mail: bool | None,
+                     error: Exception) -> None:
+    """A launch by the scheduler or a cron line (or with --mail) that cannot start is
+    recorded as a failed launch and reported; by hand, the one line is enough."""
+    from overnight.errors import OvernightError
+
+    trigger = os.environ.get("OVERNIGHT_TRIGGER", "manual")
+    if not ref.name or mail is False or not (mail or trigger in ("scheduled", "cron")):
+        return
+    try:
+        run_date = parse_date(date_text, config, ref.name)
+    except OvernightError:
+        return  # no date to record it for
+    from overnight.notstarted import record_and_report
+
+    record_and_report(config, ref.name, run_date, str(error), trigger=trigger, launched_by=who_am_i(),
+                      mail=mail, batch_arg=ref.argument)
 
 
 def _check_steps(
@@ -205,7 +249,7 @@ def _after_launch(config: Config, ref: BatchRef, ledger: Ledger, result: Any, ma
     # report.after_launch's own first rule, checked before importing it (its email and
     # html modules are ~15 ms of every manual `overnight run`): a launch by hand without
     # --mail, or any launch with --no-mail, reports nothing.
-    if mail is False or (mail is None and os.environ.get("OVERNIGHT_TRIGGER") != "scheduled"):
+    if mail is False or (mail is None and os.environ.get("OVERNIGHT_TRIGGER") not in ("scheduled", "cron")):
         return
     try:
         from overnight.reporting import report
@@ -284,12 +328,13 @@ def cancel(ctx: click.Context, batch: str, wait: float) -> None:
 @click.option("--skip", "action", flag_value="skip", help="Record it as skipped (what depends on it runs).")
 @click.option("--redo", "action", flag_value="redo", help="Run it again on the next resume.")
 @click.option("--downstream", is_flag=True, help="And everything that depends on it.")
-@click.option("--date", "date_text", metavar="D", help="Business date (default yesterday).")
+@click.option("--date", "date_text", metavar="D", help="The run for that date (default: the latest).")
 @click.option("--reason", help="Why: recorded with your name.")
+@click.option("--allow-future", is_flag=True, help="Allow a --date after today.")
 @click.pass_context
 def mark(
     ctx: click.Context, batch: str, steps: tuple[str, ...], action: str | None,
-    downstream: bool, date_text: str | None, reason: str | None,
+    downstream: bool, date_text: str | None, reason: str | None, allow_future: bool,
 ) -> None:
     """An operator's word on a step: --done, --skip or --redo."""
     from overnight.commandline import CommandLine
@@ -302,7 +347,8 @@ def mark(
     config = get_config(ctx)
     ref = BatchRef(config, batch)
     loaded = ref.load()
-    run_date = parse_date(date_text, config, ref.name)
+    run_date = _date_to_mark(config, ref.name, date_text)
+    refuse_future(run_date, config, ref.name, allow_future)
     ref.check_steps(loaded, steps)
     lock = BatchLock(config.state_dir, ref.name)
     try:
@@ -318,8 +364,25 @@ def mark(
     finally:
         lock.release()
     for step, old, new in changes:
-        click.echo(f"{step}: {old} -> {new}")
+        click.echo(f"{ref.name} for {run_date}: {step}: {old} -> {new}")
     if not changes:
-        click.echo("nothing changed")
+        click.echo(f"{ref.name} for {run_date}: nothing changed")
     elif any(new.value == "pending" for _, _, new in changes):
         click.echo(f"to run {'them' if len(changes) > 1 else 'it'}: {again}")
+
+
+def _date_to_mark(config: Config, batch: str, date_text: str | None):  # noqa: ANN202 - a date
+    """--date, or the run `status` shows without one: the one with the latest activity."""
+    from datetime import date
+
+    from overnight.errors import ConfigError
+
+    if date_text is not None:
+        return parse_date(date_text, config, batch)
+    ledger = open_ledger(config, readonly=True)
+    run = ledger.latest_run(batch) if ledger is not None else None
+    if ledger is not None:
+        ledger.close()
+    if run is None:
+        raise ConfigError(f"no run of batch {batch!r} yet: say which date to mark (--date YYYY-MM-DD)")
+    return date.fromisoformat(run.date)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -42,10 +44,11 @@ def _scheduled(config: Config, batch: str | None) -> dict[str, Schedule]:
 @click.option("--once", is_flag=True, help="Fire what is due now, then exit (for cron, or a check).")
 @click.option(
     "--now", "now_text", metavar="INSTANT",
-    help="With --once: act as if it were this instant (ISO 8601 with offset).",
+    help="With --once: act as if it were this instant (ISO 8601 with offset; not in the future).",
 )
+@click.option("--dry-run", is_flag=True, help="With --once: print what would fire and why; do nothing.")
 @click.pass_context
-def scheduler(ctx: click.Context, once: bool, now_text: str | None) -> None:
+def scheduler(ctx: click.Context, once: bool, now_text: str | None, dry_run: bool) -> None:
     """Launch each batch at its schedule: a foreground daemon for systemd or supervisor."""
     from overnight.scheduling.daemon import Scheduler, hold_scheduler_lock
 
@@ -53,7 +56,23 @@ def scheduler(ctx: click.Context, once: bool, now_text: str | None) -> None:
     _scheduled(config, None)
     if now_text is not None and not once:
         raise ConfigError("--now goes with --once (the daemon always uses the real clock)")
+    if dry_run and not once:
+        raise ConfigError("--dry-run goes with --once (scheduler --once --now INSTANT --dry-run)")
     now = parse_instant(now_text, "--now") if now_text is not None else None
+    if dry_run:
+        from overnight.scheduling.preview import preview
+
+        click.echo(preview(config, now or datetime.now(tz=UTC)), nl=False)
+        return
+    clock = datetime.now(tz=UTC)
+    if now is not None and now > clock:
+        # It would launch nights for days still in progress and move the cursors past the
+        # real clock, so tonight's real fires would count as done.
+        raise ConfigError(
+            f"--now {now_text}: later than the clock ({clock.isoformat(timespec='seconds')}); a pass "
+            "in the future would launch unfinished days and swallow tonight's fires: add --dry-run "
+            "to see what it would do"
+        )
     assert config.path is not None
     lock_fd = hold_scheduler_lock(config.state)
     try:
@@ -151,32 +170,54 @@ def _cron_quote(word: str) -> str:
 
 CRON_HEADER = """\
 # Crontab lines for the batches of {path}
-# (made by `overnight cron`). cron starts each line at its wall time and cannot do what
-# `overnight scheduler` does:
+# (made by `overnight cron`). Each night started by a line reports as the scheduler's do
+# (the batch's mail policy, the webhooks; trigger "cron"), but cron cannot do all the
+# scheduler does:
 #   - DST: a time inside the spring-forward gap may run zero times, and a time in the
 #     repeated fall-back hour may run twice (dst_gap and dst_repeat are not honoured);
 #   - catch-up: a run missed while the machine was down is never launched (catchup);
-#   - overlap: cron starts a second copy while the first still runs; `overnight run`
-#     refuses it (exit 3), but nothing records the skip;
+#   - overlap: a night that finds its batch still busy cannot wait (overlap = queue): it
+#     is recorded skipped and reported;
 #   - date: the run's date comes from the clock when it starts, not from the scheduled
 #     time (a run delayed past midnight runs for the wrong day).
 # To keep cron and still get those rules, let cron drive the scheduler instead:
-#   * * * * * {once}
-# CRON_TZ sets the zone of the lines after it (cronie, busybox crond); Debian's cron
-# ignores it and runs every line in the machine's zone ({system})."""
+#   * * * * * {once}"""
+
+ZONE_NOTES = {
+    True: "# CRON_TZ sets the zone of the lines after it (this cron honours it: cronie, busybox crond).",
+    False: "# This machine's cron runs every line in the machine's zone ({system}) and ignores CRON_TZ\n"
+           "# (Debian's cron): each batch in another zone is written in the machine's wall time.",
+}
+
+
+def honours_cron_tz() -> bool:
+    """cronie and busybox crond read CRON_TZ; Debian's cron does not, nor does an unknown
+    one, as far as we can tell: without crond, write lines in the machine's zone."""
+    return shutil.which("crond", path="/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin") is not None
 
 
 @click.command()
+@click.option("--cron-tz/--no-cron-tz", "cron_tz", default=None,
+              help="Whether the cron honours CRON_TZ (default: yes when crond is installed).")
+@click.option("--machine-zone", metavar="ZONE",
+              help="The zone the cron runs in (default: this machine's).")
 @click.pass_context
-def cron(ctx: click.Context) -> None:
+def cron(ctx: click.Context, cron_tz: bool | None, machine_zone: str | None) -> None:
     """Crontab lines that run each batch at its schedule."""
+    from overnight.config import load_zone
+
     config = get_config(ctx)
     scheduled = _scheduled(config, None)
     assert config.path is not None
     line = CommandLine.of(config)
-    system = system_zone_name()
+    if machine_zone is not None:
+        load_zone(machine_zone)  # an unknown zone: one line, exit 2
+    system = machine_zone or system_zone_name()
+    if cron_tz is None:
+        cron_tz = honours_cron_tz()
     once = " ".join(_cron_quote(w) for w in line.argv("scheduler", "--once"))
-    out = [CRON_HEADER.format(path=config.path, once=once, system=system or "unknown"), ""]
+    out = [CRON_HEADER.format(path=config.path, once=once),
+           ZONE_NOTES[cron_tz].format(system=system or "unknown"), ""]
     for name in sorted(config.batches):
         if name not in scheduled:
             out.append(f"# {name}: no schedule")
@@ -186,22 +227,58 @@ def cron(ctx: click.Context) -> None:
         groups.setdefault(None if _same_zone(zone, system) or zone is None else zone, []).append(name)
     # Lines in the machine's zone first: a CRON_TZ line holds for every line after it.
     for zone in sorted(groups, key=lambda z: (z is not None, z or "")):
-        if zone is not None:
+        if zone is not None and cron_tz:
             out += ["", f"CRON_TZ={zone}"] if out[-1] else [f"CRON_TZ={zone}"]
         for name in groups[zone]:
-            bc = config.batches[name]
-            unusual = [
-                f"{key} = {getattr(bc, key)}" for key in ("dst_gap", "dst_repeat", "catchup")
-                if getattr(bc, key) != getattr(BATCH_DEFAULTS, key)
-            ]
-            if unusual:
-                out.append(f"# {name}: cron cannot honour {', '.join(unusual)}")
-            log = config.state.cron_log(name)
-            command = " ".join(_cron_quote(w) for w in line.argv("run", name))
-            out.append(
-                f"{scheduled[name].cron} mkdir -p {_cron_quote(str(log.parent))} && "
-                f"{command} >> {_cron_quote(str(log))} 2>&1"
-            )
+            fields = scheduled[name].cron
+            if zone is not None and not cron_tz:
+                fields = _machine_fields(name, scheduled[name], _zone_of_cron(system), out)
+            _cron_line(config, line, name, fields, out)
     if not scheduled:
         out.append("# no batch has a schedule")
     click.echo("\n".join(out))
+
+
+def _zone_of_cron(name: str | None) -> ZoneInfo:
+    """The zone cron runs its lines in: by name, or /etc/localtime (not $TZ: cron's own)."""
+    if name is not None:
+        return ZoneInfo(name)
+    try:
+        with open("/etc/localtime", "rb") as f:
+            return ZoneInfo.from_file(f, key="localtime")
+    except OSError:
+        return ZoneInfo("UTC")
+
+
+def _machine_fields(name: str, schedule: Schedule, machine: ZoneInfo, out: list[str]) -> str | None:
+    """The schedule in the machine's wall time, with comments saying what to know."""
+    from overnight.scheduling.crontab import in_machine_zone
+
+    converted = in_machine_zone(schedule, machine, datetime.now(tz=UTC))
+    said = f"# {name}: {schedule.expr} in {schedule.zone.key}"
+    if converted.fields is None:
+        out.append(f"{said} cannot be written in this machine's zone: {converted.problem};")
+        out.append("#   use the `scheduler --once` line above for this batch")
+        return None
+    out.append(f"{said}, written in this machine's zone")
+    if converted.changes_on is not None:
+        out.append(f"#   from {converted.changes_on} the two zones' difference changes and this line is an "
+                   "hour off: run `overnight cron` again then, or use the `scheduler --once` line")
+    return converted.fields
+
+
+def _cron_line(config: Config, line: CommandLine, name: str, fields: str | None, out: list[str]) -> None:
+    bc = config.batches[name]
+    unusual = [
+        f"{key} = {getattr(bc, key)}" for key in ("dst_gap", "dst_repeat", "catchup")
+        if getattr(bc, key) != getattr(BATCH_DEFAULTS, key)
+    ]
+    if unusual:
+        out.append(f"# {name}: cron cannot honour {', '.join(unusual)}")
+    log = config.state.cron_log(name)
+    command = " ".join(_cron_quote(w) for w in line.argv("run", name))
+    entry = (
+        f"mkdir -p {_cron_quote(str(log.parent))} && OVERNIGHT_TRIGGER=cron {command} "
+        f">> {_cron_quote(str(log))} 2>&1"
+    )
+    out.append(f"{fields} {entry}" if fields else f"# {entry}")

@@ -19,6 +19,7 @@ from overnight.ledger.rows import (
     AlertDeliveryRow,
     AlertRow,
     AttemptRow,
+    FireReportRow,
     FireRow,
     ForecastRow,
     LaunchRow,
@@ -42,7 +43,7 @@ class Ledger(
 
 
 __all__ = [
-    "MIGRATIONS", "SCHEMA_VERSION", "AlertDeliveryRow", "AlertRow", "AttemptRow", "FireRow",
-    "ForecastRow", "GridCell", "LaunchRow",
+    "MIGRATIONS", "SCHEMA_VERSION", "AlertDeliveryRow", "AlertRow", "AttemptRow", "FireReportRow",
+    "FireRow", "ForecastRow", "GridCell", "LaunchRow",
     "Ledger", "MarkRow", "ReportRow", "RunRow", "StepRow", "UserRow",
 ]

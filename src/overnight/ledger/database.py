@@ -75,6 +75,26 @@ class Database:
     # -- opening -------------------------------------------------------------------------
 
     @classmethod
+    def open_untouched(cls, path: Path) -> Self:
+        """Read-only, and without creating the -wal and -shm files a reader in WAL mode
+        makes when no writer has them open: for a dry run that must change no file. With a
+        writer at work (its -wal exists) it reads as any reader does."""
+        if os.path.exists(f"{path}-wal"):
+            return cls.open(path, readonly=True)
+        try:
+            conn = sqlite3.connect(
+                f"file:{path}?mode=ro&immutable=1", uri=True, isolation_level=None, factory=_Connection
+            )
+            conn.ledger_path = path  # type: ignore[attr-defined]
+            ledger = cls(path, conn)
+            if ledger._version() != SCHEMA_VERSION:
+                conn.close()
+                return cls.open(path, readonly=True)  # an older schema is upgraded first
+            return ledger
+        except (sqlite3.Error, OSError) as e:
+            raise LedgerError(describe_error(path, e)) from None
+
+    @classmethod
     def open(cls, path: Path, *, readonly: bool = False) -> Self:
         if os.path.lexists(path) and not path.is_file():
             # SQLite would call a folder here "unable to open" or "disk I/O error".

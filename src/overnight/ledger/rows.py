@@ -88,7 +88,8 @@ class MarkRow(NamedTuple):
 
 
 class FireRow(NamedTuple):
-    """What the scheduler did with one fire time (launched, skipped, missed...)."""
+    """What the scheduler did with one fire time (launched, queued, skipped, missed...), or
+    with a whole gap of fires it missed (`count` of them, the last at `until`)."""
 
     id: int
     batch: str
@@ -97,6 +98,23 @@ class FireRow(NamedTuple):
     outcome: str
     recorded_at: float
     pid: int | None
+    message: str | None
+    at: float | None          # the instant (Unix time); None only in rows older than schema 3
+    until: float | None       # the instant of the last fire it stands for (a gap), else at
+    last_date: str | None     # the date of that last fire
+    count: int                # how many fires it stands for
+    report: str | None        # 'due': a report is owed; 'made': tried; None: none needed
+
+
+class FireReportRow(NamedTuple):
+    """One delivery of the report of a fire that did not become a run, sent or not."""
+
+    id: int
+    fire_id: int
+    channel: str
+    state: str
+    tries: int
+    at: float
     message: str | None
 
 
@@ -179,6 +197,7 @@ SELECT_STEP = select(StepRow, "steps")
 SELECT_ATTEMPT = select(AttemptRow, "attempts")
 SELECT_MARK = select(MarkRow, "marks")
 SELECT_FIRE = select(FireRow, "fires")
+SELECT_FIRE_REPORT = select(FireReportRow, "fire_reports")
 SELECT_REPORT = select(ReportRow, "reports")
 SELECT_USER = select(UserRow, "users")
 SELECT_FORECAST = select(ForecastRow, "forecasts")

@@ -21,6 +21,8 @@ from overnight.states import (
 )
 
 LIVE = RunState.RUNNING.value
+# In a launch's options: it could not start, and failed before any step ran.
+NOT_STARTED = "not_started"
 
 
 class RunRecords(StepRecords):
@@ -97,6 +99,37 @@ class RunRecords(StepRecords):
         )
         self.set_run_state(run_id, RunState.RUNNING)
         return int(cur.lastrowid or 0)
+
+    def record_not_started(
+        self, batch: str, date: str, *, trigger: str, launched_by: str, message: str,
+        pid: int | None = None,
+    ) -> tuple[int, int]:
+        """A launch that could not start (its module does not import, its configuration is
+        wrong...): recorded failed before any step ran, with the one-line error. The run
+        becomes failed unless it is live or already succeeded (its steps are all done: a
+        launch that did nothing takes nothing away). Returns (run id, launch id). Call
+        inside a transaction."""
+        before = self.find_run(batch, date)
+        run = self.ensure_run(batch, date)
+        now = time.time()
+        cur = self._write(
+            "INSERT INTO launches (run_id, batch, state, host, pid, started_at, ended_at, trigger, "
+            "launched_by, options, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run.id, batch, RunState.FAILED.value, self.host, pid or os.getpid(), now, now, trigger,
+             launched_by, json.dumps({NOT_STARTED: True}), message),
+        )
+        if before is None or before.state not in (LIVE, RunState.SUCCEEDED.value):
+            self.set_run_state(run.id, RunState.FAILED)
+        return run.id, int(cur.lastrowid or 0)
+
+    def launch_by_pid(self, batch: str, pid: int, since: float) -> LaunchRow | None:
+        """The launch of `batch` that process `pid` recorded at or after `since`, if any."""
+        return self._one(
+            LaunchRow._make,
+            f"{SELECT_LAUNCH} WHERE batch = ? AND pid = ? AND started_at >= ? AND host = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (batch, pid, since, self.host),
+        )
 
     def end_launch(self, launch_id: int, run_id: int, state: RunState, message: str | None) -> None:
         self._write(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Entry i takes the schema from version i to version i + 1 (version 0 is an empty file).
 # Never edit a released entry: add one. tests/test_ledger_upgrade.py opens a real v1 file.
@@ -158,7 +158,34 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX alert_deliveries_alert ON alert_deliveries (alert_id);
     """,
-    # 4: whether each step is idempotent, as its batch module said when it last ran: a
+    # 4: no night lost in silence. A fire's instant (`at`, a Unix time: scheduled_at is its
+    # wall time), so a clock that went back never fires a recorded time again; one record
+    # for a whole gap of misses (`until`, `last_date`, `count`: its last fire, how many);
+    # whether a report is owed for it (`report`: 'due' until tried, then 'made'; NULL when
+    # the outcome needs none) and every delivery of that report (fire_reports), so no
+    # pass repeats it and `overnight report --send` can retry it.
+    """
+    ALTER TABLE fires ADD COLUMN at REAL;
+    ALTER TABLE fires ADD COLUMN until REAL;
+    ALTER TABLE fires ADD COLUMN last_date TEXT;
+    ALTER TABLE fires ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE fires ADD COLUMN report TEXT;
+    UPDATE fires SET at = CAST(strftime('%s', scheduled_at) AS REAL), last_date = date;
+    UPDATE fires SET until = at;
+    CREATE INDEX fires_batch_at ON fires (batch, at);
+    CREATE INDEX fires_report_due ON fires (report) WHERE report = 'due';
+    CREATE TABLE fire_reports (
+        id INTEGER PRIMARY KEY,
+        fire_id INTEGER NOT NULL REFERENCES fires (id),
+        channel TEXT NOT NULL,
+        state TEXT NOT NULL,
+        tries INTEGER NOT NULL,
+        at REAL NOT NULL,
+        message TEXT
+    );
+    CREATE INDEX fire_reports_fire ON fire_reports (fire_id);
+    """,
+    # 5: whether each step is idempotent, as its batch module said when it last ran: a
     # reader that does not load the module (the dashboard's re-run, a report) can tell a
     # held step, and warn before running one again.
     """

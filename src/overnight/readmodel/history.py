@@ -1,18 +1,19 @@
 """Runs counted rather than listed, and the scheduler's records: what `history` prints.
-Five queries whatever the number of runs."""
+Six queries whatever the number of runs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from overnight.ledger import FireRow, Ledger, RunRow
+from overnight.ledger import FireReportRow, FireRow, Ledger, RunRow
 from overnight.readmodel.liveness import Liveness, liveness
 from overnight.readmodel.run import LaunchView, ReportView, launch_view, report_view, run_view
 
 
 @dataclass(eq=False)
 class FireView:
-    """What the scheduler did with one fire time: launched, skipped, missed..."""
+    """What the scheduler did with one fire time (launched, queued, skipped, missed...), or
+    with a gap of `count` fires it missed, the dates from `date` to `last_date`."""
 
     batch: str
     date: str  # the business date it was for
@@ -22,6 +23,10 @@ class FireView:
     recorded_at: float
     pid: int | None
     id: int
+    count: int = 1
+    last_date: str | None = None
+    report: str | None = None  # 'due': a report is owed; 'made': tried; None: none needed
+    reports: list[ReportView] = field(default_factory=list)  # its deliveries, oldest first
 
 
 @dataclass(eq=False)
@@ -43,11 +48,19 @@ class HistoryView:
     fires: list[FireView]
 
 
-def fire_view(f: FireRow) -> FireView:
+def fire_view(f: FireRow, deliveries: list[FireReportRow] | None = None) -> FireView:
     return FireView(
         batch=f.batch, date=f.date, scheduled_at=f.scheduled_at, outcome=f.outcome,
-        message=f.message, recorded_at=f.recorded_at, pid=f.pid, id=f.id,
+        message=f.message, recorded_at=f.recorded_at, pid=f.pid, id=f.id, count=f.count,
+        last_date=f.last_date or f.date, report=f.report,
+        reports=[ReportView(r.channel, r.state, r.tries, r.at, r.message, None) for r in deliveries or []],
     )
+
+
+def fire_views(ledger: Ledger, fires: list[FireRow]) -> list[FireView]:
+    """The records with their reports' deliveries: two queries."""
+    deliveries = ledger.fire_reports_of([f.id for f in fires if f.report])
+    return [fire_view(f, deliveries.get(f.id)) for f in fires]
 
 
 def step_counts(
@@ -67,7 +80,7 @@ def step_counts(
 
 
 def history_view(ledger: Ledger, batch: str | None, limit: int) -> HistoryView:
-    """The latest runs (of one batch, or of all) and the scheduler's latest records: five
+    """The latest runs (of one batch, or of all) and the scheduler's latest records: six
     queries whatever the number of runs."""
     live = liveness(ledger)
     runs = ledger.runs(batch, limit)
@@ -88,5 +101,5 @@ def history_view(ledger: Ledger, batch: str | None, limit: int) -> HistoryView:
             )
             for r in runs
         ],
-        fires=[fire_view(f) for f in ledger.fires_of(batch, limit)],
+        fires=fire_views(ledger, ledger.fires_of(batch, limit)),
     )

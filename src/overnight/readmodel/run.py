@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from overnight.ledger import AttemptRow, LaunchRow, Ledger, ReportRow, RunRow
+from overnight.ledger.runs import NOT_STARTED
 from overnight.readmodel.liveness import RUNNING, Liveness, liveness, step_seen
 from overnight.states import FAILED_STATES, StepState
 
@@ -84,6 +85,12 @@ class LaunchView:
     @property
     def took(self) -> float | None:
         return None if self.ended_at is None else self.ended_at - self.started_at
+
+    @property
+    def not_started(self) -> bool:
+        """It could not start (a module that does not import, a configuration error): it
+        failed before any step ran, and its message says why."""
+        return bool(self.options.get(NOT_STARTED))
 
 
 @dataclass(eq=False)

@@ -70,6 +70,7 @@ def send(mail: MailConfig, message: EmailMessage, to: list[str]) -> Delivery:
         message["From"] = mail.sender
     if "To" not in message:
         message["To"] = ", ".join(to)
+    stamp(message, mail.sender)
 
     def attempt(_left: float | None) -> None:
         try:
@@ -83,6 +84,19 @@ def send(mail: MailConfig, message: EmailMessage, to: list[str]) -> Delivery:
 
     tried = with_retries(attempt, retry_delays())
     return Delivery(tried.ok, tried.tries, tried.reason)
+
+
+def stamp(message: EmailMessage, sender: str) -> None:
+    """Date and Message-ID, which RFC 5322 asks of every message: without them some
+    servers add their own and some spam filters score the mail down."""
+    from email.utils import formatdate, make_msgid
+
+    if "Date" not in message:
+        message["Date"] = formatdate(localtime=True)
+    if "Message-ID" not in message:
+        # The sender's domain, not socket.getfqdn() (which may wait on DNS for seconds).
+        domain = sender.rpartition("@")[2].strip(" >") or "localhost"
+        message["Message-ID"] = make_msgid("overnight", domain=domain)
 
 
 def _send_once(mail: MailConfig, message: EmailMessage, to: list[str]) -> None:

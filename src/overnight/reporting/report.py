@@ -14,7 +14,6 @@ import os
 import statistics
 import sys
 import textwrap
-import threading
 import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -22,10 +21,11 @@ from typing import Any
 
 from overnight import palette
 from overnight.commandline import CommandLine
-from overnight.config import BATCH_DEFAULTS, Config
+from overnight.config import Config
 from overnight.durations import format_duration
 from overnight.ledger import Ledger, RunRow
 from overnight.readmodel.run import LaunchView, RunView, StepView, run_view
+from overnight.reporting.deliver import channels_for, deliver, mail_recipients
 
 TAIL_LINES = 50
 # A step is "slow" when it took at least SLOW_RATIO times its median over the last nights
@@ -135,7 +135,12 @@ def build_report(
     view = run_view(ledger, run)
     if launch_id is None and view.launches:
         launch_id = view.launches[-1].id
-    subject = subject_for(run.batch, run.date, view.state, view.steps)
+    launch = view.launch(launch_id)
+    if launch is not None and launch.not_started:
+        # Its steps are those of earlier launches, if any: the news is that it did not start.
+        subject = f"Overnight for {run.date}: {run.batch}: could not start"
+    else:
+        subject = subject_for(run.batch, run.date, view.state, view.steps)
     failed = [s for s in view.steps if s.failed]
     # Read in a mailbox or a chat: a command that works from any folder.
     command_line = CommandLine.of(config)
@@ -143,7 +148,7 @@ def build_report(
     held = [s.name for s in view.steps if s.held]
     context = _Context(
         run=view,
-        launch=view.launch(launch_id),
+        launch=launch,
         launch_id=launch_id,
         failed=failed,
         blocked=[s for s in view.steps if s.state == "blocked"],
@@ -201,7 +206,14 @@ class _Context:
             counts[s.state] = counts.get(s.state, 0) + 1
         return counts
 
+    @property
+    def not_started(self) -> bool:
+        return self.launch is not None and self.launch.not_started
+
     def headline(self) -> str:
+        if self.not_started:
+            assert self.launch is not None
+            return f"{self.run.batch} for {self.run.date}: {self.launch.message}"
         parts = ", ".join(f"{n} {state}" for state, n in sorted(self.counts().items()))
         return f"{self.run.batch} for {self.run.date}: {self.state} ({parts})"
 
@@ -211,6 +223,8 @@ class _Context:
             return None
         took = format_duration(la.took) if la.took is not None else "still running"
         started = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(la.started_at))
+        if la.not_started:  # the headline says why
+            return f"launch {la.number}: {la.trigger} by {la.launched_by} on {la.host}, at {started}"
         line = f"launch {la.number}: {la.trigger} by {la.launched_by} on {la.host}, " \
                f"started {started}, took {took}"
         return line + (f"; {la.message}" if la.message else "")
@@ -231,7 +245,10 @@ def _text(c: _Context) -> str:
     out = [c.headline()]
     if line := c.launch_line():
         out.append(line)
-    if c.resume:
+    if c.resume and c.not_started:
+        out += ["", "What to do:", "  Fix the cause, then run it (what succeeded before is skipped):",
+                f"    {c.resume}"]
+    elif c.resume:
         out += ["", "What to do:", *c.todo()]
     if c.failed:
         out += ["", "Failed:"]
@@ -284,6 +301,8 @@ def _html(c: _Context, subject: str) -> str:
         '<body style="font-family:sans-serif;font-size:14px">',
         f"<h2>{e(c.run.batch)} for {e(c.run.date)}: {state(c.state)}</h2>",
     ]
+    if c.not_started and c.launch is not None:
+        out.append(f"<p><b>{e(c.launch.message or '')}</b></p>")
     if line := c.launch_line():
         out.append(f"<p>{e(line)}</p>")
     if c.resume:
@@ -333,6 +352,8 @@ def _summary(c: _Context, subject: str) -> dict[str, Any]:
         for s in c.failed
     ]
     text = [subject]
+    if c.not_started and c.launch is not None:
+        text.append(f"- {c.launch.message}")
     text += [f"- {c.failure_line(s)}" for s in c.failed]
     text += [f"- {'fast' if s.faster else 'slow'}: {c.slow_line(s)}" for s in c.slow]
     if c.mark:
@@ -355,18 +376,13 @@ def _summary(c: _Context, subject: str) -> dict[str, Any]:
         "resume": c.resume,
         "held": c.held,
         "mark": c.mark,
+        "not_started": c.not_started,
+        "error": c.launch.message if c.not_started and c.launch is not None else None,
         "text": "\n".join(text),
     }
 
 
 # -- sending and recording -----------------------------------------------------------------
-
-
-def mail_recipients(config: Config, batch: str) -> list[str]:
-    bc = config.batches.get(batch)
-    if bc is not None and bc.mail_to:
-        return list(bc.mail_to)
-    return list(config.mail.to) if config.mail else []
 
 
 def mail_report(config: Config, ledger: Ledger, report: Report, run_id: int, launch_id: int | None):  # noqa: ANN201
@@ -376,11 +392,15 @@ def mail_report(config: Config, ledger: Ledger, report: Report, run_id: int, lau
     assert config.mail is not None
     to = mail_recipients(config, report.batch)
     delivery = mailer.send(config.mail, report.message(config.mail.sender, to), to)
+    record_mailed(ledger, delivery, to, run_id, launch_id)
+    return delivery
+
+
+def record_mailed(ledger: Ledger, delivery: Any, to: list[str], run_id: int, launch_id: int | None) -> None:
     message = f"to {', '.join(to)}" if delivery.sent else delivery.reason
     with ledger.transaction():
         ledger.record_report(run_id, launch_id, "mail", "sent" if delivery.sent else "not_sent",
                              delivery.tries, message)
-    return delivery
 
 
 def post_webhooks(config: Config, ledger: Ledger, hooks: list[Any], payload: dict[str, Any],
@@ -403,21 +423,28 @@ def record_posted(ledger: Ledger, results: list[Any], run_ids: list[int], launch
                 )
 
 
-def wants_mail(config: Config, batch: str, failed: bool, mail: bool | None) -> bool:
-    """--mail forces it, --no-mail forbids it; otherwise the batch's mail policy decides."""
-    if mail is not None:
-        return mail
-    bc = config.batches.get(batch)
-    policy = (bc or BATCH_DEFAULTS).mail
-    return policy == "always" or (policy == "failure" and failed)
+# Launches that report by themselves (the batch's policy decides); by hand, only with --mail.
+REPORTING_TRIGGERS = ("scheduled", "cron")
+
+
+def reports_by_default(trigger: str | None = None) -> bool:
+    """Whether a launch reports without --mail: started by the scheduler or by a line of
+    `overnight cron`, not by a person watching it. `trigger`: this process's
+    (OVERNIGHT_TRIGGER) unless given."""
+    if trigger is None:
+        trigger = os.environ.get("OVERNIGHT_TRIGGER")
+    return trigger in REPORTING_TRIGGERS
 
 
 def after_launch(
     config: Config, batch_name: str, ledger: Ledger, result: Any, mail: bool | None, *,
-    batch_arg: str | None = None,
+    batch_arg: str | None = None, trigger: str | None = None,
 ) -> None:
-    """Send the reports a launch calls for. Never raises, never changes the exit code."""
+    """Send the reports a launch calls for. Never raises, never changes the exit code.
+    `trigger`: how the launch was started, when not by this process (OVERNIGHT_TRIGGER)."""
     try:
+        if mail is False or (mail is None and not reports_by_default(trigger)):
+            return  # a person at a terminal sees the outcome; --no-mail silences every channel
         _after_launch(config, batch_name, ledger, result, mail, batch_arg or batch_name)
     except Exception as e:  # noqa: BLE001 - a report must never turn into a failed night
         warn(f"the report of this launch could not be made: {e}")
@@ -426,46 +453,27 @@ def after_launch(
 def _after_launch(
     config: Config, batch: str, ledger: Ledger, result: Any, mail: bool | None, batch_arg: str
 ) -> None:
-    # A person at a terminal sees the outcome; reports go out for scheduled launches, or
-    # when asked for with --mail. --no-mail silences every channel (backfill uses it).
-    if mail is None and os.environ.get("OVERNIGHT_TRIGGER") != "scheduled":
-        return
-    if mail is False:
-        return
+    if mail and config.mail is None:
+        warn(f"--mail: {no_mail_section(config)}: no report sent")
     failed = str(result.state) != "succeeded"
-    send = wants_mail(config, batch, failed, mail)
-    if send and config.mail is None:
-        if mail:
-            warn(f"--mail: {no_mail_section(config)}: no report sent")
-        send = False
-    from overnight.reporting.webhooks import wanted
-
-    hooks = [h for h in config.webhooks if wanted(h, batch, failed)]
-    if not send and not hooks:
+    where = channels_for(config, batch, failed, mail)
+    if not where.any:
         return
     run = ledger.get_run(result.run_id)
     assert run is not None
     report = build_report(config, ledger, run, result.launch_id, batch_arg=batch_arg)
-    # Webhooks are posted from a thread while the mail goes out, so a slow receiver and a
-    # slow mail server do not add up; the ledger is written from this thread only.
-    posted: list[Any] = []
-    thread = None
-    if hooks:
-        from overnight.reporting.webhooks import post_all
-
-        thread = threading.Thread(target=lambda: posted.extend(post_all(hooks, report.summary)), daemon=True)
-        thread.start()
-    if send:
-        delivery = mail_report(config, ledger, report, run.id, result.launch_id)
-        if delivery.sent:
-            print(f"report mailed to {', '.join(mail_recipients(config, batch))}", flush=True)
+    sent = deliver(config, where, report.message, report.summary)
+    # The ledger is written from this thread only, once both are done.
+    if sent.mail is not None:
+        record_mailed(ledger, sent.mail, sent.to, run.id, result.launch_id)
+        if sent.mail.sent:
+            print(f"report mailed to {', '.join(sent.to)}", flush=True)
         else:
             later = CommandLine.of(config).hint("report", batch_arg, "--date", run.date, "--send")
-            warn(f"report not sent: {delivery.reason} (recorded; to send it later: {later})")
-    if thread is not None:
-        thread.join()
-        record_posted(ledger, posted, [run.id], result.launch_id)
-        for p in posted:
+            warn(f"report not sent: {sent.mail.reason} (recorded; to send it later: {later})")
+    if sent.posted:
+        record_posted(ledger, sent.posted, [run.id], result.launch_id)
+        for p in sent.posted:
             if not p.sent:
                 warn(f"webhook {p.hook.url} not posted: {p.reason}")
 

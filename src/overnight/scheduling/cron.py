@@ -107,6 +107,12 @@ class Schedule:
         return cls(expr, _zone(timezone), gap, repeat, date_offset_days)
 
     @property
+    def times_a_day(self) -> int:
+        """How many wall times of a day the expression names (its minutes times its hours)."""
+        sim = CronSim(self.cron, datetime(2000, 1, 1))
+        return len(sim.minutes) * len(sim.hours)
+
+    @property
     def is_interval(self) -> bool:
         """True when the hour field starts with `*`: fires in both copies of a repeated hour."""
         return self.cron.split()[1].startswith("*")

@@ -1,15 +1,20 @@
 """The scheduler daemon: launches each batch at its schedule, in its own process.
 
-The decisions are a pure function (`plan_fires`) of the fires due since the batch's
-cursor, the instant, the catch-up policy and whether the batch is live; `Scheduler`
-applies them: it launches `overnight run BATCH --date D` in a new session (so stopping or
-killing the daemon never touches a running night), and records every fire, miss and skip
-in the ledger together with the new cursor, in one transaction.
+Each pass decides first (passes.plan_pass, whose rules are the pure plan.plan_fires), then
+applies: it records every fire, gap of misses, skip and queued fire in the ledger together
+with the batch's new cursor, in one transaction; launches the fire that may start (the
+oldest one queued, or the one due now) as `overnight run BATCH --date D` in a new session
+(so stopping or killing the daemon never touches a running night) and records it
+launched; then sends the report of every fire that did not become a run.
+
+A fire is recorded `queued` before its launch and `launched` after it: killed in between,
+the daemon leaves it queued, and the next pass launches it (or finds its night done).
 
 The cursor (per batch, in the ledger) is the instant up to which every fire has been dealt
 with. After downtime, the fires between it and now are the ones missed. The first time the
 daemon sees a batch, it starts watching from that moment: nothing before it counts as
-missed.
+missed. A cursor is never moved past the clock it is given (`scheduler --once --now`
+refuses an instant after the real clock); a cursor found ahead of it is re-anchored.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -31,114 +36,28 @@ from overnight.commandline import CommandLine
 from overnight.config import Config, load_config
 from overnight.errors import AlreadyRunning, LedgerError, OvernightError
 from overnight.ledger import Ledger
-from overnight.lock import holder
 from overnight.loop import EventLoop
-from overnight.scheduling.cron import Fire, Schedule, ScheduleError, fires_between, next_fire
+from overnight.scheduling.cron import Schedule, ScheduleError, next_fire
+from overnight.scheduling.passes import BatchPass, holder_text, plan_pass
+from overnight.scheduling.plan import (
+    ALREADY_DONE,
+    CAUGHT_UP,
+    FAILED_TO_LAUNCH,
+    LATE_GRACE,
+    LAUNCHED,
+    QUEUED,
+    REANCHORED,
+    Decision,
+    describe,
+)
 from overnight.scheduling.schedules import format_instant, schedules
 from overnight.statefolder import StateFolder
 
-# Fire outcomes, as recorded in the ledger's `fires` table.
-LAUNCHED = "launched"                # started on time
-CAUGHT_UP = "caught_up"              # started late: missed while the daemon was down or asleep
-MISSED = "missed"                    # never started: catch-up policy, window, or superseded
-SKIPPED_RUNNING = "skipped_running"  # not started: the batch's previous launch was still live
-FAILED_TO_LAUNCH = "failed_to_launch"
-
-# A fire handled within this long of its time is on time; later, it was missed (the daemon
-# was down, the machine asleep, or the clock stepped forward) and the catch-up policy decides.
-LATE_GRACE = 300.0
 # The longest sleep: a wall clock that jumps (suspend, an NTP step) is noticed this soon.
 TICK = 60.0
-# How often to look again while caught-up fires wait for the batch's live launch to end.
-QUEUE_POLL = 5.0
-
-
-@dataclass(frozen=True)
-class Decision:
-    fire: Fire
-    outcome: str
-    message: str | None = None
-
-    @property
-    def launches(self) -> bool:
-        return self.outcome in (LAUNCHED, CAUGHT_UP)
-
-
-@dataclass(frozen=True)
-class Plan:
-    decisions: list[Decision]
-    handled_until: float | None  # the batch's new cursor (a Unix time); None: unchanged
-    waiting: bool = False        # fires wait for the batch's live launch to end (catchup = all)
-
-
-def plan_fires(
-    due: Sequence[Fire], now: datetime, *, catchup: str, window: float, live: str | None
-) -> Plan:
-    """What to do with the fires due since the cursor (oldest first), at instant `now`.
-
-    `live` describes the batch's live launch, or is None when the batch is not running.
-    At most one fire is started per batch: two launches of one batch cannot run at once.
-    """
-    if not due:
-        return Plan([], now.timestamp())
-    if catchup == "all":
-        return _plan_all(due, now, live)
-    now_ts = now.timestamp()
-    last = due[-1]
-
-    def why_not(fire: Fire) -> str:
-        age = now_ts - fire.at.timestamp()
-        if age <= LATE_GRACE:
-            return f"superseded by the fire at {format_instant(last.at)}"
-        if catchup == "none":
-            return "the scheduler was not running then, and catchup = none"
-        if age > window:
-            return f"the scheduler was not running then; older than catchup_window ({_hours(window)})"
-        return f"superseded by the fire at {format_instant(last.at)}"
-
-    decisions = [Decision(f, MISSED, why_not(f)) for f in due[:-1]]
-    age = now_ts - last.at.timestamp()
-    if age <= LATE_GRACE or (catchup == "latest" and age <= window):
-        decisions.append(_start(last, now_ts, live))
-    else:
-        decisions.append(Decision(last, MISSED, why_not(last)))
-    return Plan(decisions, now_ts)
-
-
-def _plan_all(due: Sequence[Fire], now: datetime, live: str | None) -> Plan:
-    """Every missed date, oldest first, one launch at a time; the cursor stays before the
-    first fire still waiting, so a restarted daemon carries on with the same queue."""
-    now_ts = now.timestamp()
-    last_of_date = {f.date: i for i, f in enumerate(due)}
-    decisions: list[Decision] = []
-    handled: float | None = None
-    for i, fire in enumerate(due):
-        if last_of_date[fire.date] != i:
-            later = due[last_of_date[fire.date]]
-            decisions.append(Decision(
-                fire, MISSED, f"{fire.date} runs once, with the fire at {format_instant(later.at)}"
-            ))
-            handled = fire.at.timestamp()
-            continue
-        final = i == len(due) - 1
-        if live is not None and not (final and now_ts - fire.at.timestamp() <= LATE_GRACE):
-            return Plan(decisions, handled, waiting=True)  # a queue: wait for the live launch
-        decisions.append(_start(fire, now_ts, live))
-        if final:
-            return Plan(decisions, now_ts)
-        return Plan(decisions, fire.at.timestamp(), waiting=True)
-    return Plan(decisions, now_ts)
-
-
-def _start(fire: Fire, now_ts: float, live: str | None) -> Decision:
-    if live is not None:
-        return Decision(fire, SKIPPED_RUNNING, f"still running: {live}")
-    late = now_ts - fire.at.timestamp() > LATE_GRACE
-    return Decision(fire, CAUGHT_UP if late else LAUNCHED)
-
-
-def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:g}h" if seconds >= 3600 else f"{seconds / 60:g}m"
+# How often to look again while a fire waits for its batch to be free (a launch by someone
+# else ends without telling us; our own children wake us at once, by SIGCHLD).
+QUEUE_POLL = 2.0
 
 
 def log_line(message: str, stream: TextIO | None = None) -> None:
@@ -146,6 +65,17 @@ def log_line(message: str, stream: TextIO | None = None) -> None:
     stream = stream or sys.stderr
     stream.write(f"{time.strftime('%Y-%m-%d %H:%M:%S %z')} overnight scheduler: {message}\n")
     stream.flush()
+
+
+@dataclass
+class Child:
+    """A night this daemon launched, until it has ended and been reaped."""
+
+    batch: str
+    date: str
+    proc: subprocess.Popen[bytes]
+    started: float
+    log_path: Path
 
 
 class Scheduler:
@@ -165,7 +95,7 @@ class Scheduler:
         self.config, self.schedules = self._load()
         self.ledger = Ledger.open(self.config.state.ledger)
         self.cursors = self.ledger.schedule_cursors()
-        self.children: dict[int, tuple[str, subprocess.Popen[bytes]]] = {}
+        self.children: dict[int, Child] = {}
         self.waiting: set[str] = set()
         self.pruning: subprocess.Popen[bytes] | None = None  # [retention]: today's prune
         self._signals: list[int] = []
@@ -179,97 +109,127 @@ class Scheduler:
     def clock(self) -> datetime:
         return datetime.now(tz=UTC) + self._skew
 
-    # -- one pass: pure decisions, then launches and records ------------------------------
+    # -- one pass: decide, record, launch, report ------------------------------------------
 
     def loop_once(self, now: datetime) -> list[Decision]:
         """Handle every fire due at `now` (aware); return what was decided."""
+        from overnight.reporting.notice import send_due
+
         self.reap()
         self._prune_now_and_then()
-        now_ts = now.timestamp()
-        done: list[tuple[str, Decision, int | None, str | None]] = []
-        self.waiting.clear()
-        for name, schedule in self.schedules.items():
-            cursor = self.cursors.get(name)
-            if cursor is None or cursor >= now_ts:
-                # New batch: watch from now. A cursor ahead of now: the clock went back;
-                # fires up to the cursor were handled already, and never fire twice.
-                self.cursors[name] = max(cursor or now_ts, now_ts)
-                continue
-            due = fires_between(schedule, datetime.fromtimestamp(cursor, UTC), now)
-            bc = self.config.batches[name]
-            plan = plan_fires(
-                due, now, catchup=bc.catchup, window=bc.catchup_window,
-                live=self._live(name) if due else None,
-            )
-            for decision in plan.decisions:
-                pid, message = None, decision.message
-                if decision.launches:
-                    try:
-                        pid, log_path = self._launch(name, decision.fire)
-                        message = f"log: {log_path}"
-                    except OSError as e:
-                        decision = Decision(decision.fire, FAILED_TO_LAUNCH, f"cannot start: {e}")
-                        message = decision.message
-                # The date first: `overnight history` shows the fire's time and this message.
-                done.append((name, decision, pid, f"for {decision.fire.date}: {message}"))
-            if plan.handled_until is not None:
-                self.cursors[name] = plan.handled_until
-            if plan.waiting:
-                self.waiting.add(name)
-        for name, decision, pid, message in done:
-            self._tell(name, decision, pid, message)  # first: the log keeps it if the ledger fails
+        passes = [
+            plan_pass(self.config, self.ledger, name, schedule, self.cursors.get(name), now, self._live)
+            for name, schedule in self.schedules.items()
+        ]
+        for p in passes:  # first: the log keeps it if the ledger fails
+            self._tell(p)
+        starting, reported = self._record(passes)
+        for p in passes:
+            self.cursors[p.name] = now.timestamp()
+            reported += self._start(p, starting.get(p.name))
+        self.waiting = {p.name for p in passes if p.waiting}
+        send_due(self.config, self.ledger, reported, say=self.log)
+        return [d for p in passes for d in p.decisions]
+
+    def _record(self, passes: list[BatchPass]) -> tuple[dict[str, int], list[int]]:
+        """Every decision of the pass and the new cursors, in one transaction. Returns the
+        record of each batch's fire that starts now, and the records that owe a report."""
+        starting: dict[str, int] = {}
+        reported: list[int] = []
         with self.ledger.transaction():
-            for name, decision, pid, message in done:
-                fire = decision.fire
-                self.ledger.record_fire(
-                    name, fire.at.isoformat(), fire.date.isoformat(), decision.outcome, pid, message
-                )
-            for name in self.schedules:
-                self.ledger.save_schedule_cursor(name, self.cursors[name])
-        return [d for _, d, _, _ in done]
+            for p in passes:
+                if p.note:
+                    self.ledger.record_note(p.name, p.now.isoformat(), self._today(p), REANCHORED, p.note)
+                for d in p.decisions:
+                    fire, last = d.fire, d.until
+                    fire_id = self.ledger.record_fire(
+                        p.name, fire.at.isoformat(), fire.date.isoformat(), QUEUED if d.waits else d.outcome,
+                        None, describe(d) if d.message else f"for {fire.date}: starting",
+                        at=fire.at.timestamp(), until=last.at.timestamp(), last_date=last.date.isoformat(),
+                        count=d.count, report=d.report,
+                    )
+                    if d.launches:
+                        starting[p.name] = fire_id
+                    if d.report:
+                        reported.append(fire_id)
+                for row in p.done_meanwhile:
+                    why = f"for {row.date}: its run succeeded while this fire waited"
+                    self.ledger.settle_fire(row.id, ALREADY_DONE, None, why)
+                self.ledger.save_schedule_cursor(p.name, p.now.timestamp())
+        return starting, reported
+
+    def _start(self, p: BatchPass, fire_id: int | None) -> list[int]:
+        """Launch the batch's fire that may start; record it launched (or failed to launch:
+        then its id is returned, it owes a report)."""
+        if p.launch_queued is not None:
+            row = p.launch_queued
+            fire_id, day, at = row.id, row.date, row.at or p.now.timestamp()
+        elif fire_id is not None and (d := p.launching) is not None:
+            day, at = d.fire.date.isoformat(), d.fire.at.timestamp()
+        else:
+            return []
+        when = format_instant(datetime.fromtimestamp(at, self.schedules[p.name].zone))
+        try:
+            pid, log_path = self._launch(p.name, day, at, fire_id)
+        except OSError as e:
+            message = f"for {day}: cannot start: {e.strerror or e}"
+            self.log(f"failed to launch: {p.name} (fire {when}) {message}")
+            with self.ledger.transaction():
+                self.ledger.settle_fire(fire_id, FAILED_TO_LAUNCH, None, message, report=True)
+            return [fire_id]
+        late = p.now.timestamp() - at > LATE_GRACE
+        queued = " (it waited in the queue)" if p.launch_queued is not None else ""
+        verb = "caught up: launched" if late else "launched"
+        self.log(f"{verb} {p.name} (fire {when}) for {day}: log: {log_path}{queued}, pid {pid}")
+        with self.ledger.transaction():
+            self.ledger.mark_fire_launched(fire_id, CAUGHT_UP if late else LAUNCHED, pid,
+                                           f"for {day}: log: {log_path}{queued}")
+        return []
+
+    def _today(self, p: BatchPass) -> str:
+        schedule = self.schedules[p.name]
+        local = p.now.astimezone(schedule.zone).date()
+        return (local - timedelta(days=schedule.date_offset_days)).isoformat()
 
     def _live(self, name: str) -> str | None:
         """Who runs the batch now, or None. A child just launched counts before it has
         taken the batch's lock."""
-        for pid, (batch, proc) in self.children.items():
-            if batch == name and proc.poll() is None:
-                return f"pid {pid}, launched by this scheduler"
-        info = holder(self.config.state_dir, name)
-        if info is None:
-            return None
-        return (
-            f"pid {info.get('pid')} on {info.get('host')} since {info.get('since')} "
-            f"(for {info.get('date')})"
-        )
+        for pid, child in self.children.items():
+            if child.batch == name and child.proc.poll() is None:
+                return f"pid {pid}, launched by this scheduler (for {child.date})"
+        return holder_text(self.config.state_dir, name)
 
-    def _launch(self, name: str, fire: Fire) -> tuple[int, str]:
+    def _launch(self, name: str, day: str, at: float, fire_id: int) -> tuple[int, Path]:
         config = self.config
         assert config.path is not None
-        stamp = fire.at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-        log_path = config.state.scheduler_log(name, fire.date.isoformat(), stamp)
+        stamp = datetime.fromtimestamp(at, UTC).strftime("%Y%m%dT%H%M%SZ")
+        log_path = config.state.scheduler_log(name, day, stamp)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        argv = CommandLine.of(config).argv("run", name, "--date", fire.date.isoformat(), program=self.command)
-        env = dict(os.environ, OVERNIGHT_TRIGGER="scheduled", OVERNIGHT_LAUNCHED_BY="scheduler")
+        argv = CommandLine.of(config).argv("run", name, "--date", day, program=self.command)
+        env = dict(os.environ, OVERNIGHT_TRIGGER="scheduled", OVERNIGHT_LAUNCHED_BY="scheduler",
+                   OVERNIGHT_FIRE_ID=str(fire_id))
         env.pop("OVERNIGHT_CLOCK_SKEW", None)
+        when = format_instant(datetime.fromtimestamp(at, self.schedules[name].zone))
         with open(log_path, "ab") as out:
-            out.write(
-                f"# fire {format_instant(fire.at)} for {fire.date}: {json.dumps(argv)}\n".encode()
-            )
+            out.write(f"# fire {when} for {day}: {json.dumps(argv)}\n".encode())
             out.flush()
             proc = subprocess.Popen(
                 argv, cwd=config.base_dir, env=env, stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
-        self.children[proc.pid] = (name, proc)
+        self.children[proc.pid] = Child(name, day, proc, time.time(), log_path)
         return proc.pid, log_path
 
-    def _tell(self, name: str, decision: Decision, pid: int | None, message: str | None) -> None:
-        what = f"{name} (fire {format_instant(decision.fire.at)}) {message}"
-        if decision.launches:
-            verb = "launched" if decision.outcome == LAUNCHED else "caught up: launched"
-            self.log(f"{verb} {what}, pid {pid}")
-        else:
-            self.log(f"{decision.outcome.replace('_', ' ')}: {what}")
+    def _tell(self, p: BatchPass) -> None:
+        if p.note:
+            self.log(f"{p.name}: {p.note}")
+        for d in p.decisions:
+            if not d.launches:  # a launch is told when it happens
+                what = f"{p.name} (fire {format_instant(d.fire.at)}) {describe(d)}"
+                self.log(f"{d.outcome.replace('_', ' ')}: {what}")
+        for row in p.done_meanwhile:
+            self.log(f"{p.name}: the queued fire for {row.date} has nothing left to do: "
+                     "its run succeeded meanwhile")
 
     def _prune_now_and_then(self) -> None:
         """[retention] keep: `overnight prune` once a day, in a process of its own (prune.py).
@@ -289,12 +249,30 @@ class Scheduler:
                      f"{self.config.state.prune_log}")
 
     def reap(self) -> None:
-        """Collect launched children that have ended, so none stays a zombie."""
-        for pid, (name, proc) in list(self.children.items()):
-            code = proc.poll()
-            if code is not None:
-                del self.children[pid]
-                self.log(f"{name} (pid {pid}) ended with exit code {code}")
+        """Collect launched children that have ended, so none stays a zombie. One that
+        could not start and could not record it (its overnight.toml no longer parses) is
+        recorded and reported here, with the configuration this daemon holds."""
+        for pid, child in list(self.children.items()):
+            code = child.proc.poll()
+            if code is None:
+                continue
+            del self.children[pid]
+            self.log(f"{child.batch} (pid {pid}) ended with exit code {code}")
+            if code == 2:
+                self._not_started(pid, child)
+
+    def _not_started(self, pid: int, child: Child) -> None:
+        from overnight.notstarted import record_and_report
+
+        try:
+            if self.ledger.launch_by_pid(child.batch, pid, child.started - 1) is not None:
+                return  # it recorded (and reported) that it could not start
+        except LedgerError:
+            return
+        error = last_error(child.log_path) or f"exit code 2 (its output: {child.log_path})"
+        self.log(f"{child.batch} for {child.date} could not start: {error}")
+        record_and_report(self.config, child.batch, date.fromisoformat(child.date), error,
+                          trigger="scheduled", launched_by="scheduler", mail=None, pid=pid)
 
     # -- the daemon ------------------------------------------------------------------------
 
@@ -347,7 +325,7 @@ class Scheduler:
                     self.loop_once(self.clock())
                 except LedgerError as e:
                     # A full disk or a ledger locked too long: say so, and try again soon.
-                    # The cursors in memory have moved on, so no fire is launched twice.
+                    # The cursors move only with their records: the fires are planned again.
                     self.log(f"could not record in the ledger, carrying on: {e}")
                 if self._signals:
                     continue
@@ -355,7 +333,7 @@ class Scheduler:
         finally:
             loop.close()
         self.reap()
-        running = ", ".join(f"{n} (pid {p})" for p, (n, _) in self.children.items())
+        running = ", ".join(f"{c.batch} (pid {p})" for p, c in self.children.items())
         self.log("stopped" + (f"; still running on their own: {running}" if running else ""))
         return 0
 
@@ -386,3 +364,16 @@ def hold_scheduler_lock(state: StateFolder) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S %z')}".encode(), 0)
     return fd
+
+
+def last_error(log_path: Path) -> str | None:
+    """The last `overnight: ...` line a child printed: why it could not start."""
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8192))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    said = [line[len("overnight: "):] for line in lines if line.startswith("overnight: ")]
+    return said[-1].strip()[:1000] if said else None

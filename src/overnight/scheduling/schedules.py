@@ -32,12 +32,22 @@ def schedule_for(config: Config, batch: str) -> Schedule | None:
     except ConfigError as e:
         raise ConfigError(f"{where}: timezone: {e}") from None
     try:
-        return Schedule(
+        schedule = Schedule(
             bc.schedule, zone, gap=bc.dst_gap, repeat=bc.dst_repeat,
             date_offset_days=DATE_OFFSET_DAYS[bc.run_date],
         )
     except ScheduleError as e:
         raise ConfigError(f"{where}: {e}") from None
+    times = schedule.times_a_day
+    if times > 1:
+        # Whatever `date` says, every fire of one day is for the same business date: the
+        # second would resume a run already done and do nothing, silently.
+        raise ConfigError(
+            f"{where}: schedule {bc.schedule!r} fires {times} times a day, but a run is one "
+            "batch for one business date: every fire after the first would find that date "
+            "done; give one time of day, e.g. schedule = \"0 1 * * *\""
+        )
+    return schedule
 
 
 def schedules(config: Config) -> dict[str, Schedule]:
