@@ -182,15 +182,37 @@ def test_launch_numbers_count_within_the_night(project: Project) -> None:
 
 
 def test_mark_on_a_date_that_never_ran_is_refused_and_records_nothing(project: Project) -> None:
+    """Part of a night that never ran: its run would have no launch and read as crashed."""
     project.write_batch("five", CHAIN)
     assert project.run("run", "five", "--date", "2026-11-25").returncode == 0
     before = project.query("SELECT * FROM runs")
     result = project.run("mark", "five", "three", "--done", "--date", DAY)
     assert result.returncode == 2
-    assert result.stderr == (f"overnight: batch 'five' has no run for {DAY} yet: nothing to mark "
-                             f"(start it with `overnight run five --date {DAY}`)\n")
+    assert result.stderr == (
+        f"overnight: batch 'five' has no run for {DAY} yet: a mark before it runs must settle "
+        f"every step (--done or --skip; --downstream from the first); to run it: "
+        f"`overnight run five --date {DAY}`\n"
+    )
     assert project.query("SELECT * FROM runs") == before
     assert "crashed" not in project.run("status").stdout
+
+
+def test_a_mark_that_settles_a_night_that_never_ran_makes_a_succeeded_run(project: Project) -> None:
+    """A night skipped by hand (before it runs): a proper run, succeeded, no launch; its
+    own run then has nothing left to do."""
+    project.write_batch("five", CHAIN)
+    marked = project.run("mark", "five", "one", "--skip", "--downstream", "--date", DAY,
+                         "--reason", "holiday")
+    assert marked.returncode == 0, marked.stderr
+    status = project.run("status", "five", "--date", DAY, "--json")
+    assert status.returncode == 0, status.stderr
+    seen = json.loads(status.stdout)
+    assert seen["state"] == "succeeded" and seen["launches"] == []
+    assert {s["state"] for s in seen["steps"]} == {"skipped"}
+    assert "crashed" not in project.run("history", "five").stdout
+    again = project.run("run", "five", "--date", DAY)
+    assert again.returncode == 0, again.stderr
+    assert not (project.root / "runs.txt").exists()
 
 
 # -- a night that ends on a held step --------------------------------------------------
