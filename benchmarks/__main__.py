@@ -36,7 +36,8 @@ WORKLOADS = {
 }
 
 # Benchmarks other parts contribute (each module has `run(reps) -> dict`), when present.
-OPTIONAL = ("benchmarks.bench_web", "benchmarks.bench_celery", "benchmarks.bench_forecast")
+OPTIONAL = ("benchmarks.bench_web", "benchmarks.bench_login", "benchmarks.bench_celery",
+            "benchmarks.bench_forecast")
 
 
 def main(argv: list[str] | None = None) -> int:

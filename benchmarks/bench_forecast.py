@@ -13,11 +13,14 @@ ledger and fresh draws). Target: within 5%.
 Cost: one prediction (forecast.predict_finish) at the start of a night of N steps, in
 process, for N = 30, 1,000 and 10,000 (a chain and a 4-wide fan of chains): what a step
 boundary pays when the runner predicts again (nightwatch.py makes it at most once per 50
-times its cost).
+times its cost, and after the boundary's commit when it costs more than 2 ms). And in a
+real launch, as an A/B: a chain of 1,000 `true` steps with history, run by the real Runner
+with its NightWatch and with one that never predicts, in turn, from copies of one ledger.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import statistics
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 STEPS = 30
@@ -101,6 +105,59 @@ def prediction_cost(steps: int, width: int, reps: int) -> float:
     return round(statistics.median(times) * 1e6, 1)
 
 
+def runner_cost(steps: int, reps: int) -> dict[str, float]:
+    """What predicting costs a real launch, as an A/B: a chain of `steps` `true` steps with
+    one night of history, its second night launched through the real Runner in this
+    process, with its NightWatch (a prediction at the boundaries) and with one that never
+    predicts, in turn, each from a copy of the same ledger; milliseconds per step."""
+    import shutil
+
+    from overnight.config import load_config
+    from overnight.engine import Runner
+    from overnight.launch import RunOptions
+    from overnight.ledger import Ledger
+    from overnight.loader import load_batch
+    from overnight.nightwatch import NightWatch
+    from overnight.progress import Progress
+
+    class Blind(NightWatch):
+        def boundary(self) -> None:
+            pass
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "overnight.toml").write_text(
+            '[overnight]\nstate_dir = "state"\ntimezone = "UTC"\n\n[batches.chain]\nmodule = "chain.py"\n'
+        )
+        body = "\n".join(f"batch.command('s{i}', 'true')" for i in range(steps))
+        (root / "chain.py").write_text(f"from overnight import Batch\nbatch = Batch('chain')\n{body}\n")
+        subprocess.run([sys.executable, "-m", "overnight", "run", "chain", "--date", "2026-11-01"], cwd=root,
+                       capture_output=True, check=True)
+        config = load_config(str(root / "overnight.toml"))
+        order = load_batch(str(root / "chain.py"), root).order
+        saved = root / "history.db"
+        shutil.copy(config.state.ledger, saved)
+        times: dict[str, list[float]] = {"predicting": [], "not_predicting": []}
+        for _ in range(reps):
+            for kind, watch in (("predicting", NightWatch), ("not_predicting", Blind)):
+                shutil.copy(saved, config.state.ledger)
+                for extra in ("-wal", "-shm"):
+                    Path(f"{config.state.ledger}{extra}").unlink(missing_ok=True)
+                ledger = Ledger.open(config.state.ledger)
+                logs = config.state.run_logs("chain", "2026-11-02")
+                logs.folder.mkdir(parents=True, exist_ok=True)
+                runner = Runner("chain", order, ledger, options=RunOptions(date=date(2026, 11, 2)),
+                                workdir=root, logs=logs, progress=Progress(out=open(os.devnull, "w")),
+                                watch=watch())
+                began = time.perf_counter()
+                runner.run()
+                times[kind].append((time.perf_counter() - began) * 1000 / steps)
+                ledger.close()
+    a, b = statistics.median(times["predicting"]), statistics.median(times["not_predicting"])
+    return {"ms_per_step_predicting": round(a, 3), "ms_per_step_not_predicting": round(b, 3),
+            "ratio": round(a / b, 3), "values": {k: [round(v, 3) for v in vs] for k, vs in times.items()}}
+
+
 def run(reps: int = 5) -> dict:
     nights = []
     for rep in range(reps):
@@ -115,6 +172,7 @@ def run(reps: int = 5) -> dict:
             "abs_error_pct_max": round(max(errors), 2),
             "nights": nights,
         },
+        "runner_chain_1000": runner_cost(1000, max(1, reps // 2)),
         "prediction_cost_us": {
             f"{n}_steps_{shape}": prediction_cost(n, width, reps)
             for n in (30, 1000, 10000) for shape, width in (("chain", 1), ("4_chains", 4))

@@ -193,3 +193,38 @@ def test_a_request_no_pool_can_meet_is_refused_at_load(request_: dict, pools: di
 def test_a_bad_request_is_refused_naming_the_step(value: object, message: str) -> None:
     with pytest.raises(DefinitionError, match="step 'x': " + message):
         Batch("b").command("x", "true", resources=value)  # type: ignore[arg-type]
+
+
+def test_at_a_terminal_the_live_line_says_what_waits_for_a_pool(project: Project) -> None:
+    """The progress line a person watches (a real pseudo-terminal) names the waiting step,
+    its pool and who holds it, while it waits."""
+    import pty
+    import subprocess
+    import sys
+
+    project.write_config(POOL)
+    project.write_batch("night", """
+        from overnight import Batch
+
+        batch = Batch("night")
+        batch.command("first", "sleep 2", after=[], resources={"pos_db": 1})
+        batch.command("second", "sleep 0.1", after=[], resources={"pos_db": 1})
+    """)
+    main, child = pty.openpty()
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "overnight", "run", "night", "--workers", "2", "--date", DATE],
+        cwd=project.root, env=project.env(COLUMNS="200"), stdin=child, stdout=child, stderr=child,
+    )
+    os.close(child)
+    seen = b""
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # the terminal closed: the runner is done
+            break
+        if not data:
+            break
+        seen += data
+    os.close(main)
+    assert runner.wait(timeout=60) == 0
+    assert b"second waiting for pos_db (held by night/first)" in seen

@@ -516,3 +516,61 @@ def test_the_prediction_follows_the_runners_pools_and_skips_what_runs_only_after
         "WHERE l.id = (SELECT max(id) FROM launches)"
     )
     assert 59 < first - started < 62  # 30 s, then 30 s for the unit; not 30, not 160
+
+
+def test_a_nights_deadline_follows_its_recorded_fire_and_a_launch_after_it_is_missed_at_once(project):
+    """The scheduler recorded the fire of the night (at 01:00 on the 27th); a launch of that
+    night by hand days later keeps the deadline of that fire (06:00 on the 27th), long
+    past: the night has missed it, and says so as it starts. Another night, never fired,
+    takes its deadline from the launch's start."""
+    from overnight.ledger import Ledger
+
+    configure(project, CHAIN.format(pause=0), batch='deadline = "06:00"')
+    ledger = Ledger.open(project.ledger_path)
+    with ledger.transaction():
+        ledger.record_fire("night", "2026-11-27T01:00:00+00:00", DAY, "missed", message="the machine was off")
+    ledger.close()
+    assert project.run("run", "night", "--date", DAY).returncode == 0
+    [(deadline,)] = project.query("SELECT deadline FROM forecasts")
+    assert deadline == datetime(2026, 11, 27, 6, 0, tzinfo=UTC).timestamp()
+    assert project.query("SELECT kind, subject FROM alerts") == [
+        ("missed", f"Overnight for {DAY}: night: missed deadline (06:00, not finished)")
+    ]
+    started = time.time()
+    assert project.run("run", "night", "--date", "2026-11-27").returncode == 0
+    later = project.query("SELECT deadline FROM forecasts ORDER BY launch_id DESC LIMIT 1")[0][0]
+    assert started < later <= started + 86400
+    assert datetime.fromtimestamp(later, UTC).strftime("%H:%M:%S") == "06:00:00"
+
+
+def test_an_alert_not_delivered_shows_and_is_sent_again_by_report_alerts_send(project):
+    """Recorded like a report: a failed delivery is visible (status, check) and is made
+    again, on the channel that failed only, by `overnight report BATCH --alerts --send`."""
+    box = Mailbox()  # not listening yet
+    configure(project, CHAIN.format(pause=0), batch='deadline = "06:00"', extra=box.config())
+    from overnight.ledger import Ledger
+
+    ledger = Ledger.open(project.ledger_path)
+    with ledger.transaction():
+        ledger.record_fire("night", "2026-11-27T01:00:00+00:00", DAY, "missed", message="off")
+    ledger.close()
+    assert project.run("run", "night", "--date", DAY, OVERNIGHT_MAIL_RETRY_DELAYS="").returncode == 0
+    status = project.run("status", "night", "--date", DAY).stdout
+    assert f"Overnight for {DAY}: night: missed deadline (06:00, not finished)" in status
+    assert "    not sent (mail): cannot connect to the mail server" in status
+    check = project.run("check", "night", "--date", DAY)
+    assert check.returncode == 1 and "not sent: alert mail: cannot connect" in check.stdout
+    box.start()
+    try:
+        again = project.run("report", "night", "--date", DAY, "--alerts", "--send")
+        assert again.returncode == 0, again.stderr
+        assert "sent again: mail" in again.stdout
+        assert [m["Subject"] for m in box.messages] == [
+            f"Overnight for {DAY}: night: missed deadline (06:00, not finished)"
+        ]
+    finally:
+        box.stop()
+    assert "not sent (mail)" not in project.run("status", "night", "--date", DAY).stdout
+    assert project.run("check", "night", "--date", DAY).returncode == 0
+    shown = project.run("report", "night", "--date", DAY, "--alerts")
+    assert shown.stdout.endswith("  mail sent\n")

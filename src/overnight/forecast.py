@@ -111,44 +111,48 @@ class _Playback:
         self.finished: dict[str, float] = {}
         self.because: dict[str, str | None] = {}  # the end that let each step start (None: at once)
         self.released_by: dict[str, str] = {}     # the prerequisite whose end made it ready
-        self.settled: set[str] = set()            # the steps whose ends were just settled
         self.freed: dict[str, str] = {}           # per pool, a step just settled that gave units back
         self.ended_now: str | None = None
 
     def make_ready(self, name: str) -> None:
-        entry = (self.rank.get(name, self.order[name]), self.order[name], name)
+        index = self.order[name]
+        entry = (self.rank.get(name, index), index, name)
         heapq.heappush(self.ready_waits if name in self.no_worker else self.ready, entry)
 
     def start(self, name: str, end: float) -> None:
         if name not in self.no_worker:
             self.free -= 1
-        for pool, count in self.needs.get(name, {}).items():
-            if pool in self.units:
-                self.units[pool] -= count
+        wants = self.needs.get(name) if self.needs else None
+        if wants:
+            for pool, count in wants.items():
+                if pool in self.units:
+                    self.units[pool] -= count
         heapq.heappush(self.ends, (end, self.order[name], name))
-        # Made ready by an end just settled: that end is what it waited on. Ready earlier:
-        # it waited for a worker (or pool units), which the end just settled gave it.
+        # Made ready by an end just settled (at this instant): that end is what it waited
+        # on. Ready earlier: it waited for a worker or pool units, which an end just gave.
         before = self.released_by.get(name)
-        if before not in self.settled:
-            pools = [self.freed[p] for p in self.needs.get(name, {}) if p in self.freed]
+        if before is None or self.finished.get(before) != self.clock:
+            pools = [self.freed[p] for p in wants if p in self.freed] if wants else None
             before = pools[0] if pools else self.ended_now
         self.because[name] = before
 
     def pools_allow(self, name: str) -> bool:
-        return all(self.units.get(pool, count) >= count for pool, count in self.needs.get(name, {}).items())
+        wants = self.needs.get(name) if self.needs else None
+        return not wants or all(self.units.get(pool, count) >= count for pool, count in wants.items())
 
     def claim(self) -> None:
         """Start what may start now, as Runner._claim_ready does: every ready wait step (it
         holds no worker), then the others lowest rank first while a worker is free; one
         whose pool is full waits beside them without holding a worker."""
+        usual, clock = self.usual, self.clock
         while self.ready_waits:
             name = heapq.heappop(self.ready_waits)[2]
-            self.start(name, self.clock + self.usual.get(name, 0.0))
+            self.start(name, clock + usual.get(name, 0.0))
         parked = []
         while self.ready and self.free > 0:
             entry = heapq.heappop(self.ready)
             if self.pools_allow(entry[2]):
-                self.start(entry[2], self.clock + self.usual.get(entry[2], 0.0))
+                self.start(entry[2], clock + usual.get(entry[2], 0.0))
             else:
                 parked.append(entry)
         for entry in parked:
@@ -156,23 +160,26 @@ class _Playback:
 
     def settle_next(self) -> None:
         """Every step that ends at the next instant, together, as the runner settles a wave."""
-        self.clock = self.ends[0][0]
-        self.settled, self.freed = set(), {}
-        while self.ends and self.ends[0][0] == self.clock:
-            _, _, name = heapq.heappop(self.ends)
-            self.finished[name] = self.clock
-            self.settled.add(name)
+        ends, finished, left, dependents = self.ends, self.finished, self.left, self.dependents
+        clock = self.clock = ends[0][0]
+        if self.needs:
+            self.freed = {}
+        while ends and ends[0][0] == clock:
+            name = heapq.heappop(ends)[2]
+            finished[name] = clock
             self.ended_now = name
             if name not in self.no_worker:
                 self.free += 1
-            for pool, count in self.needs.get(name, {}).items():
-                if pool in self.units:
-                    self.units[pool] += count
-                    self.freed[pool] = name
-            for dep in self.dependents.get(name, ()):
-                if dep in self.left:
-                    self.left[dep] -= 1
-                    if self.left[dep] == 0:
+            wants = self.needs.get(name) if self.needs else None
+            if wants:
+                for pool, count in wants.items():
+                    if pool in self.units:
+                        self.units[pool] += count
+                        self.freed[pool] = name
+            for dep in dependents.get(name, ()):
+                if dep in left:
+                    left[dep] -= 1
+                    if left[dep] == 0:
                         self.released_by[dep] = name
                         self.make_ready(dep)
 

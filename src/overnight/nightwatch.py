@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from datetime import time as wall_time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from overnight.forecast import Forecast, predict_finish, usual_durations
@@ -53,7 +53,11 @@ if TYPE_CHECKING:
 # A prediction costs time at a step boundary; on a batch so big that it costs much, it is
 # made at most once per COST_FACTOR times its own cost (so it takes at most ~2% of the
 # runner's time), and the boundaries in between are caught up by one made a little later.
+# One that costs more than INLINE_COST (a night of some hundreds of steps) is made after
+# the boundary's commit, not inside it: the next steps start, and the ledger's write lock
+# is free, while it is made.
 COST_FACTOR = 50.0
+INLINE_COST = 0.002
 # What a forecast row keeps by name (a 10,000-step chain would make its detail huge).
 KEEP_PATH = 50
 KEEP_UNKNOWN = 10
@@ -90,6 +94,12 @@ def settings_for(config: Config, batch: str, mail: bool | None, anchor: float | 
     )
 
 
+class _Made(NamedTuple):
+    forecast: Forecast | None   # None: nothing still to run has history
+    at: float
+    usual: dict[str, float]     # of the steps running
+
+
 class NightWatch:
     def __init__(self, settings: WatchSettings | None = None, *, long_minimum: float = LONG_MINIMUM) -> None:
         self.settings = settings or WatchSettings()
@@ -101,7 +111,8 @@ class NightWatch:
         self.couriers: list[subprocess.Popen[bytes]] = []
         self.start_ping: subprocess.Popen[bytes] | None = None
         self.outbox: list[dict[str, Any]] = []  # courier jobs, started after the commit
-        self.next_allowed = 0.0
+        self.next_allowed = 0.0                 # no prediction before this (monotonic clock)
+        self.cost = 0.0                         # what the last prediction cost (seconds)
         self.trailing: Timer | None = None
         self.forecast: Forecast | None = None
         self.saved = False
@@ -133,38 +144,53 @@ class NightWatch:
                                           "run_id": runner.run_id, "launch_id": runner.launch_id})
 
     def _deadline_from(self, now: float) -> float:
+        """The night's deadline: the first deadline wall time after its scheduled fire (one
+        the scheduler or a cron line recorded for this date), else after this launch's start
+        (a night started by hand)."""
         from overnight.scheduling.deadlines import deadline_after
 
         assert self.settings.deadline is not None
-        anchor = datetime.fromtimestamp(self.settings.anchor or now, UTC)
+        anchor = datetime.fromtimestamp(self.settings.anchor or self._fire_instant() or now, UTC)
         return deadline_after(anchor, self.settings.deadline, self.settings.zone).timestamp()
+
+    def _fire_instant(self) -> float | None:
+        """When this night's scheduled fire was: the one that launched this launch
+        (OVERNIGHT_FIRE_ID, from the scheduler), else one recorded for its date."""
+        ledger, fire_id = self.runner.ledger, os.environ.get("OVERNIGHT_FIRE_ID", "")
+        fire = ledger.get_fire(int(fire_id)) if fire_id.isdigit() else None
+        if fire is None or fire.batch != self.runner.batch or fire.date != self._date:
+            fire = next((f for f in ledger.fires_of(self.runner.batch, 60)
+                         if f.date == self._date and f.at is not None), None)
+        return fire.at if fire is not None else None
 
     @property
     def _date(self) -> str:
         return self.runner.options.date.isoformat()
 
     def boundary(self) -> None:
-        """At a step boundary, inside the runner's transaction: predict again (at most
-        once per COST_FACTOR times what predicting costs), and claim a due alert."""
+        """At a step boundary, inside the runner's transaction: predict again, and claim an
+        alert that is due. A prediction that costs more than INLINE_COST is made right after
+        the commit instead (the ledger's lock is not held while it is made); any prediction
+        at most once per COST_FACTOR times its cost; the boundaries in between are caught up
+        a moment later."""
         if not self.usual:
             if not self.saved:  # nothing to predict from: the deadline alone is recorded
                 self._save(None, time.time())
             return
-        if time.monotonic() < self.next_allowed:
-            if self.trailing is None:
-                self.trailing = self.runner.loop.call_later(
-                    self.next_allowed - time.monotonic(), self._catch_up, daemon=True
-                )
-            return
-        self._refresh()
+        wait = self.next_allowed - time.monotonic()
+        if wait <= 0 and self.cost <= INLINE_COST:
+            self._record(self._predict())
+        elif self.trailing is None:
+            self.trailing = self.runner.loop.call_later(max(0.0, wait), self._catch_up, daemon=True)
 
     def _catch_up(self) -> None:
         self.trailing = None
+        made = self._predict()
         with self.runner.ledger.transaction():
-            self._refresh()
+            self._record(made)
         self.flush()
 
-    def _refresh(self) -> None:
+    def _predict(self) -> _Made:
         started = time.perf_counter()
         runner, now = self.runner, time.time()
         remaining = [
@@ -180,25 +206,32 @@ class NightWatch:
         if self.only_after_failure:
             skipped = {s.name: 0.0 for s in self.only_after_failure if s.name not in runner.unhappy}
             usual = {**usual, **skipped}
-        forecast = predict_finish(
+        forecast: Forecast | None = predict_finish(
             now=now, remaining=remaining, waiting=runner.waiting, running=running, usual=usual,
             rank=runner.rank, dependents=runner.dependents, workers=runner.options.workers,
             no_worker=self.no_worker, needs=self.needs, capacities=self.capacities,
         )
-        if remaining and len(forecast.unknown) == len(remaining):
+        if remaining and forecast is not None and len(forecast.unknown) == len(remaining):
             forecast = None  # nothing still to run has history: "at least now" says nothing
-        self.forecast = forecast
-        self._save(forecast, now, {n: self.usual[n] for n in running if n in self.usual})
+        self.cost = time.perf_counter() - started
+        self.next_allowed = time.monotonic() + COST_FACTOR * self.cost
+        return _Made(forecast, now, {n: self.usual[n] for n in running if n in self.usual})
+
+    def _record(self, made: _Made) -> None:
+        """Write the prediction, show it, and claim "will be late" when it is due. Inside a
+        transaction; the alert's courier starts after the commit (flush)."""
+        forecast = self.forecast = made.forecast
+        self._save(forecast, made.at, made.usual)
         if forecast is None:
             return
-        if runner.progress.outlook_wanted:
+        progress = self.runner.progress
+        if progress.outlook_wanted:
             from overnight.lookout import finish_text
 
-            runner.progress.outlook(finish_text(forecast.finish, self.deadline, forecast.partial,
-                                                len(forecast.unknown), self.settings.zone))
-        if self.settings.alerts and late_alert_due(forecast.finish, self.deadline, now, self.announced):
+            progress.outlook(finish_text(forecast.finish, self.deadline, forecast.partial,
+                                         len(forecast.unknown), self.settings.zone))
+        if self.settings.alerts and late_alert_due(forecast.finish, self.deadline, made.at, self.announced):
             self._claim_late(forecast)
-        self.next_allowed = time.monotonic() + COST_FACTOR * (time.perf_counter() - started)
 
     def _save(self, forecast: Forecast | None, now: float, usual: dict[str, float] | None = None) -> None:
         detail = {}

@@ -211,6 +211,7 @@ class TerminalProgress(Progress):
         self._text = Text
         self.console = Console(highlight=False)
         self.running: dict[str, float] = {}
+        self.waiting: dict[str, str] = {}  # ready steps waiting for a pool: step -> what it says
         self.ahead = ""  # the predicted finish, as the runner last made it
         # No refresh thread: the runner forks its workers, and a fork beside a thread can
         # inherit a held lock. The runner calls tick() from its loop instead.
@@ -219,13 +220,19 @@ class TerminalProgress(Progress):
         self.live.start()
 
     def _status(self) -> Any:
-        if not self.running:
+        if not self.running and not self.waiting:
             return self._text("")
         now = time.monotonic()
         parts = [f"{n} {format_duration(now - t)}" for n, t in list(self.running.items())[:6]]
         more = len(self.running) - 6
         line = "running: " + ", ".join(parts) + (f" and {more} more" if more > 0 else "")
+        if self.waiting:
+            line += "; " + "; ".join(f"{n} {w}" for n, w in list(self.waiting.items())[:3])
         return self._text(f"{self.ahead}; {line}" if self.ahead else line, "cyan")
+
+    def step_waiting(self, name: str, pool: str, held_by: list[str]) -> None:
+        self.waiting[name] = f"waiting for {pool}" + (f" (held by {', '.join(held_by)})" if held_by else "")
+        super().step_waiting(name, pool, held_by)
 
     outlook_wanted = True
 
@@ -252,6 +259,7 @@ class TerminalProgress(Progress):
 
     def step_started(self, job: Job) -> None:
         self.running[job.step.name] = time.monotonic()
+        self.waiting.pop(job.step.name, None)
         super().step_started(job)
         self._refresh()
 
@@ -261,6 +269,7 @@ class TerminalProgress(Progress):
 
     def launch_finished(self, result: LaunchResult) -> None:
         self.running.clear()
+        self.waiting.clear()
         try:
             self.live.stop()
         except OSError:

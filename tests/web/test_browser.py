@@ -10,7 +10,9 @@ import re
 from pathlib import Path
 
 from clikit import wait_for
-from webtools import SCREENSHOTS, add_user
+from webtools import SCREENSHOTS, add_user, colour, csp_refusals, rgb, watch_console
+
+from overnight import palette
 
 DEMO = """
     import time
@@ -55,6 +57,7 @@ def test_an_operator_logs_in_launches_and_watches_the_night(project, serve, brow
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.set_default_timeout(60_000)
+    console = watch_console(page)
     try:
         # Anonymous: sent to the login page.
         page.goto(server.url + "/")
@@ -96,6 +99,12 @@ def test_an_operator_logs_in_launches_and_watches_the_night(project, serve, brow
         assert page.locator("#gantt svg rect").count() >= 4   # one bar per attempt
         assert page.locator("#dag svg rect.node").count() == 4
         assert page.locator("#dag svg path.edge").count() == 4
+        # The states' colours reach the page (palette.py, through /states.css).
+        green = rgb(palette.TONES["ok"].background)
+        assert colour(page.locator("#run-state")) == green
+        assert colour(page.locator("#gantt rect.s-succeeded").first, "fill") == green
+        # The timeline spans the page, and no tick label is cut at either end.
+        assert_timeline_fills_the_page(page)
         page.screenshot(path=SCREENSHOTS / "05-run-succeeded.png", full_page=True)
         assert project.query(
             "SELECT trigger, launched_by FROM launches l JOIN runs r ON r.id = l.run_id "
@@ -123,7 +132,7 @@ def test_an_operator_logs_in_launches_and_watches_the_night(project, serve, brow
 
         # History: nights by steps, coloured by state; durations per step.
         page.goto(server.url + "/history/demo")
-        grid = page.locator("#grid svg")
+        grid = page.locator("#grid svg.grid")
         # Each night's cells of one state are one path (M...z per cell): count the cells.
         failed = grid.locator("path.c.s-failed")
         assert failed.count() == 1 and failed.get_attribute("d").count("z") == 1   # load-b, 11-17
@@ -134,6 +143,10 @@ def test_an_operator_logs_in_launches_and_watches_the_night(project, serve, brow
         failed.hover()                                         # the page names the cell
         assert page.locator(".tip").inner_text() == "load-b on 2026-11-17: failed"
         assert page.locator("table.durations tbody tr").count() == 4
+        # Five nights are not squeezed into 10-pixel cells: each is a good 40 px wide.
+        box = grid.bounding_box()
+        assert box["width"] / 5 >= 40, box
+        assert colour(failed, "fill") == rgb(palette.TONES["bad"].background)
         page.screenshot(path=SCREENSHOTS / "06-history.png", full_page=True)
 
         # A night with a failure, as a person would look at it.
@@ -143,6 +156,10 @@ def test_an_operator_logs_in_launches_and_watches_the_night(project, serve, brow
         page.screenshot(path=SCREENSHOTS / "07-run-failed.png", full_page=True)
         page.goto(server.url + "/run/demo/2026-11-17/log/load-b/1")
         page.wait_for_selector("#log:has-text('load-b broke')")
+        page.goto(server.url + "/audit")
+        assert "launch" in page.locator("table.audit").inner_text()
+        page.screenshot(path=SCREENSHOTS / "09-audit.png", full_page=True)
+        assert csp_refusals(console) == []
     finally:
         context.close()
 
@@ -209,6 +226,21 @@ def test_the_docs_words_start_the_dashboard_on_the_sample_night(tmp_path, browse
         page.close()
         server.terminate()
         server.wait(timeout=10)
+
+
+def assert_timeline_fills_the_page(page) -> None:
+    """The bars take the page's width, and every tick label is whole inside the timeline."""
+    main = page.locator("main").bounding_box()
+    bars = page.locator("#gantt svg.gantt-bars").bounding_box()
+    assert bars["width"] >= 0.7 * main["width"], (bars, main)
+    frame = page.locator("#gantt").bounding_box()
+    ticks = page.locator("#gantt svg.gantt-bars text.tick")
+    assert ticks.count() >= 2
+    for i in range(ticks.count()):
+        box = ticks.nth(i).bounding_box()
+        assert frame["x"] <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"], (
+            ticks.nth(i).text_content(), box, frame)
+        assert re.fullmatch(r"\d\d:\d\d(:\d\d)?( UTC)?", ticks.nth(i).text_content())
 
 
 def _answers(url: str) -> bool:

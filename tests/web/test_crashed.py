@@ -116,3 +116,77 @@ def test_a_killed_runner_reads_as_crashed_in_every_reader(project, serve, point:
     assert mark.returncode == 0, mark.stderr
     assert _story(project.status("crash")) == seen
     assert project.query("SELECT state FROM runs") == [("crashed",)]
+
+
+GATED = """
+    from overnight import Batch
+    batch = Batch("crash")
+    batch.command("first", "true")
+    batch.command("wait", "i=0; while [ ! -e gate ] && [ $i -lt 3000 ]; do sleep 0.1; i=$((i+1)); done")
+    batch.command("last", "true")
+"""
+
+
+def test_an_operator_sees_a_crashed_launch_as_crashed_with_resume_and_the_page_stops_polling(
+    project, serve, browser
+):
+    from webtools import SCREENSHOTS, add_user, watch_console
+
+    project.write_batch("crash", GATED)
+    add_user(project, "olive", "operator-pass", role="operator")
+    server = serve(project)
+    runner = project.start("run", "crash", "--date", DAY)
+    try:
+        def waiting() -> bool:
+            shown = project.run("status", "crash", "--json")  # the ledger holds users before the run
+            return shown.returncode == 0 and _steps(json.loads(shown.stdout))["wait"]["state"] == "running"
+
+        wait_for(waiting, what="the wait step")
+    finally:
+        runner.kill()
+        runner.wait()
+    wait_for(lambda: project.status("crash")["state"] == "crashed", timeout=10, what="the lock to go")
+
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(60_000)
+    watch_console(page)
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.url) if r.url.endswith("/live") else None)
+    try:
+        page.goto(server.url + "/login")
+        page.fill("input[name=name]", "olive")
+        page.fill("input[name=password]", "operator-pass")
+        page.click("button:has-text('Log in')")
+        row = page.locator("#batch-crash")
+        assert row.locator(".badge.s-crashed").inner_text() == "crashed"
+        assert row.locator("button:has-text('Resume 2026-11-26')").count() == 1
+        assert row.locator("button:has-text('Cancel')").count() == 0
+        page.screenshot(path=SCREENSHOTS / "10-batches-crashed.png", full_page=True)
+
+        page.goto(server.url + f"/run/crash/{DAY}")
+        assert page.locator("#run-state").inner_text() == "crashed"
+        assert page.locator("#step-wait").get_attribute("data-state") == "interrupted"
+        assert "on" not in (page.locator("#live-dot").get_attribute("class") or "").split()
+        assert page.locator("button:has-text('Cancel this launch')").count() == 0
+        # It asks a few times to be sure the night has settled, then stops asking.
+        # (The browser's events arrive while Playwright waits, not while Python sleeps.)
+        for _ in range(40):
+            if len(polls) >= 3:
+                break
+            page.wait_for_timeout(500)
+        settled = len(polls)
+        assert settled >= 3, polls
+        page.wait_for_timeout(3000)
+        assert len(polls) == settled, polls
+        page.screenshot(path=SCREENSHOTS / "11-run-crashed.png", full_page=True)
+
+        # Resume: what succeeded is skipped, the interrupted step runs again, the night ends.
+        (project.root / "gate").touch()
+        page.goto(server.url + "/")
+        page.locator("#batch-crash button:has-text('Resume')").click()
+        page.wait_for_url(f"**/run/crash/{DAY}")
+        page.wait_for_selector("#run-state:text-is('succeeded')")
+        assert page.locator("#step-first a.attempt").count() == 1
+        assert page.locator("#step-wait a.attempt").count() == 2
+    finally:
+        page.close()

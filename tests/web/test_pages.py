@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from webtools import Client
 
 from overnight.ledger import Ledger
@@ -25,14 +27,20 @@ def test_the_scheduler_and_report_records_show_where_a_person_looks(project, ser
         run = ledger.find_run("demo", "2026-11-20")
         ledger.record_report(run.id, None, "mail", "failed", 3, "connection refused by mail.example")
     ledger.close()
+    # The batch's clock: the night is read in Chicago time wherever the server runs.
+    config = project.root / "overnight.toml"
+    config.write_text(config.read_text().replace('timezone = "UTC"', 'timezone = "America/Chicago"'))
     server = serve(project)
     anon = Client(server.url)   # no users: read-only pages for anyone on this machine
     batches = anon.get("/")[2].decode()
-    assert "last fire 2026-11-22T01:00:00+00:00: missed" in batches
+    assert "last fire 2026-11-21 19:00 CST: missed" in batches
     history = anon.get("/history/demo")[2].decode()
     assert "outside the catch-up window" in history and "launched" in history
+    assert "<td>2026-11-20 19:00 CST</td>" in history
     run_page = anon.get("/run/demo/2026-11-20")[2].decode()
     assert "mail: failed (3 tries)" in run_page and "connection refused by mail.example" in run_page
+    assert re.search(r"launch 1: manual by .*?, 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d CST", run_page, re.S)
+    assert "UTC" not in run_page
 
 
 def test_the_latest_run_link_goes_to_the_newest_night(project, serve):

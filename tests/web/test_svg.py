@@ -43,11 +43,27 @@ def test_the_timeline_puts_every_attempt_on_one_axis_and_a_running_one_up_to_now
         ]),
         _step("b", ["a"], "running", attempts=[_attempt(1, "running", 1020.0, None)]),
     ]
-    out = svg.gantt(steps, now=1100.0, log_link=lambda s, n: f"/log/{s}/{n}", width=1000)
+    out = svg.gantt(steps, now=1100.0, log_link=lambda s, n: f"/log/{s}/{n}")
     assert out.count("<rect") == 3
     assert 'href="/log/a/2"' in out and "s-running" in out
-    # b runs from t=20 to now (t=100) on a 100-second axis 1000 px wide: 800 px.
-    assert 'width="800.0"' in out
+    # b runs from t=20 to now (t=100) on a 100-second axis: 80% of its width, from 20%.
+    assert '<rect x="20.000%" y="47" width="80.000%"' in out  # the second row
+
+
+def test_the_timeline_reads_on_the_batchs_clock_with_whole_labels_inside_the_axis():
+    """Ticks on the zone's round times (Kolkata is UTC+5:30), no label cut at either end."""
+    import re
+    from zoneinfo import ZoneInfo
+
+    start = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC
+    steps = [_step("a", [], attempts=[_attempt(1, "succeeded", start, start + 3 * 3600)])]
+    out = svg.gantt(steps, now=start + 3 * 3600, log_link=lambda s, n: "#", zone=ZoneInfo("Asia/Kolkata"))
+    labels = re.findall(r'<text x="([\d.]+)%" y="12" class="tick" text-anchor="middle">([^<]+)</text>', out)
+    assert [text for _, text in labels] == ["17:30", "18:00", "18:30", "19:00"]  # 19:30: too near the end
+    assert all(14 <= float(x) <= 93 for x, _ in labels)
+    assert '<text x="0" y="12" class="tick">16:36 IST</text>' in out
+    utc = svg.gantt(steps, now=start + 3 * 3600, log_link=lambda s, n: "#", zone=ZoneInfo("UTC"))
+    assert ">11:06 UTC</text>" in utc
 
 
 def test_names_in_svg_are_escaped():

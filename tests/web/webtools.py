@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.cookiejar
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -30,6 +31,19 @@ def free_port() -> int:
 
 Project = Any  # tests/conftest.py's Project
 
+# An operator and a viewer, as the tests log in.
+OLIVE = ("olive", "operator-pass")
+VIC = ("vic", "viewer-pass1")
+
+# A batch of two steps, and the smallest one: one step that prints its name.
+TWO_STEPS = """
+    from overnight import Batch
+    batch = Batch("demo")
+    batch.command("extract", "echo extracting {date}")
+    batch.command("load", "echo loading {date}")
+"""
+ONE_STEP = "from overnight import Batch\nbatch = Batch('demo')\nbatch.command('a', 'echo a')\n"
+
 
 def add_user(project: Project, name: str, password: str, role: str = "viewer") -> None:
     result = subprocess.run(
@@ -41,24 +55,29 @@ def add_user(project: Project, name: str, password: str, role: str = "viewer") -
 
 
 class Server:
-    """`python -m overnight web` in the project folder, on a free port."""
+    """`python -m overnight web` in the project folder, on a free port; `args` go after
+    `web` (--host, --certfile...); `tls`: the client's context for an HTTPS server."""
 
-    def __init__(self, project: Project, log: Path) -> None:
+    def __init__(self, project: Project, log: Path, args: tuple[str, ...] = (),
+                 tls: ssl.SSLContext | None = None, env: dict[str, str] | None = None) -> None:
         self.project = project
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.log = log
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "overnight", "web", "--port", str(self.port)],
-                cwd=project.root, env=project.env(), stdout=out, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "overnight", "web", "--port", str(self.port), *args],
+                cwd=project.root, env=project.env(**(env or {})), stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + 30
         while True:
             try:
-                urllib.request.urlopen(self.url + "/login", timeout=5).read()
+                urllib.request.urlopen(self.url + "/states.css", timeout=5, context=tls).read()
                 return
+            except urllib.error.HTTPError:
+                return  # it answers (a public server without users refuses everything)
             except (urllib.error.URLError, ConnectionError, OSError):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the server did not start: {log.read_text()}") from None
@@ -81,16 +100,19 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 class Client:
     """Plain HTTP with a cookie jar and no redirect following: what a script would send."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, tls: ssl.SSLContext | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         self.base = base
+        self.headers = headers or {}
         self.jar = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect()
+            urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect(),
+            urllib.request.HTTPSHandler(context=tls),
         )
 
     def request(self, method: str, path: str, data: dict | None = None) -> tuple[int, Any, bytes]:
         body = urllib.parse.urlencode(data).encode() if data is not None else None
-        req = urllib.request.Request(self.base + path, data=body, method=method)
+        req = urllib.request.Request(self.base + path, data=body, method=method, headers=self.headers)
         try:
             with self.opener.open(req, timeout=30) as r:
                 return r.status, r.headers, r.read()
@@ -113,3 +135,24 @@ class Client:
         token = self.csrf("/login")
         status, _, _ = self.post("/login", {"csrf": token, "name": name, "password": password, "next": "/"})
         return status
+
+
+def watch_console(page: Any) -> list[str]:
+    """What the browser says in its console about `page` (CSP refusals land there)."""
+    messages: list[str] = []
+    page.on("console", lambda m: messages.append(m.text))
+    return messages
+
+
+def csp_refusals(messages: list[str]) -> list[str]:
+    return [m for m in messages if "Content Security Policy" in m or "Refused to" in m]
+
+
+def colour(locator: Any, prop: str = "backgroundColor") -> str:
+    return locator.evaluate(f"e => getComputedStyle(e)['{prop}']")
+
+
+def rgb(hex_colour: str) -> str:
+    """`#2f9e44` as the browser reports it: `rgb(47, 158, 68)`."""
+    h = hex_colour.lstrip("#")
+    return "rgb({}, {}, {})".format(*(int(h[i:i + 2], 16) for i in (0, 2, 4)))

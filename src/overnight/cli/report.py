@@ -14,8 +14,10 @@ from overnight.errors import ConfigError
 @click.argument("batch")
 @click.option("--date", "date_text", metavar="D", help="The run for that date (default: the latest).")
 @click.option("--send", is_flag=True, help="Mail it (again), and record whether it went.")
+@click.option("--alerts", is_flag=True, help="The night's alerts instead; with --send, send again the "
+              "deliveries that failed.")
 @click.pass_context
-def report(ctx: click.Context, batch: str, date_text: str | None, send: bool) -> None:
+def report(ctx: click.Context, batch: str, date_text: str | None, send: bool, alerts: bool) -> None:
     """Print the report of a run; with --send, mail it."""
     from overnight.reporting.deliver import mail_recipients
     from overnight.reporting.report import build_report, mail_report, no_mail_section
@@ -23,6 +25,8 @@ def report(ctx: click.Context, batch: str, date_text: str | None, send: bool) ->
     config = get_config(ctx)
     ref = BatchRef(config, batch)
     name = ref.resolve_name()
+    if alerts:
+        ctx.exit(_report_alerts(config, name, date_text, send))
     if send and config.mail is None:
         raise ConfigError(f"--send: {no_mail_section(config)}")
     if send and not mail_recipients(config, name):
@@ -66,6 +70,32 @@ def _report_fire(config, ledger, fire, send: bool) -> int:  # noqa: ANN001
         return 1
     click.echo(f"sent {notice.subject!r} to {', '.join(to)}")
     return 0
+
+
+def _report_alerts(config, name: str, date_text: str | None, send: bool) -> int:  # noqa: ANN001
+    """The alerts of the night (the latest run's, without --date) and their deliveries;
+    with `send`, each delivery whose latest try failed is made again, and recorded."""
+    from overnight.readmodel.outlook import alert_views
+    from overnight.reporting.alerts import send_alert
+
+    ledger = open_ledger(config, readonly=not send)
+    day = parse_date(date_text, config, name).isoformat() if date_text else find_run(ledger, name, None).date
+    if ledger is None or not ledger.alerts_of(name, day):
+        click.echo(f"no alerts about {name} for {day}")
+        return 0
+    failed = 0
+    for row, view in zip(ledger.alerts_of(name, day), alert_views(ledger, name, day), strict=True):
+        latest = {d.channel: d.state.replace("_", " ") for d in view.deliveries}
+        said = "; ".join(f"{channel} {state}" for channel, state in latest.items()) or "nowhere to send it"
+        click.echo(f"{view.subject}\n  {said}")
+        channels = [d.channel for d in view.unsent]
+        if send and channels:
+            lines = send_alert(config, ledger, row.id, only=channels)
+            for line in lines:
+                click.echo(f"overnight: {line}", err=True)
+            failed += len(lines)
+            click.echo(f"  sent again: {', '.join(channels)}" + (" (not all delivered)" if lines else ""))
+    return 1 if failed else 0
 
 
 @click.command("mail-run", context_settings={"ignore_unknown_options": True})

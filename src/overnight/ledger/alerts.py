@@ -44,6 +44,12 @@ class AlertRecords(Database):
     def alert(self, alert_id: int) -> AlertRow | None:
         return self._one(AlertRow._make, f"{SELECT_ALERT} WHERE id = ?", (alert_id,))
 
+    def alerts_due(self, recorded_before: float) -> list[AlertRow]:
+        """Alerts recorded before then and still not sent: their sender died first."""
+        return self._all(
+            AlertRow._make, f"{SELECT_ALERT} WHERE state = ? AND at < ? ORDER BY id", (DUE, recorded_before)
+        )
+
     def alerts_of(self, batch: str, date: str) -> list[AlertRow]:
         return self._all(
             AlertRow._make, f"{SELECT_ALERT} WHERE batch = ? AND date = ? ORDER BY id", (batch, date)

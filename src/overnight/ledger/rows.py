@@ -184,6 +184,24 @@ class UserRow(NamedTuple):
     created_at: float
 
 
+class SessionRow(NamedTuple):
+    id_hash: str
+    user: str
+    created_at: float
+    seen_at: float
+
+
+class AuditRow(NamedTuple):
+    id: int
+    at: float
+    who: str | None  # the user, or the name tried at a failed login
+    address: str  # the client's address, or "cli" for `overnight user`
+    action: str
+    target: str | None  # what it acted on: "all 2026-11-26 load", a user name...
+    outcome: str  # ok, refused, failed, throttled
+    detail: str | None
+
+
 def select(row_type: Any, table: str, alias: str = "") -> str:
     """`SELECT <row_type's fields> FROM table [alias]`, each column prefixed by the alias."""
     prefix = f"{alias}." if alias else ""
@@ -203,3 +221,5 @@ SELECT_USER = select(UserRow, "users")
 SELECT_FORECAST = select(ForecastRow, "forecasts")
 SELECT_ALERT = select(AlertRow, "alerts")
 SELECT_ALERT_DELIVERY = select(AlertDeliveryRow, "alert_deliveries")
+SELECT_SESSION = select(SessionRow, "sessions")
+SELECT_AUDIT = select(AuditRow, "audit")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Entry i takes the schema from version i to version i + 1 (version 0 is an empty file).
 # Never edit a released entry: add one. tests/test_ledger_upgrade.py opens a real v1 file.
@@ -185,7 +185,29 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX fire_reports_fire ON fire_reports (fire_id);
     """,
-    # 5: whether each step is idempotent, as its batch module said when it last ran: a
+    # 5: the dashboard's sessions, kept here so that logging out, a new password, a new role
+    # or removing a user ends them (a cookie holds only a random id; its SHA-256 is stored),
+    # and the audit record of logins and actions.
+    """
+    CREATE TABLE sessions (
+        id_hash TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        seen_at REAL NOT NULL
+    );
+    CREATE INDEX sessions_user ON sessions (user);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        who TEXT,
+        address TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        outcome TEXT NOT NULL,
+        detail TEXT
+    );
+    """,
+    # 6: whether each step is idempotent, as its batch module said when it last ran: a
     # reader that does not load the module (the dashboard's re-run, a report) can tell a
     # held step, and warn before running one again.
     """

@@ -39,7 +39,10 @@ class AlertView:
 
     @property
     def unsent(self) -> list[ReportView]:
-        return [d for d in self.deliveries if d.state != "sent"]
+        """Each channel's latest delivery, when that one was not sent."""
+        from overnight.readmodel.run import unsent
+
+        return unsent(self.deliveries)
 
 
 def forecast_view(row: ForecastRow | None, live_launch: int | None) -> ForecastView | None:

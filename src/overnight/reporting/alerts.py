@@ -9,6 +9,7 @@ beside it. `status`, the dashboard, `check` and the metrics show the ones not se
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from overnight.durations import format_duration
 from overnight.lookout import LATE, LONG, MISSED, finish_text, wall_clock
-from overnight.reporting.deliver import channels_for, deliver
+from overnight.reporting.deliver import Channels, channels_for, deliver
 
 if TYPE_CHECKING:
     from overnight.config import Config
@@ -92,13 +93,19 @@ def _details(alert: AlertRow, view: RunView | None, zone: ZoneInfo | None) -> li
     return out
 
 
-def send_alert(config: Config | None, ledger: Ledger, alert_id: int) -> list[str]:
-    """Send the recorded alert where the batch's bad news goes; record each delivery and
-    settle it. Returns a line per delivery that failed."""
+def send_alert(
+    config: Config | None, ledger: Ledger, alert_id: int, only: Collection[str] | None = None,
+) -> list[str]:
+    """Send the recorded alert where the batch's bad news goes (`only`: on these channels,
+    "mail" or "webhook:URL": a delivery made again); record each delivery and settle it.
+    Returns a line per delivery that failed."""
     alert = ledger.alert(alert_id)
     if alert is None:
         return [f"alert {alert_id} is not in the ledger"]
     where = channels_for(config, alert.batch, failed=True) if config is not None else None
+    if where is not None and only is not None:
+        where = Channels(where.mail_to if "mail" in only else [],
+                         [h for h in where.hooks if f"webhook:{h.url}" in only])
     if where is None or not where.any:
         with ledger.transaction():
             ledger.settle_alert(alert.id)

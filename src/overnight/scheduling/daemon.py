@@ -38,6 +38,7 @@ from overnight.errors import AlreadyRunning, LedgerError, OvernightError
 from overnight.ledger import Ledger
 from overnight.loop import EventLoop
 from overnight.scheduling.cron import Schedule, ScheduleError, next_fire
+from overnight.scheduling.overdue import next_deadline, send_overdue
 from overnight.scheduling.passes import BatchPass, holder_text, plan_pass
 from overnight.scheduling.plan import (
     ALREADY_DONE,
@@ -129,7 +130,22 @@ class Scheduler:
             reported += self._start(p, starting.get(p.name))
         self.waiting = {p.name for p in passes if p.waiting}
         send_due(self.config, self.ledger, reported, say=self.log)
+        self._watch(now)
         return [d for p in passes for d in p.decisions]
+
+    def _watch(self, now: datetime) -> None:
+        """The missed deadlines no runner reports (scheduling/overdue.py), and the metrics
+        textfile with this pass as the heartbeat. Neither ever stops the daemon."""
+        try:
+            send_overdue(self.config, self.ledger, self.schedules, now, self.log)
+        except LedgerError:
+            raise  # run() says so and carries on
+        except Exception as e:  # noqa: BLE001 - an alert must never stop the scheduler
+            self.log(f"deadlines not checked in this pass: {e}")
+        if self.config.metrics is not None and self.config.metrics.textfile is not None:
+            from overnight.metrics import write_textfile
+
+            write_textfile(self.config, self.ledger, self.log, heartbeat=now.timestamp())
 
     def _record(self, passes: list[BatchPass]) -> tuple[dict[str, int], list[int]]:
         """Every decision of the pass and the new cursors, in one transaction. Returns the
@@ -287,6 +303,9 @@ class Scheduler:
             wait = min(wait, fire.at.timestamp() - now.timestamp())
         if self.waiting:
             wait = min(wait, QUEUE_POLL)
+        deadline = next_deadline(self.config, self.schedules, now)
+        if deadline is not None:
+            wait = min(wait, deadline - now.timestamp())
         return max(wait, 0.0) + 0.01  # wake just after the instant, not a hair before it
 
     def reload(self) -> None:

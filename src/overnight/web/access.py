@@ -1,10 +1,11 @@
-"""Who may do what: one visit per request (the ledger opened, the viewer known), the rules
-every endpoint goes through, and the headers every page is sent with.
+"""Who may do what: one visit per request (the ledger opened, the viewer known), and the
+rules every endpoint goes through.
 
 Endpoints are plain functions of `(request, visit)` (pages) or `(request, visit, form)`
 (buttons); `page` and `action` run them in a worker thread (SQLite reads block) inside
-`open_visit`, after the checks their kind needs. Middleware (app.py) sees a request before
-any of this, and before any body is read.
+`open_visit`, after the checks their kind needs. For a button, who is asking and whether
+they may act is decided before a byte of the body is read; the body itself is capped by
+guards.BodyLimit. Middleware (app.py) sees a request before any of this.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from overnight.web import auth
 from overnight.web.site import Dashboard, Viewer
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+MAX_FIELDS = 20
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,9 @@ class Visit:
         """A batch the config or the ledger knows, else 404."""
         return self.dash.known_batch(self.ledger, name)
 
+    def audit(self, action: str, target: str | None, outcome: str, detail: str | None = None) -> None:
+        self.dash.audit(self.request, self.viewer.name, action, target, outcome, detail)
+
 
 @contextmanager
 def open_visit(request: Request) -> Iterator[Visit]:
@@ -59,15 +64,18 @@ def open_visit(request: Request) -> Iterator[Visit]:
             ledger.close()
 
 
-def page(*, api: bool = False, anyone: bool = False) -> Callable[[Callable[..., Response]], Endpoint]:
+def page(*, api: bool = False, anyone: bool = False,
+         operators: bool = False) -> Callable[[Callable[..., Response]], Endpoint]:
     """A read-only endpoint. Those who may not read go to the login page (an API: 401);
-    `anyone`: no such check (the login page itself)."""
+    `anyone`: no such check (the login page itself); `operators`: viewers get 403."""
 
     def wrap(fn: Callable[[Request, Visit], Response]) -> Endpoint:
         def work(request: Request) -> Response:
             with open_visit(request) as visit:
                 if not anyone and not visit.viewer.may_read:
                     return _log_in_first(request, api)
+                if operators and not visit.viewer.may_act:
+                    return refuse(403, "only operators may see this page")
                 return fn(request, visit)
 
         @wraps(fn)
@@ -81,16 +89,29 @@ def page(*, api: bool = False, anyone: bool = False) -> Callable[[Callable[..., 
 
 def action(*, anyone: bool = False) -> Callable[[Callable[..., Response]], Endpoint]:
     """A state-changing POST: an operator, with the session's CSRF token in the form;
-    `anyone`: the token is enough (logging in and out)."""
+    `anyone`: the token is enough (logging in and out). Who asks is known, and refused if
+    they may not act, before the body is read."""
 
     def wrap(fn: Callable[[Request, Visit, FormData], Response]) -> Endpoint:
+        def who_refusal(request: Request) -> Response | None:
+            if anyone:
+                return None
+            with open_visit(request) as visit:
+                return _who_refusal(visit, fn.__name__)
+
         def work(request: Request, form: FormData) -> Response:
             with open_visit(request) as visit:
-                return _refusal(request, visit.viewer, form, anyone) or fn(request, visit, form)
+                # Asked again: the user may have been removed while the body came in.
+                refused = (None if anyone else _who_refusal(visit, fn.__name__)) or _token_refusal(
+                    visit, form, fn.__name__)
+                return refused or fn(request, visit, form)
 
         @wraps(fn)
         async def endpoint(request: Request) -> Response:
-            form = await request.form()
+            refused = await run_in_threadpool(who_refusal, request)
+            if refused is not None:
+                return refused
+            form = await request.form(max_files=0, max_fields=MAX_FIELDS)
             return await run_in_threadpool(work, request, form)
 
         return endpoint
@@ -105,49 +126,27 @@ def _log_in_first(request: Request, api: bool) -> Response:
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 
-def _refusal(request: Request, viewer: Viewer, form: FormData, anyone: bool) -> Response | None:
-    """Why this POST may not go on, or None. Who asks comes before the token is looked at."""
-    if not anyone and viewer.user is None:
+def _who_refusal(visit: Visit, what: str) -> Response | None:
+    """Why this viewer may not act, or None."""
+    viewer = visit.viewer
+    if viewer.user is None:
         if viewer.users_exist:
             return refuse(401, "log in first")
         return refuse(403, "no dashboard users yet: create one with "
                            "`overnight user add NAME --role operator`")
-    if not auth.same_token(form.get("csrf"), request.session.get("csrf")):  # type: ignore[arg-type]
-        return refuse(403, "missing or wrong CSRF token: reload the page and try again")
-    if not anyone and not viewer.may_act:
+    if not viewer.may_act:
+        visit.audit(what, visit.request.url.path, "refused", "a viewer may not act")
         return refuse(403, f"{viewer.name} is a viewer: only operators may do this")
     return None
 
 
-# Only our own files may script or style a page, no page may be framed, and the browser
-# must not guess content types: a second line of defence behind autoescaping.
-_HEADERS = [
-    (b"content-security-policy",
-     b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; "
-     b"base-uri 'none'"),
-    (b"x-frame-options", b"DENY"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-]
+def _token_refusal(visit: Visit, form: FormData, what: str) -> Response | None:
+    if auth.same_token(form.get("csrf"), visit.request.session.get("csrf")):  # type: ignore[arg-type]
+        return None
+    if visit.viewer.user is not None:
+        visit.audit(what, visit.request.url.path, "refused", "missing or wrong CSRF token")
+    return refuse(403, "missing or wrong CSRF token: reload the page and try again")
 
 
-class SecurityHeaders:
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], *_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-def refuse(status: int, why: str) -> Response:
-    return Response(why + "\n", status_code=status, media_type="text/plain")
+def refuse(status: int, why: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(why + "\n", status_code=status, media_type="text/plain", headers=headers)

@@ -1,5 +1,6 @@
 """The dashboard's buttons: each POST starts an `overnight` command (actions.py) as its
-operator, says how it went in a flash message, and redirects back."""
+operator, records it in the audit record, says how it went in a flash message, and
+redirects back."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from starlette.responses import RedirectResponse, Response
 
 from overnight.web import actions
 from overnight.web.access import Visit, action
-from overnight.web.site import flash, local_path, valid_date
+from overnight.web.site import flash, local_path, plain_text, valid_date
 
 
-def _done(request: Request, outcome: actions.Outcome, to: str) -> Response:
-    flash(request, outcome.ok, outcome.message)
+def _done(visit: Visit, what: str, target: str, outcome: actions.Outcome, to: str) -> Response:
+    visit.audit(what, target, "ok" if outcome.ok else "failed", outcome.message)
+    flash(visit.request, outcome.ok, outcome.message)
     return RedirectResponse(to, status_code=303)
 
 
@@ -33,6 +35,9 @@ def _let_finishing_launch_go(visit: Visit, batch: str) -> None:
         actions.wait_for_lock(visit.dash.config, batch, 5.0)
 
 
+MAX_REASON = 500
+
+
 def _run_path(batch: str, day: str) -> str:
     return f"/run/{quote(batch)}/{day}"
 
@@ -44,7 +49,7 @@ def launch(request: Request, visit: Visit, form: FormData) -> Response:
     _let_finishing_launch_go(visit, batch)
     outcome = _start(visit, f"run {batch} for {day}", ["run", batch, "--date", day],
                      wait=actions.RUN_START, holds=batch)
-    return _done(request, outcome, _run_path(batch, day))
+    return _done(visit, "launch", f"{batch} {day}", outcome, _run_path(batch, day))
 
 
 @action()
@@ -56,14 +61,14 @@ def resume(request: Request, visit: Visit, form: FormData) -> Response:
     _let_finishing_launch_go(visit, batch)
     outcome = _start(visit, f"resume {batch} for {run.date}", ["run", batch, "--date", run.date],
                      wait=actions.RUN_START, holds=batch)
-    return _done(request, outcome, _run_path(batch, run.date))
+    return _done(visit, "resume", f"{batch} {run.date}", outcome, _run_path(batch, run.date))
 
 
 @action()
 def cancel(request: Request, visit: Visit, form: FormData) -> Response:
     batch = visit.dash.configured_batch(request.path_params["batch"])
     outcome = _start(visit, f"cancel {batch}", ["cancel", batch], wait=5)
-    return _done(request, outcome, local_path(form.get("back")))
+    return _done(visit, "cancel", batch, outcome, local_path(form.get("back")))
 
 
 @action()
@@ -72,7 +77,7 @@ def backfill(request: Request, visit: Visit, form: FormData) -> Response:
     first, last = valid_date(form.get("from")), valid_date(form.get("to"))
     outcome = _start(visit, f"backfill {batch} {first}..{last}",
                      ["backfill", batch, "--from", first, "--to", last])
-    return _done(request, outcome, "/")
+    return _done(visit, "backfill", f"{batch} {first}..{last}", outcome, "/")
 
 
 def _step_of_run(visit: Visit, batch: str, day: str, step: object) -> str:
@@ -95,7 +100,8 @@ def rerun(request: Request, visit: Visit, form: FormData) -> Response:
     what = f"re-run {step}" + (" and what depends on it" if downstream else "")
     _let_finishing_launch_go(visit, batch)
     outcome = _start(visit, what, args, wait=actions.RUN_START, holds=batch)
-    return _done(request, outcome, _run_path(batch, day))
+    action = "rerun --downstream" if downstream else "rerun"
+    return _done(visit, action, f"{batch} {day} {step}", outcome, _run_path(batch, day))
 
 
 @action()
@@ -106,12 +112,14 @@ def mark(request: Request, visit: Visit, form: FormData) -> Response:
     what = form.get("action")
     if what not in ("done", "skip"):
         raise HTTPException(404, "no such mark")
-    reason = str(form.get("reason") or "").strip()
+    reason = plain_text(form.get("reason"), "reason", MAX_REASON)
+    target = f"{batch} {day} {step}"
     if not reason:
-        return _done(request, actions.Outcome(False, f"mark {step}: say why"), _run_path(batch, day))
-    args = ["mark", batch, "--date", day, f"--{what}", "--reason", reason[:500]]
+        return _done(visit, f"mark {what}", target, actions.Outcome(False, f"mark {step}: say why"),
+                     _run_path(batch, day))
+    args = ["mark", batch, "--date", day, f"--{what}", "--reason", reason]
     if form.get("downstream") == "1":
         args.append("--downstream")
     _let_finishing_launch_go(visit, batch)
     outcome = _start(visit, f"mark {step} {what}", [*args, "--", step], wait=20)
-    return _done(request, outcome, _run_path(batch, day))
+    return _done(visit, f"mark {what}", target, outcome, _run_path(batch, day))

@@ -8,6 +8,7 @@ the ledger recorded.
 from __future__ import annotations
 
 import time
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,7 +26,7 @@ from overnight.readmodel.liveness import liveness
 from overnight.readmodel.run import RunView, attempt_seen, run_view
 from overnight.web import svg
 from overnight.web.access import Visit, page
-from overnight.web.site import valid_date
+from overnight.web.site import number, valid_date
 
 LOG_CHUNK = 256 * 1024
 MAX_NIGHTS = 3650
@@ -39,22 +40,24 @@ def batches(request: Request, visit: Visit) -> Response:
 # -- a run -----------------------------------------------------------------------------------
 
 
-def run_context(ledger: Ledger | None, batch: str, day: str) -> dict[str, Any]:
+def run_context(ledger: Ledger | None, batch: str, day: str, zone: tzinfo) -> dict[str, Any]:
     run = ledger.find_run(batch, day) if ledger else None
     if run is None or ledger is None:
         return {"batch": batch, "date": day, "run": None, "details": None, "live": False,
-                "gantt": "", "dag": "", "who": {}, "now": time.time()}
+                "gantt": "", "dag": "", "who": {}, "now": time.time(), "usual": {}, "running_long": set()}
     alive = liveness(ledger)
     details = run_view(ledger, run, alive)
     live_launch = alive.live_launch(ledger, batch)
     live = live_launch is not None and live_launch.run_id == run.id
     base = f"/run/{quote(batch)}/{day}"
     who = {la.id: la for la in details.launches}
+    ahead = details.forecast if details.forecast is not None and details.forecast.live else None
     return {
         "batch": batch, "date": day, "run": run, "details": details, "live": live, "who": who,
-        "now": time.time(),
+        "now": time.time(), "usual": ahead.usual if ahead else {},
+        "running_long": {a.step for a in details.alerts if a.kind == "long"},
         "gantt": Markup(
-            svg.gantt(details.steps, time.time(), lambda s, n: f"{base}/log/{quote(s)}/{n}")
+            svg.gantt(details.steps, time.time(), lambda s, n: f"{base}/log/{quote(s)}/{n}", zone)
         ),
         "dag": Markup(svg.dag(details.steps, lambda s: f"#step-{quote(s)}")),
     }
@@ -72,14 +75,14 @@ def latest_run(request: Request, visit: Visit) -> Response:
 def run_page(request: Request, visit: Visit) -> Response:
     batch = visit.known_batch(request.path_params["batch"])
     day = valid_date(request.path_params["date"])
-    return visit.render("run.html", **run_context(visit.ledger, batch, day))
+    return visit.render("run.html", **run_context(visit.ledger, batch, day, visit.dash.zone(batch)))
 
 
 @page(api=True)
 def run_live(request: Request, visit: Visit) -> Response:
     batch = visit.known_batch(request.path_params["batch"])
     day = valid_date(request.path_params["date"])
-    ctx = run_context(visit.ledger, batch, day)
+    ctx = run_context(visit.ledger, batch, day, visit.dash.zone(batch))
     ctx.update(viewer=visit.viewer, csrf=visit.dash.csrf(request))
     details: RunView | None = ctx["details"]
     return JSONResponse({
@@ -87,6 +90,7 @@ def run_live(request: Request, visit: Visit) -> Response:
         "live": ctx["live"],
         "steps": visit.dash.fragment("_steps.html", **ctx),
         "launches": visit.dash.fragment("_launches.html", **ctx),
+        "outlook": visit.dash.fragment("_outlook.html", **ctx),
         "gantt": str(ctx["gantt"]),
         "dag": str(ctx["dag"]),
     })
@@ -103,8 +107,10 @@ def find_attempt(request: Request, visit: Visit) -> tuple[str, str, Any]:
     run = ledger.find_run(batch, day) if ledger else None
     if run is None or ledger is None:
         raise HTTPException(404, "no such run")
-    number = request.path_params["attempt"]
-    chosen = [a for a in ledger.attempts(run.id, step) if a.number == number]
+    text = request.path_params["attempt"]
+    if not isinstance(text, str) or not text.isdigit() or not text.isascii() or len(text) > 9:
+        raise HTTPException(404, "no such attempt")
+    chosen = [a for a in ledger.attempts(run.id, step) if a.number == int(text)]
     if not chosen:
         raise HTTPException(404, "no such attempt")
     return batch, day, attempt_seen(ledger, run, chosen[-1])
@@ -122,10 +128,7 @@ def log_page(request: Request, visit: Visit) -> Response:
 @page(api=True)
 def log_tail(request: Request, visit: Visit) -> Response:
     _, _, attempt = find_attempt(request, visit)
-    offset_text = request.query_params.get("offset", "0")
-    if not offset_text.isdigit():
-        raise HTTPException(404, "no such offset")
-    offset = int(offset_text)
+    offset = number(request.query_params.get("offset"), "offset", default=0)
     data = b""
     if attempt.log_path:
         try:
@@ -158,10 +161,7 @@ def _size(path: str | None) -> int:
 @page()
 def history(request: Request, visit: Visit) -> Response:
     batch = visit.known_batch(request.path_params["batch"])
-    nights_text = request.query_params.get("nights", "60")
-    if not nights_text.isdigit():
-        raise HTTPException(404, "no such number of nights")
-    nights = max(1, min(MAX_NIGHTS, int(nights_text)))
+    nights = max(1, min(MAX_NIGHTS, number(request.query_params.get("nights"), "nights", default=60)))
     ledger = visit.ledger
     grid = grid_view(ledger, batch, nights) if ledger else GridView([], [], {}, {})
     fires = [fire_view(f) for f in ledger.fires_of(batch, 20)] if ledger else []

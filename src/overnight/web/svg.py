@@ -8,12 +8,13 @@ year of nights has tens of thousands of cells and must render in milliseconds.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, tzinfo
 from html import escape
 from typing import TYPE_CHECKING
 
 from overnight.durations import format_duration
+from overnight.web.clock import offset, wall
 
 if TYPE_CHECKING:
     from overnight.readmodel.run import StepView
@@ -33,64 +34,75 @@ def _tick_step(span: float, wanted: int = 8) -> int:
     return _TICKS[-1]
 
 
+LABEL_W, ROW_H, TOP = 190, 20, 24
+# Ticks closer than this to either end of the axis are left out: their labels would run
+# into the start label, or off the page.
+_EDGE = 7.0
+
+
+def _short(name: str, most: int = 28) -> str:
+    return name if len(name) <= most else name[: most - 1] + "…"
+
+
 def gantt(
     steps: Sequence[StepView],
     now: float,
     log_link: Callable[[str, int], str],
-    width: int = 900,
+    zone: tzinfo | None = None,
 ) -> str:
-    """Every attempt of every step on one time axis: gaps and parallelism at a glance."""
+    """Every attempt of every step on one time axis: gaps and parallelism at a glance.
+
+    Two pictures side by side: the step names at a fixed width, and the bars across the
+    rest of the page, placed in percent of its width so they fill it at any size, with
+    whole tick labels on the batch's clock.
+    """
+    zone = zone or UTC
     spans = [
         (a.started_at, a.ended_at if a.ended_at is not None else now)
         for s in steps for a in s.attempts
     ]
-    label_w, row_h, top = 170, 18, 26
-    height = top + row_h * max(1, len(steps)) + 6
     if not spans:
-        return (
-            f'<svg class="gantt" width="{label_w + width}" height="40" role="img">'
-            '<text x="4" y="24" class="muted">nothing has run yet</text></svg>'
-        )
+        return '<p class="muted gantt-empty">nothing has run yet</p>'
+    height = TOP + ROW_H * max(1, len(steps)) + 4
     t0 = min(s for s, _ in spans)
     t1 = max(max(e for _, e in spans), t0 + 1)
-    scale = width / (t1 - t0)
-    out = [
-        f'<svg class="gantt" width="{label_w + width + 10}" height="{height}" '
-        f'viewBox="0 0 {label_w + width + 10} {height}" role="img" aria-label="timeline">'
-    ]
+
+    def pct(t: float) -> float:
+        return (t - t0) / (t1 - t0) * 100
+
+    names = [f'<svg class="gantt-names" width="{LABEL_W}" height="{height}" aria-hidden="true">']
+    bars = [f'<svg class="gantt-bars" width="100%" height="{height}" role="img" aria-label="timeline">']
     step = _tick_step(t1 - t0)
-    first = (int(t0) // step + 1) * step
     clock = "%H:%M:%S" if step < 60 else "%H:%M"
-    out.append(f'<text x="{label_w}" y="12" class="tick">{time.strftime(clock, time.localtime(t0))}</text>')
-    for tick in range(first, int(t1) + 1, step):
-        x = label_w + (tick - t0) * scale
-        if x - label_w < 60:
+    bars.append(f'<text x="0" y="12" class="tick">{_attr(wall(t0, zone, clock + " %Z"))}</text>')
+    shift = offset(t0, zone)  # ticks on the zone's round times, not UTC's
+    first = (int(t0 + shift) // step + 1) * step - shift
+    for tick in range(int(first), int(t1) + 1, step):
+        x = pct(tick)
+        if x < _EDGE * 2 or x > 100 - _EDGE:
             continue
-        out.append(
-            f'<line x1="{x:.1f}" y1="16" x2="{x:.1f}" y2="{height}" class="grid"/>'
-            f'<text x="{x:.1f}" y="12" class="tick" text-anchor="middle">'
-            f"{time.strftime(clock, time.localtime(tick))}</text>"
+        bars.append(
+            f'<line x1="{x:.2f}%" y1="16" x2="{x:.2f}%" y2="{height}" class="grid"/>'
+            f'<text x="{x:.2f}%" y="12" class="tick" text-anchor="middle">{wall(tick, zone, clock)}</text>'
         )
     for row, s in enumerate(steps):
-        y = top + row * row_h
-        out.append(
-            f'<text x="{label_w - 6}" y="{y + 12}" class="label" text-anchor="end">{_attr(s.name)}</text>'
+        y = TOP + row * ROW_H
+        names.append(
+            f'<text x="{LABEL_W - 8}" y="{y + 13}" class="label" text-anchor="end">'
+            f"<title>{_attr(s.name)}</title>{_attr(_short(s.name))}</text>"
         )
         for a in s.attempts:
             end = a.ended_at if a.ended_at is not None else now
-            x = label_w + (a.started_at - t0) * scale
-            w = max(2.0, (end - a.started_at) * scale)
-            tip = (
-                f'{s.name} attempt {a.number}: {a.state}, '
-                f'{format_duration(end - a.started_at)}'
-            )
-            out.append(
+            tip = f"{s.name} attempt {a.number}: {a.state}, {format_duration(end - a.started_at)}"
+            x, w = pct(a.started_at), max(0.2, pct(end) - pct(a.started_at))
+            bars.append(
                 f'<a href="{_attr(log_link(s.name, a.number))}"><title>{_attr(tip)}</title>'
-                f'<rect x="{x:.1f}" y="{y + 2}" width="{w:.1f}" height="{row_h - 4}" rx="2" '
+                f'<rect x="{x:.3f}%" y="{y + 3}" width="{w:.3f}%" height="{ROW_H - 6}" rx="2" '
                 f'class="s-{_attr(a.state)}"/></a>'
             )
-    out.append("</svg>")
-    return "".join(out)
+    names.append("</svg>")
+    bars.append("</svg>")
+    return f'<div class="gantt">{"".join(names)}{"".join(bars)}</div>'
 
 
 def layers(steps: Sequence[StepView]) -> dict[str, int]:
@@ -148,6 +160,23 @@ def dag(steps: Sequence[StepView], step_link: Callable[[str], str]) -> str:
     return "".join(out)
 
 
+GRID_ROW, GRID_TOP, WIDEST_NIGHT = 20, 14, 64
+
+
+def _grid_header(dates: Sequence[tuple[str, str]], width: int) -> str:
+    """The nights' dates above the grid, slanted, at percent positions: they stay over their
+    columns however wide the page makes the grid."""
+    every = max(1, -(-len(dates) // 60))  # at most 60 labels: they need ~14 px each
+    out = [f'<svg class="grid-dates" width="{width}" height="70" aria-hidden="true">']
+    for col, (day, _) in enumerate(dates):
+        if col % every == 0:
+            x = (col + 0.5) / len(dates) * 100
+            out.append(f'<svg x="{x:.3f}%" y="66" overflow="visible">'
+                       f'<text class="tick" transform="rotate(-60)">{day}</text></svg>')
+    out.append("</svg>")
+    return "".join(out)
+
+
 def history_grid(
     dates: Sequence[tuple[str, str]],
     step_names: Sequence[str],
@@ -156,30 +185,29 @@ def history_grid(
 ) -> str:
     """Nights (columns, newest first) by steps (rows), each cell coloured by the step's state.
 
-    `dates` is [(date, run state)], `cells` maps (date, step) to the step's state.
+    `dates` is [(date, run state)], `cells` maps (date, step) to the step's state. The
+    columns stretch to the page (a night is one unit of the picture's width, drawn at
+    most WIDEST_NIGHT pixels wide); rows keep their height; names sit in a column of their own.
     """
-    label_w, cw, ch, top = 170, 12, 15, 74
-    width = label_w + cw * len(dates) + 4
-    height = top + ch * len(step_names) + 4
-    out = [
-        f'<svg class="grid" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        f'data-geometry="{label_w} {cw} {ch} {top}">'
-    ]
+    n = max(1, len(dates))
+    width, height = n * WIDEST_NIGHT, GRID_TOP + GRID_ROW * len(step_names)
+    names = [f'<svg class="grid-names" width="{LABEL_W}" height="{height}" aria-hidden="true">'
+             f'<text x="{LABEL_W - 8}" y="9" class="label muted" text-anchor="end">the night</text>']
     for row, name in enumerate(step_names):
-        out.append(
-            f'<text x="{label_w - 6}" y="{top + row * ch + 11}" class="label" text-anchor="end">'
-            f"{_attr(name)}</text>"
+        names.append(
+            f'<text x="{LABEL_W - 8}" y="{GRID_TOP + row * GRID_ROW + 14}" class="label" text-anchor="end">'
+            f"<title>{_attr(name)}</title>{_attr(_short(name))}</text>"
         )
+    names.append("</svg>")
+    dense = " dense" if n > 150 else ""  # too narrow for a gap between nights
+    out = [
+        f'<svg class="grid{dense}" width="{width}" height="{height}" viewBox="0 0 {n} {height}" '
+        f'preserveAspectRatio="none" role="img" data-geometry="{GRID_TOP} {GRID_ROW}">'
+    ]
     for col, (day, state) in enumerate(dates):
-        x = label_w + col * cw
-        if col % 7 == 0:
-            out.append(
-                f'<text x="{x + 9}" y="{top - 16}" class="tick" transform="rotate(-60 {x + 9} {top - 16})">'
-                f"{day}</text>"
-            )
         parts = [
             f'<a href="{_attr(run_link(day))}">'
-            f'<rect x="{x}" y="{top - 12}" width="{cw - 2}" height="8" class="run s-{_attr(state)}"/>'
+            f'<path d="M{col} 0h1v10h-1z" class="run s-{_attr(state)}"/>'
         ]
         # One path per state per night, not one shape per cell: a year of nights by 50 steps
         # is 18,000 cells, and the browser lays out a few hundred paths far faster.
@@ -187,7 +215,7 @@ def history_grid(
         for row, name in enumerate(step_names):
             cell = cells.get((day, name))
             if cell is not None:
-                shapes.setdefault(cell, []).append(f"M{x} {top + row * ch}h{cw - 2}v{ch - 2}h{2 - cw}z")
+                shapes.setdefault(cell, []).append(f"M{col} {GRID_TOP + row * GRID_ROW}h1v{GRID_ROW - 2}h-1z")
         for cell, boxes in shapes.items():
             parts.append(f'<path d="{"".join(boxes)}" class="c s-{_attr(cell)}"/>')
         parts.append("</a>")
@@ -198,16 +226,18 @@ def history_grid(
         "dates": [d for d, _ in dates],
         "runs": [_CODE.get(state, "?") for _, state in dates],
         "steps": list(step_names),
-        "cells": ["".join(_CODE.get(cells.get((d, n), ""), ".") for n in step_names) for d, _ in dates],
+        "cells": ["".join(_CODE.get(cells.get((d, name), ""), ".") for name in step_names) for d, _ in dates],
         "codes": {v: k for k, v in _CODE.items()},
     }
     # "</" cannot appear in JSON from these names (validated), but escape it anyway.
-    out.append(
+    script = (
         '<script type="application/json" class="grid-data">'
         + json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
         + "</script>"
     )
-    return "".join(out)
+    side = f'<div class="grid-side"><div class="grid-corner"></div>{"".join(names)}</div>'
+    return (f'<div class="grid-wrap">{side}'
+            f'<div class="grid-cols">{_grid_header(dates, width)}{"".join(out)}</div>{script}</div>')
 
 
 _CODE = {

@@ -5,6 +5,10 @@
 function followRun(root) {
   const url = root.dataset.liveUrl;
   let settled = 0;
+  // What the server last sent for each part: a part is replaced only when that changes (the
+  // browser's own innerHTML never equals the server's text, and replacing every second
+  // loses the pointer's place and any tooltip).
+  const last = {};
   async function poll() {
     try {
       const r = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
@@ -15,9 +19,9 @@ function followRun(root) {
         badge.textContent = d.state;
         badge.className = "badge s-" + (d.state === "not started" ? "pending" : d.state);
         document.getElementById("live-dot").classList.toggle("on", d.live);
-        for (const id of ["steps", "launches", "gantt", "dag"]) {
+        for (const id of ["steps", "launches", "gantt", "dag", "outlook"]) {
           const el = document.getElementById(id);
-          if (el && el.innerHTML !== d[id]) el.innerHTML = d[id];
+          if (el && last[id] !== d[id]) { el.innerHTML = d[id]; last[id] = d[id]; }
         }
         // Keep polling while it runs (or has not started yet); stop a little after it ends.
         settled = d.live || d.state === "running" || d.state === "not started" ? 0 : settled + 1;
@@ -56,23 +60,24 @@ function followLog(pre) {
   poll();
 }
 
-// The history grid: name the night, step and state under the pointer.
+// The history grid: name the night, step and state under the pointer. Its columns stretch
+// with the page, so a night's width is measured, not assumed.
 function explainGrid(svg) {
-  const holder = svg.parentElement.querySelector("script.grid-data");
+  const holder = svg.closest(".grid-wrap").querySelector("script.grid-data");
   if (!holder) return;
   const data = JSON.parse(holder.textContent);
-  const [left, cw, ch, top] = svg.dataset.geometry.split(" ").map(Number);
+  const [top, rowHeight] = svg.dataset.geometry.split(" ").map(Number);
   const tip = document.createElement("div");
   tip.className = "tip";
   document.body.appendChild(tip);
   svg.addEventListener("mousemove", (e) => {
     const box = svg.getBoundingClientRect();
-    const col = Math.floor((e.clientX - box.left - left) / cw);
+    const col = Math.floor((e.clientX - box.left) / (box.width / data.dates.length));
     const y = e.clientY - box.top;
-    const row = Math.floor((y - top) / ch);
+    const row = Math.floor((y - top) / rowHeight);
     let text = "";
     if (col >= 0 && col < data.dates.length) {
-      if (y >= top - 12 && y < top - 4) text = data.dates[col] + ": run " + data.codes[data.runs[col]];
+      if (y < top - 4) text = data.dates[col] + ": run " + data.codes[data.runs[col]];
       else if (row >= 0 && row < data.steps.length) {
         const code = data.cells[col][row];
         text = data.steps[row] + " on " + data.dates[col] + ": " + (code === "." ? "not in that night" : data.codes[code]);
