@@ -67,7 +67,7 @@ def test_on_loopback_without_users_it_stays_a_read_only_window(project, serve):
 def test_a_damaged_ledger_behind_a_public_dashboard_shows_nothing_and_says_why(project, public, damage):
     """The ledger broken after the start (overwritten, cut short, emptied): every request
     is refused in one line (503: cannot read it; 403: no users in an empty file), a session
-    included, and the server logs no traceback."""
+    included, naming the file but not its folder; the server's log has the whole line."""
     olive = Client(public.url)
     assert olive.login(*OLIVE) == 303
     ledger = project.ledger_path
@@ -83,4 +83,8 @@ def test_a_damaged_ledger_behind_a_public_dashboard_shows_nothing_and_says_why(p
             status, _, body = client.get(path)
             assert (status, expected[1] in body) == (expected[0], True), (path, status, body[:200])
             assert b"echo a" not in body and b"<html" not in body
-    assert "Traceback" not in public.log.read_text()
+            assert str(project.root).encode() not in body  # where the files live is the server's
+    log = public.log.read_text()
+    assert "Traceback" not in log
+    if damage != "emptied":
+        assert f"overnight: {project.ledger_path}: the ledger is damaged" in log
