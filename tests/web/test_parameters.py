@@ -183,3 +183,22 @@ def test_junk_cookies_are_a_stranger_not_an_error(site, cookie):
     for method, path, _, _ in ROUTES:
         status = site.throw(method, path, "batch", "demo", cookie=cookie)
         assert status in (200, 303, 401, 403, 404, 429), (method, path, status)
+
+
+def test_every_route_and_every_value_the_dashboard_reads_is_thrown_at():
+    """A route or a query/form value added later is in ROUTES, or this fails: the odd
+    values above reach everything a request can carry."""
+    from pathlib import Path
+
+    from starlette.routing import Route
+
+    import overnight.web
+    from overnight.web.app import ROUTES as APP_ROUTES
+
+    served = {(method, r.path) for r in APP_ROUTES if isinstance(r, Route)
+              for method in r.methods - {"HEAD"} if not r.path.endswith(".css")}
+    assert served == {(method, path) for method, path, _, _ in ROUTES}
+    source = "".join(p.read_text() for p in Path(overnight.web.__file__).parent.glob("*.py"))
+    read = set(re.findall(r'(?:query_params|form)\.get\("(\w+)"', source)) - {"csrf"}
+    thrown = {name for _, _, query, form in ROUTES for name in query + form}
+    assert read and read <= thrown, read - thrown

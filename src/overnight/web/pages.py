@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from overnight.ledger import Ledger
 from overnight.readmodel.batches import board
 from overnight.readmodel.grid import GridView, grid_view
-from overnight.readmodel.history import fire_view
+from overnight.readmodel.history import fire_views
 from overnight.readmodel.liveness import liveness
 from overnight.readmodel.run import RunView, attempt_seen, run_view
 from overnight.web import svg
@@ -164,7 +164,7 @@ def history(request: Request, visit: Visit) -> Response:
     nights = max(1, min(MAX_NIGHTS, number(request.query_params.get("nights"), "nights", default=60)))
     ledger = visit.ledger
     grid = grid_view(ledger, batch, nights) if ledger else GridView([], [], {}, {})
-    fires = [fire_view(f) for f in ledger.fires_of(batch, 20)] if ledger else []
+    fires = fire_views(ledger, ledger.fires_of(batch, 20)) if ledger else []
     return visit.render("history.html", batch=batch, nights=nights, fires=fires,
                         **history_context(batch, grid))
 

@@ -22,6 +22,7 @@ from overnight import palette
 from overnight.config import Config
 from overnight.durations import format_duration
 from overnight.ledger import Ledger, UserRow
+from overnight.readmodel.run import unsent
 from overnight.web import auth, clock, sessions
 from overnight.web.throttle import Throttle
 
@@ -84,6 +85,7 @@ class Dashboard:
         self.env.filters["short"] = _short
         self.env.filters["dur"] = format_duration
         self.env.filters["q"] = lambda s: quote(str(s), safe="")
+        self.env.filters["unsent"] = unsent
         self.env.globals["legend"] = palette.LEGEND
         self.env.globals["zone_of"] = self.zone
         auth.stand_in_hash()  # made now, so the first unknown name costs no more than later ones
