@@ -41,6 +41,7 @@ class FakeStep:
     position: int
     after: tuple[str, ...]
     kind: str = "command"
+    idempotent: bool = True
 
     def describe(self) -> str:
         return f"bin/work {self.name} {{date}}"

@@ -99,8 +99,10 @@ class Project:
 
     def status(self, batch: str, *args: str) -> dict:
         result = self.run("status", batch, "--json", *args)
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)
+        assert result.returncode in (0, 1), result.stderr  # 1: the run shown did not succeed
+        view = json.loads(result.stdout)
+        assert result.returncode == (view["state"] in ("failed", "crashed", "cancelled")), view["state"]
+        return view
 
     def states(self, batch: str, *args: str) -> dict[str, str]:
         return {s["name"]: s["state"] for s in self.status(batch, *args)["steps"]}

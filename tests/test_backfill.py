@@ -60,7 +60,8 @@ def test_a_backfill_stops_after_the_failed_date_and_the_same_command_runs_only_w
     assert launched_dates(bf) == DATES[:3]
     assert "date 3 of 5: 2026-11-03 failed" in first.stdout
     assert "bf for 2026-11-03: failed" in first.stdout  # the run's own output is passed through
-    assert "2 not run" in first.stdout
+    assert first.stdout.splitlines()[-1] == (
+        "backfill of bf, 5 dates: 2 succeeded, 1 failed (2026-11-03), 2 not run")
     assert bf.states("bf", "--date", DATES[2]) == {"extract": "succeeded", "load": "failed",
                                                    "publish": "blocked"}
     assert last_completed(bf) == DATES[1]
@@ -85,7 +86,8 @@ def test_keep_going_runs_every_date_despite_a_failure(bf):
     states = dict(bf.query("SELECT date, state FROM runs"))
     assert states == {d: ("failed" if d == DATES[2] else "succeeded") for d in DATES}
     assert last_completed(bf) == DATES[-1]
-    assert "backfill of bf: 4 of 5 dates succeeded" in result.stdout
+    # The last line names the date that needs a look.
+    assert result.stdout.splitlines()[-1] == "backfill of bf, 5 dates: 4 succeeded, 1 failed (2026-11-03)"
 
 
 def test_backward_runs_the_newest_date_first(bf):
@@ -104,7 +106,7 @@ def test_a_backfill_mails_one_digest_for_the_whole_range(bf, mailbox):  # noqa: 
     assert result.returncode == 1
     assert len(mailbox.messages) == 1  # one for the range, none per date
     message = mailbox.messages[0]
-    assert message["Subject"] == "Overnight backfill 2026-11-01 to 2026-11-05: bf: failed (1 of 5 dates)"
+    assert message["Subject"] == "Overnight backfill 2026-11-01 to 2026-11-05: bf: failed (5 dates: 1 failed)"
     text = text_of(message)
     assert "2026-11-03  failed" in text and "bad rows for 2026-11-03" in text
     assert f"backfill bf --from {DATES[0]} --to {DATES[-1]} --keep-going" in text
@@ -154,3 +156,24 @@ def test_date_range_is_inclusive_and_reversible():
     assert date_range(date(2026, 3, 1), date(2026, 3, 1), True) == [date(2026, 3, 1)]
     with pytest.raises(ConfigError):
         date_range(date(2026, 3, 2), date(2026, 3, 1), False)
+
+
+def test_the_digest_subject_counts_failed_and_unrun_dates_apart() -> None:
+    """A date a stop left unrun has nothing wrong with it: the subject does not call it failed."""
+    from datetime import date
+    from pathlib import Path
+
+    from overnight.backfill import DateResult, digest, tally
+    from overnight.config import Config
+
+    config = Config(path=None, base_dir=Path("."), state_dir=Path(".overnight"))
+    days = [date(2026, 11, d) for d in range(1, 6)]
+    results = [DateResult(days[0], 0), DateResult(days[1], 0, already_done=True), DateResult(days[2], 1),
+               DateResult(days[3], None), DateResult(days[4], None)]
+    subject, text, summary = digest(config, None, "bf", results, "overnight backfill ...")
+    assert subject == "Overnight backfill 2026-11-01 to 2026-11-05: bf: failed (5 dates: 1 failed, 2 not run)"
+    first_line = "backfill of bf, 2026-11-01 to 2026-11-05: 2 succeeded, 1 failed (2026-11-03), 2 not run"
+    assert text.startswith(first_line + "\n")
+    assert tally(results[:2]) == "2 succeeded"
+    interrupted = [DateResult(days[0], 130), DateResult(days[1], None)]
+    assert digest(config, None, "bf", interrupted, "")[0].endswith("failed (2 dates: 1 failed, 1 not run)")

@@ -138,4 +138,4 @@ def test_the_backfill_digest_names_a_command_that_finishes_the_range(
     elsewhere.mkdir()
     again = run_hint(project, hint, elsewhere)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "backfill of flaky: 2 of 2 dates succeeded" in again.stdout
+    assert "backfill of flaky, 2 dates: 2 succeeded" in again.stdout

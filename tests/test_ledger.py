@@ -221,17 +221,19 @@ def test_a_run_state_changes_only_as_the_table_allows(tmp_path: Path, old: RunSt
         ledger.close()
 
 
+class Step:
+    """What ledger.sync_steps reads from a batch.Step."""
+
+    def __init__(self, name: str, position: int) -> None:
+        self.name, self.position, self.kind, self.after, self.idempotent = name, position, "command", (), True
+
+    def describe(self) -> str:
+        return self.name
+
+
 def test_a_dead_launch_is_reaped_into_the_states_the_one_rule_gives(tmp_path: Path) -> None:
     """Its run crashed; its local running step interrupted; its remote one still running."""
     ledger = Ledger.open(tmp_path / "ledger.db")
-
-    class Step:
-        def __init__(self, name: str, position: int) -> None:
-            self.name, self.position, self.kind, self.after = name, position, "command", ()
-
-        def describe(self) -> str:
-            return self.name
-
     try:
         with ledger.transaction():
             run = ledger.ensure_run("b", "2026-01-01")
@@ -251,6 +253,31 @@ def test_a_dead_launch_is_reaped_into_the_states_the_one_rule_gives(tmp_path: Pa
         assert [la.state for la in ledger.launches(run.id)] == ["crashed"]
         with ledger.transaction():
             assert ledger.reap_dead_launches("b") == []  # once only
+    finally:
+        ledger.close()
+
+
+def test_a_crashed_launch_ends_at_its_last_record_not_when_the_crash_was_noticed(tmp_path: Path) -> None:
+    """Started at 1000, a step ran from 1010 to 1040, the next started at 1050 and then the
+    runner died: the launch ends at 1050, whenever a later launch finds it."""
+    ledger = Ledger.open(tmp_path / "ledger.db")
+    try:
+        with ledger.transaction():
+            run = ledger.ensure_run("b", "2026-01-01")
+            launch = ledger.start_launch(run.id, "b", trigger="manual", launched_by="t", options={})
+            ledger.conn.execute("UPDATE launches SET started_at = 1000 WHERE id = ?", (launch,))
+            ledger.sync_steps(run.id, [Step("first", 0), Step("second", 1)])
+            first = ledger.start_attempt(run.id, "first", 1, launch, None, 1010.0)
+            ledger.finish_attempt(first, StepState.SUCCEEDED, 1040.0, 0, None)
+            ledger.start_attempt(run.id, "second", 1, launch, None, 1050.0)
+            ledger.set_step_state(run.id, "second", StepState.PENDING, StepState.RUNNING, launch)
+            ledger.conn.execute("UPDATE steps SET updated_at = 1050 WHERE run_id = ?", (run.id,))
+        with ledger.transaction():
+            ledger.reap_dead_launches("b")
+        (crashed,) = ledger.launches(run.id)
+        assert (crashed.state, crashed.ended_at) == ("crashed", 1050.0)
+        second = ledger.attempts(run.id, "second")[0]
+        assert (second.state, second.ended_at) == ("interrupted", 1050.0)
     finally:
         ledger.close()
 

@@ -23,6 +23,7 @@ from overnight.planner import (
     plan_launch,
     retries_left,
     run_state_after_marks,
+    settled_run_state,
 )
 from overnight.states import STEP_TRANSITIONS, RunState, StepState
 
@@ -264,3 +265,44 @@ def test_run_state_after_marks(
     states: dict, current: RunState, changed: bool, expected: RunState | None,
 ) -> None:
     assert run_state_after_marks(states, current, changed) is expected
+
+
+# -- adoption: asked only while the ledger has no word of its own on a step ---------------
+
+
+def adoptable_night() -> list[Step]:
+    batch = Batch("night")
+    batch.command("export", "true", adopt_if=lambda day: True)
+    batch.command("load", "true", adopt_if=lambda day: True)
+    batch.command("report", "true")  # nothing can tell it was done before
+    return batch.validate()
+
+
+@pytest.mark.parametrize(
+    "snapshot, options, adoptable",
+    [
+        (Snapshot(), PlanOptions(), {"export", "load"}),
+        (Snapshot(attempts={"export": 1}), PlanOptions(), {"load"}),          # it ran: the ledger says
+        (Snapshot(marked=frozenset({"load"})), PlanOptions(), {"export"}),    # an operator said
+        (Snapshot(), PlanOptions(rerun=["export"]), {"load"}),                 # run again on purpose
+        (Snapshot(), PlanOptions(rerun=["export"], downstream=True), set()),
+        (Snapshot(), PlanOptions(fresh=True), set()),
+        (Snapshot(states={"export": StepState.ADOPTED}), PlanOptions(), {"export", "load"}),
+    ],
+    ids=["first-launch", "after-an-attempt", "after-a-mark", "rerun", "rerun-downstream", "fresh",
+         "already-adopted"],
+)
+def test_a_step_may_be_adopted_only_while_the_ledger_has_no_word_on_it(
+    snapshot: Snapshot, options: PlanOptions, adoptable: set[str],
+) -> None:
+    plan = plan_launch(adoptable_night(), snapshot, options)
+    assert plan.adoptable == adoptable
+    if snapshot.states.get("export") is StepState.ADOPTED:
+        assert plan.steps["export"].action is SKIP  # adopted before: a resume skips it
+
+
+def test_an_adopted_step_counts_as_done_for_the_run_and_what_follows() -> None:
+    assert StepState.ADOPTED.is_done
+    assert settled_run_state([StepState.ADOPTED, StepState.SUCCEEDED]) is RunState.SUCCEEDED
+    assert StepState.ADOPTED in STEP_TRANSITIONS[StepState.PENDING]
+    assert STEP_TRANSITIONS[StepState.ADOPTED] == {StepState.PENDING, StepState.SUCCEEDED, StepState.SKIPPED}

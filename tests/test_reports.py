@@ -354,3 +354,21 @@ def test_the_report_points_out_a_step_much_slower_than_on_earlier_nights(project
             in shown.stdout)
     earlier = project.run("report", "nightly", "--date", "2026-11-22")
     assert "Slower than usual" not in earlier.stdout
+
+
+def test_the_report_never_breaks_a_step_name_at_its_hyphens(project):
+    """Blocked steps are listed as wrapped text: a line may end between two names, never
+    inside one (`import-sales-` / `daily` reads as two steps that do not exist)."""
+    names = [f"import-{kind}-nightly-{i}" for i, kind in enumerate(["sales", "labor", "stock", "prices"] * 4)]
+    steps = "\n".join(f'    batch.command("{n}", "true")' for n in names)
+    setup(project, f'\n    from overnight import Batch\n    batch = Batch("nightly")\n'
+                   f'    batch.command("first-step", "exit 1")\n{steps}\n')
+    assert project.run("run", "nightly", "--date", DATE).returncode == 1
+    shown = project.run("report", "nightly", "--date", DATE).stdout
+    heading = "Blocked, not run because a prerequisite did not succeed (16):\n"
+    blocked = shown.split(heading)[1].split("\n\n")[0]
+    assert len(blocked.splitlines()) > 1  # it did wrap
+    listed = [name.strip() for name in blocked.replace("\n", " ").split(",")]
+    assert listed == names
+    for line in blocked.splitlines():
+        assert not line.rstrip().endswith("-"), line

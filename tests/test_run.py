@@ -67,7 +67,8 @@ def test_sample_night_runs_fails_on_purpose_and_resumes_without_repeating(tmp_pa
     (sample / "break-import").unlink()
     fixed = project.run("run", "nightly", "--date", "2026-11-26")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
-    assert "skip     export-pos (succeeded in launch 2)" in fixed.stdout
+    # Launches are counted within the night: the first launch of 2026-11-26 was launch 1.
+    assert "skip     export-pos (succeeded in launch 1)" in fixed.stdout
     assert (sample / "out" / "pos-2026-11-26.csv").stat().st_mtime_ns == exported
     states = project.states("nightly", "--date", "2026-11-26")
     assert set(states.values()) == {"succeeded"}
@@ -397,7 +398,7 @@ def test_dry_run_after_a_crash_in_a_step_that_is_not_idempotent_says_what_the_la
     assert "overnight mark crash long --redo --date 2026-11-26" in said["long"]
     assert "blocked (behind long, which is held)" in said["last"], dry.stdout
     assert "skip (succeeded in launch 1)" in said["first"]
-    assert "launch 1 died without finishing" in dry.stdout
+    assert "launch 1 for 2026-11-26 died without finishing" in dry.stdout
     assert "0 of 3 steps would run" in dry.stdout
     assert "a launch would exit 1: long held" in dry.stdout
     assert project.query("SELECT state FROM launches") == [("running",)]  # nothing recorded
@@ -598,7 +599,7 @@ def test_a_command_that_cannot_start_fails_with_the_reason(project: Project) -> 
     assert result.returncode == 1
     steps = {s["name"]: s for s in project.status("missing")["steps"]}
     assert steps["ghost"]["state"] == "failed"
-    assert "cannot start: No such file or directory: /no/such/program" in steps["ghost"]["message"]
+    assert steps["ghost"]["message"] == "command not found: /no/such/program"
     assert "no-such-folder" in steps["nowhere"]["message"]
 
 

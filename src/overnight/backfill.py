@@ -111,6 +111,20 @@ def _run_one(command: list[str], env: dict[str, str]) -> int:
     return 128 - code if code < 0 else code
 
 
+def tally(results: list[DateResult]) -> str:
+    """`2 succeeded, 1 failed (2026-10-02), 1 not run`: the dates that did not succeed
+    named, those a stop left unrun counted apart (nothing is wrong with them)."""
+    ok = sum(1 for r in results if r.exit_code == 0)
+    failed = [r.date.isoformat() for r in results if r.exit_code not in (0, None)]
+    not_run = sum(1 for r in results if r.exit_code is None)
+    parts = [f"{ok} succeeded"]
+    if failed:
+        parts.append(f"{len(failed)} failed ({', '.join(sorted(failed))})")
+    if not_run:
+        parts.append(f"{not_run} not run")
+    return ", ".join(parts)
+
+
 def exit_code(results: list[DateResult]) -> int:
     for r in results:
         if r.exit_code in (2, 3, 130):
@@ -126,11 +140,14 @@ def digest(
     span = f"{dates[0]} to {dates[-1]}"
     ok = sum(1 for r in results if r.exit_code == 0)
     bad = len(results) - ok
+    failed = sum(1 for r in results if r.exit_code not in (0, None))
+    not_run = bad - failed
     if bad == 0:
         subject = f"Overnight backfill {span}: {batch}: succeeded ({len(results)} dates)"
     else:
-        subject = f"Overnight backfill {span}: {batch}: failed ({bad} of {len(results)} dates)"
-    lines = [f"backfill of {batch}, {span}: {ok} succeeded, {bad} did not", ""]
+        counted = ", ".join([f"{failed} failed"] * bool(failed) + [f"{not_run} not run"] * bool(not_run))
+        subject = f"Overnight backfill {span}: {batch}: failed ({len(results)} dates: {counted})"
+    lines = [f"backfill of {batch}, {span}: {tally(results)}", ""]
     per_date, failed_summary = _per_date(ledger, batch, results)
     lines += per_date
     if bad:

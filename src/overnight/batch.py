@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any, Literal, NamedTuple, Never, get_args
 
 from overnight.durations import Duration, parse_duration
-from overnight.errors import DefinitionError
+from overnight.errors import DefinitionError, did_you_mean
 from overnight.limits import check_command, check_duration, check_env, check_retries, check_text
 from overnight.waits import OnTimeout, WaitSpec, callable_check, check_kind, wait_spec
 
@@ -64,6 +64,7 @@ class Step:
     run_if: RunIf = "success"   # after which ends of its prerequisites it runs (planner.RUN_IF)
     resources: dict[str, int] = field(default_factory=dict)  # units of [resources] pools it holds
     wait: WaitSpec | None = None  # a wait step: its command or func is the check
+    adopt_if: Callable[[date], bool] | None = None  # true: its work for the date was done before overnight
     position: int = 0
 
     @property
@@ -161,6 +162,7 @@ class Batch:
         priority: int = 0,
         run_if: RunIf = "success",
         resources: Mapping[str, int] | None = None,
+        adopt_if: Callable[[date], bool] | None = None,
         **unknown: Never,
     ) -> Step:
         """Add a shell command (a string, run by /bin/sh -c) or an argv list (no shell).
@@ -176,11 +178,14 @@ class Batch:
         `run_if`: "success" (the default) runs it once its prerequisites are done,
         "always" once they have ended however they ended, "failure" only when one of them
         did not succeed (a cleanup); `resources`: units of the [resources] pools of
-        overnight.toml it holds while it runs, e.g. {"pos_db": 1}.
+        overnight.toml it holds while it runs, e.g. {"pos_db": 1}; `adopt_if`: a
+        function of the date, true when the step's work for that date was done before
+        overnight ran it (Luigi's output exists): the first time its turn comes on that date,
+        it is recorded adopted, not run (adoption.py).
         """
         options = _Options(
             timeout, retries, retry_delay, env, cwd, when, idempotent, leave_running, queue, priority,
-            run_if, resources,
+            run_if, resources, adopt_if,
         )
         check_name(name)
         if isinstance(command, str):
@@ -216,6 +221,7 @@ class Batch:
         priority: int = 0,
         run_if: RunIf = "success",
         resources: Mapping[str, int] | None = None,
+        adopt_if: Callable[[date], bool] | None = None,
         **unknown: Never,
     ) -> Any:
         """Decorator adding a Python callable step: ``@batch.step`` or ``@batch.step(...)``.
@@ -226,7 +232,7 @@ class Batch:
         """
         options = _Options(
             timeout, retries, retry_delay, env, cwd, when, idempotent, leave_running, queue, priority,
-            run_if, resources,
+            run_if, resources, adopt_if,
         )
 
         def register(fn: Callable[[Context], Any]) -> Callable[[Context], Any]:
@@ -257,6 +263,7 @@ class Batch:
         when: Callable[[date], bool] | None = None,
         priority: int = 0,
         run_if: RunIf = "success",
+        adopt_if: Callable[[date], bool] | None = None,
         **unknown: Never,
     ) -> Step:
         """Add a step that waits for a condition outside the night: `check` (a command, or a
@@ -268,7 +275,9 @@ class Batch:
         where = f"step {name!r}"
         check_name(name)
         spec = wait_spec(where, every, timeout, initial_delay, on_timeout)
-        options = _Options(spec.timeout, 0, 0, env, cwd, when, True, False, None, priority, run_if, None)
+        options = _Options(
+            spec.timeout, 0, 0, env, cwd, when, True, False, None, priority, run_if, None, adopt_if,
+        )
         checked = check_kind(where, check)
         step = Step(name=name, batch=self.name, wait=spec)
         if callable(checked):
@@ -298,9 +307,11 @@ class Batch:
         if step.name in self.steps:
             raise DefinitionError(f"step {step.name!r}: duplicate step name")
         if unknown:
+            option = next(iter(unknown))
+            valid = (*(valid or _Options._fields), "after")
             raise DefinitionError(
-                f"step {step.name!r}: unknown option {next(iter(unknown))}= "
-                f"(valid: {', '.join(valid or _Options._fields)}, after)"
+                f"step {step.name!r}: unknown option {option}={did_you_mean(option, valid)} "
+                f"(valid: {', '.join(valid)})"
             )
         _apply_options(step, options)
         if after is _INHERIT:
@@ -354,7 +365,7 @@ class Batch:
                 if prereq not in self.steps:
                     raise DefinitionError(
                         f"step {step.name!r}: after= names {prereq!r}, which is not a step "
-                        f"of batch {self.name!r}"
+                        f"of batch {self.name!r}{did_you_mean(prereq, self.steps)}"
                     )
                 if prereq == step.name:
                     raise DefinitionError(f"step {step.name!r}: it cannot run after itself")
@@ -457,10 +468,11 @@ class _Options(NamedTuple):
     priority: object
     run_if: object
     resources: object
+    adopt_if: object
 
 
 _WAIT_OPTIONS = ("check", "every", "timeout", "initial_delay", "on_timeout", "env", "cwd", "when",
-                 "priority", "run_if")
+                 "priority", "run_if", "adopt_if")
 
 
 def _apply_options(step: Step, options: _Options) -> None:
@@ -468,7 +480,7 @@ def _apply_options(step: Step, options: _Options) -> None:
     anything) and set it on the step, or raise DefinitionError naming the step."""
     where = f"step {step.name!r}"
     (timeout, retries, retry_delay, env, cwd, when, idempotent, leave_running, queue, priority, run_if,
-     resources) = options
+     resources, adopt) = options
     if timeout is not None:
         step.timeout = parse_duration(timeout, f"{where}: timeout")
         if step.timeout <= 0:
@@ -507,6 +519,9 @@ def _apply_options(step: Step, options: _Options) -> None:
         raise DefinitionError(f"{where}: run_if = {run_if!r} is not one of {', '.join(get_args(RunIf))}")
     step.run_if = run_if  # type: ignore[assignment]
     step.resources = _resources(where, resources)
+    if adopt is not None and not callable(adopt):
+        raise DefinitionError(f"{where}: adopt_if= must be a function of the date")
+    step.adopt_if = adopt  # type: ignore[assignment]
 
 
 def _resources(where: str, resources: object) -> dict[str, int]:
@@ -526,6 +541,14 @@ def _resources(where: str, resources: object) -> dict[str, int]:
             raise DefinitionError(f"{where}: resources[{name!r}] must be a whole number of at least 1")
         out[name] = count
     return out
+
+
+def cron_days(rule: str, *, next_day: bool = False) -> Callable[[date], bool]:
+    """A ready-made ``when=``: the days a crontab day rule ("* * 1-5") matches (days.py).
+    Imported when used: every command imports this module."""
+    from overnight.days import cron_days as matching
+
+    return matching(rule, next_day=next_day)
 
 
 def weekdays(day: date) -> bool:

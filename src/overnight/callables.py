@@ -227,7 +227,8 @@ class CallableExecutor:
         if not attempt.finished:
             status = _exit_status(attempt.pid)
             job = attempt.job
-            message = None if job.stop_reason else "the step's process died"
+            # Killed by a signal: said as for a command step (outcome_for_exit).
+            message = None if job.stop_reason or status < 0 else "the step's process died"
             outcome = job.outcome_for_exit(status, time.time(), message)
             if outcome.state is StepState.SUCCEEDED:  # exited 0 without answering
                 outcome = Outcome(StepState.FAILED, 0, "the step's process exited without an answer",

@@ -58,8 +58,10 @@ class CommandLine:
         """The command that resumes the run of BATCH for `day` (what succeeded is skipped)."""
         return self.hint("run", batch_arg, "--date", day, anywhere=anywhere)
 
-    def mark_hint(self, batch_arg: str, step: str, action: str, day: str) -> str:
-        return self.hint("mark", batch_arg, step, f"--{action}", "--date", day)
+    def mark_hint(self, batch_arg: str, step: str | Sequence[str], action: str, day: str) -> str:
+        """The mark of one step, or of several at once."""
+        steps = [step] if isinstance(step, str) else list(step)
+        return self.hint("mark", batch_arg, *steps, f"--{action}", "--date", day)
 
 
 def batch_argument(config: Config, name: str, module_path: str | Path | None = None) -> str:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from overnight.batch import check_name
 from overnight.durations import parse_duration
-from overnight.errors import ConfigError, DefinitionError
+from overnight.errors import ConfigError, DefinitionError, did_you_mean
 from overnight.statefolder import StateFolder
 
 CONFIG_NAME = "overnight.toml"
@@ -90,6 +90,11 @@ class CeleryConfig:
     pickup_timeout: float = 600.0
 
 
+@dataclass
+class RetentionConfig:
+    keep: float  # seconds: the scheduler prunes what is older, once a day (prune.py)
+
+
 def _given(**values: Any) -> dict[str, Any]:
     """The settings the file gave (readers return None for a key it leaves out)."""
     return {k: v for k, v in values.items() if v is not None}
@@ -107,6 +112,7 @@ class Config:
     mail: MailConfig | None = None
     webhooks: list[WebhookConfig] = field(default_factory=list)
     celery: CeleryConfig | None = None
+    retention: RetentionConfig | None = None
     metrics: MetricsConfig | None = None
     resources: dict[str, int] = field(default_factory=dict)  # pool name -> units, for every batch
 
@@ -159,8 +165,18 @@ def find_config_path(explicit: str | None) -> Path | None:
         if not path.is_file():
             raise ConfigError(f"{env} (from OVERNIGHT_CONFIG): no such configuration file")
         return path.resolve()
-    path = Path.cwd() / CONFIG_NAME
-    return path if path.is_file() else None
+    return find_upwards(Path.cwd())
+
+
+def find_upwards(folder: Path) -> Path | None:
+    """The overnight.toml of `folder` or of the nearest folder above it, as git finds its
+    repository: a command typed in a project's subfolder (its scripts, its logs) uses the
+    project's configuration rather than none."""
+    for candidate in (folder, *folder.parents):
+        path = candidate / CONFIG_NAME
+        if path.is_file():
+            return path
+    return None
 
 
 def load_config(explicit: str | None = None) -> Config:
@@ -181,7 +197,8 @@ def load_config(explicit: str | None = None) -> Config:
 
 def parse_config(data: dict[str, Any], path: Path) -> Config:
     where = str(path)
-    _only(data, ("overnight", "batches", "mail", "webhooks", "celery", "web", "resources", "metrics"), where)
+    _only(data, ("overnight", "batches", "mail", "webhooks", "celery", "web", "resources", "metrics",
+                 "retention"), where)
     base_dir = path.parent
     top = _table(data, "overnight", where)
     _only(top, ("state_dir", "timezone", "workers"), f"{where}: [overnight]")
@@ -218,6 +235,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         )
     if "metrics" in data:
         config.metrics = _metrics(_table(data, "metrics", where), f"{where}: [metrics]", base_dir)
+    if "retention" in data:
+        config.retention = _retention(_table(data, "retention", where), f"{where}: [retention]")
     if any(bc.schedule is not None for bc in config.batches.values()):
         # A typo in a schedule must show in whatever command comes first, not only when the
         # daemon is next restarted (and then refuses to start, and no night runs).
@@ -299,6 +318,16 @@ def _resources(table: dict[str, Any], w: str) -> dict[str, int]:
             raise ConfigError(f"{w}: {e}") from None
         pools[name] = _int(table, name, w, minimum=1)  # type: ignore[assignment]
     return pools
+
+
+def _retention(table: dict[str, Any], w: str) -> RetentionConfig:
+    _only(table, ("keep",), w)
+    keep = _duration(table, "keep", w)
+    if keep is None:
+        raise ConfigError(f'{w}: keep is required, e.g. keep = "400d"')
+    if keep < 86400:
+        raise ConfigError(f"{w}: keep = {table['keep']!r} is less than a day; e.g. keep = \"400d\"")
+    return RetentionConfig(keep)
 
 
 def _mail(table: dict[str, Any], w: str) -> MailConfig:
@@ -387,7 +416,9 @@ def _webhook(table: Any, w: str) -> WebhookConfig:
 def _only(table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
     for key in table:
         if key not in allowed:
-            raise ConfigError(f"{where}: unknown key {key!r} (valid: {', '.join(allowed)})")
+            raise ConfigError(
+                f"{where}: unknown key {key!r}{did_you_mean(key, allowed)} (valid: {', '.join(allowed)})"
+            )
 
 
 def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from overnight.adoption import ask_adopt
 from overnight.batch import Step
 from overnight.batchafter import AfterBatches, OtherRun, judge_after
 from overnight.durations import format_duration
@@ -38,7 +39,9 @@ def print_plan(
     downstream: bool = False,
     fresh: bool = False,
     after: AfterBatches | None = None,
+    workdir: Path | None = None,
 ) -> None:
+    """`workdir`: where the steps run (their adopt_if is asked there)."""
     batch = loaded.batch
     # Steps on remote queues are checked against [celery] before this (cli._check_queues),
     # so their runner would have an executor to re-attach with.
@@ -46,21 +49,24 @@ def print_plan(
                           remote=any(s.queue for s in loaded.order))
     snapshot, busy = _snapshot(ledger, state_dir, batch.name, run_date)
     plan = plan_launch(loaded.order, snapshot, options)
+    run = ledger.find_run(batch.name, run_date.isoformat()) if ledger else None
+    numbers = ledger.launch_numbers(run.id) if ledger and run else {}
     click.echo(f"{batch.name} for {run_date.isoformat()} (dry run: nothing is started or recorded)")
     if busy:
         click.echo(f"  (a launch is running now, {busy}: a launch would exit 3 until it ends)")
     for launch in snapshot.dead_launches:
-        click.echo(f"  (launch {launch} died without finishing: a launch would record it crashed)")
+        click.echo(f"  ({_night_of(ledger, launch)} died without finishing: "
+                   "a launch would record it crashed)")
     if after is not None:
         click.echo(f"  ({_after_text(after, ledger, run_date.isoformat())})")
-    failed_when = _walk_when(loaded.order, plan, run_date)
+    failed_when = _walk_when(loaded.order, plan, run_date, workdir or loaded.path.parent)
     turns = _turns(plan)
     if len(turns) > 1:
         click.echo(f"  (order: {_order_basis(snapshot)})")
     to_run = 0
     for step in loaded.order:
         planned = plan.steps[step.name]
-        what = failed_when.get(step.name) or _describe(planned, step, run_date)
+        what = failed_when.get(step.name) or _describe(planned, step, run_date, numbers)
         to_run += what.startswith(("run", "await"))
         if what == "run" or what.startswith("run "):
             what += _turn_text(step, turns, plan, bool(snapshot.history))
@@ -130,8 +136,9 @@ def _snapshot(
     ), busy
 
 
-def _walk_when(order: list[Step], plan: LaunchPlan, run_date: date) -> dict[str, str]:
-    """What the `when=` of the steps that would run says, and what a failing one blocks."""
+def _walk_when(order: list[Step], plan: LaunchPlan, run_date: date, workdir: Path) -> dict[str, str]:
+    """What the `when=` (and `adopt_if=`) of the steps that would run says, and what a
+    failing one blocks."""
     said: dict[str, str] = {}
 
     def blockable(name: str) -> bool:
@@ -140,16 +147,24 @@ def _walk_when(order: list[Step], plan: LaunchPlan, run_date: date) -> dict[str,
     for step in order:
         if plan.steps[step.name].action is not Action.RUN or step.name in said:
             continue
-        gate = check_when(step, run_date)
+        gate = check_when(step, run_date) or ask_adopt(step, run_date, workdir, plan.adoptable)
         if gate is None:
             continue
-        if gate.state is StepState.SKIPPED:
-            said[step.name] = f"skip ({gate.says})"
+        if gate.state.is_done:
+            said[step.name] = f"{gate.word} ({gate.says})"
             continue
         said[step.name] = f"fail ({gate.note})"
         for name in blocked_behind(step.name, plan.dependents, blockable):
             said[name] = f"blocked (behind {step.name}, whose when= fails)"
     return said
+
+
+def _night_of(ledger: Ledger | None, launch_id: int) -> str:
+    """A launch as a person is told it: its number within its night, and that night."""
+    if ledger is None:
+        return f"a launch (id {launch_id})"
+    day, number = ledger.night_of(launch_id)
+    return f"launch {number} for {day}"
 
 
 _RUN_IF_SAYS = {
@@ -158,7 +173,7 @@ _RUN_IF_SAYS = {
 }
 
 
-def _describe(planned: StepPlan, step: Step, run_date: date) -> str:
+def _describe(planned: StepPlan, step: Step, run_date: date, numbers: dict[int, int]) -> str:
     was, action = planned.was, planned.action
     if action is Action.RUN:
         notes = [f"was {was}"] if was is not StepState.PENDING else []
@@ -168,7 +183,8 @@ def _describe(planned: StepPlan, step: Step, run_date: date) -> str:
             notes.append(_RUN_IF_SAYS[step.run_if])
         return "run" + (f" ({'; '.join(notes)})" if notes else "")
     if action is Action.SKIP:
-        return f"skip ({was}" + (f" in launch {planned.set_by})" if planned.set_by else ")")
+        by = numbers.get(planned.set_by or 0)
+        return f"skip ({was}" + (f" in launch {by})" if by else ")")
     if action is Action.LEAVE:
         return f"leave as it is ({was}; not in --rerun)"
     if action is Action.HOLD:
@@ -176,7 +192,7 @@ def _describe(planned: StepPlan, step: Step, run_date: date) -> str:
                 f"`overnight mark {step.batch} {step.name} --redo --date {run_date}`)")
     if action is Action.BLOCK:
         return f"blocked (behind {planned.cause}, which is held)"
-    launch = planned.attempt.launch_id if planned.attempt else "?"
+    launch = numbers.get(planned.attempt.launch_id, "?") if planned.attempt else "?"
     if action is Action.REATTACH:
         return f"await (still on queue {step.queue} since launch {launch})"
     return f"running now (in launch {launch})"

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from overnight.adoption import ask_adopt
 from overnight.batch import Step, dependents_of
 from overnight.batchafter import AfterBatches, wait_for_batches
 from overnight.executor import Executor, Job, Outcome, RemoteExecutor
@@ -89,6 +90,7 @@ class Runner:
         self.ready_waits: list[str] = []        # wait steps ready: they hold no worker
         self.unhappy: set[str] = set()          # a prerequisite of these did not succeed
         self.gated: set[str] = set()            # when= and run_if said yes (asked once)
+        self.adoptable: frozenset[str] = frozenset()  # steps whose adopt_if is asked (adoption.py)
         self.parked: set[str] = set()           # ready, but a pool they need is full
         self.waiting_for: dict[str, str] = {}   # step -> the pool the ledger says it waits for
         self.recheck: Timer | None = None       # the next try of the parked steps
@@ -179,21 +181,20 @@ class Runner:
         """Find dead launches, create this launch, then: snapshot, plan, apply."""
         opts = self.options
         with self.ledger.transaction():
-            crashed = [c.id for c in self.ledger.reap_dead_launches(self.batch)]
+            dead = self.ledger.reap_dead_launches(self.batch)
             run = self.ledger.ensure_run(self.batch, opts.date.isoformat())
             self.run_id = run.id
             self.launch_id = self.ledger.start_launch(
-                run.id,
-                self.batch,
-                trigger=opts.trigger,
-                launched_by=opts.launched_by,
+                run.id, self.batch, trigger=opts.trigger, launched_by=opts.launched_by,
                 options={**options_record(opts), "kill_net": self.guard.net.kind},
             )
             states = self.ledger.sync_steps(run.id, self.order)
             snapshot = read_snapshot(
-                self.ledger, run.id, states=states, dead_launches=crashed,
+                self.ledger, run.id, states=states, dead_launches=[c.id for c in dead],
                 history=read_history(self.ledger, self.batch, run.date),
             )
+            numbers = self.ledger.launch_numbers(run.id)
+            crashed = [self.ledger.night_of(launch.id) for launch in dead]
             plan = plan_launch(self.order, snapshot, PlanOptions(
                 rerun=opts.rerun, downstream=opts.downstream, fresh=opts.fresh,
                 remote="celery" in self.remote_factories,
@@ -202,12 +203,8 @@ class Runner:
         if self.pool is not None:
             self.pool.holder.update(batch=self.batch, date=opts.date.isoformat(), launch=self.launch_id)
         self.progress.launch_started(
-            batch=self.batch,
-            date=opts.date,
-            launch_id=self.launch_id,
-            total=len(self.order),
-            to_run=plan.to_run,
-            crashed=crashed,
+            batch=self.batch, date=opts.date, launch_id=self.launch_id, total=len(self.order),
+            to_run=plan.to_run, crashed=crashed, numbers=numbers,
         )
         for skipped in plan.having(Action.SKIP):
             self.progress.step_done_before(skipped.name, skipped.state, skipped.set_by)
@@ -249,6 +246,7 @@ class Runner:
         self.rank = plan.rank
         self.ready = [(plan.rank[name], name) for name in plan.ready]  # sorted: a heap already
         self.unhappy = plan.unhappy
+        self.adoptable = plan.adoptable
         if any(self.steps[name].wait for name in plan.ready):
             self.ready_waits = [name for name in plan.ready if self.steps[name].wait]
             self.ready = [(plan.rank[name], name) for name in plan.ready if not self.steps[name].wait]
@@ -309,7 +307,8 @@ class Runner:
             return  # it stays pending: a resume runs it
         gate = None
         if name not in self.tries and name not in self.gated:  # its first turn in this launch
-            gate = check_run_if(step, name in self.unhappy) or check_when(step, self.options.date)
+            gate = (check_run_if(step, name in self.unhappy) or check_when(step, self.options.date)
+                    or ask_adopt(step, self.options.date, self.workdir, self.adoptable))
         if gate is None:
             self.gated.add(name)
             if step.resources and self.pool is not None:
@@ -321,8 +320,8 @@ class Runner:
             jobs.append(self._record_start(step))
             return
         self._set(name, StepState.PENDING, gate.state, gate.note)
-        if gate.state is StepState.SKIPPED:
-            self.progress.step_skipped(name, gate.says)
+        if gate.state.is_done:  # skipped, or adopted
+            self.progress.step_skipped(name, gate.says, gate.word)
             self._release(name)
         else:
             self.progress.step_failed_to_start(name, gate.says)

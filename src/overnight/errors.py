@@ -4,6 +4,13 @@ The CLI prints ``str(error)`` as one line and exits with ``error.exit_code``; no
 is ever shown for one of these.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 
 class OvernightError(Exception):
     """A problem the user can fix; its message is one line that says what and where."""
@@ -31,6 +38,12 @@ class AlreadyRunning(OvernightError):
     exit_code = 3
 
 
+class NotConfirmed(OvernightError):
+    """A person at a terminal said no: nothing was done (as for a cancel)."""
+
+    exit_code = 130
+
+
 class InvalidTransition(RuntimeError):
     """A state change the transition table forbids: a bug, never a user's mistake."""
 
@@ -45,3 +58,17 @@ def shown(value: object, limit: int = 60, quote: bool = True) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(str(value))} characters)"
+
+
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
+    """" (did you mean 'x'?)" when `word` looks like a typo of one of `choices`, else "".
+
+    For the end of an error message about an unknown key, batch, step or option: a close
+    spelling is the likeliest fix, and naming it saves a trip to the docs.
+    """
+    if not isinstance(word, str) or len(word) > 200:
+        return ""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -7,6 +7,8 @@ implement it in process.py; a remote queue can implement the same three methods.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -54,16 +56,67 @@ class Job:
             return Outcome(StepState.CANCELLED, exit_code, message or "cancelled", ended_at)
         if exit_code == 0:
             return Outcome(StepState.SUCCEEDED, 0, None, ended_at)
-        if exit_code < 0:
-            # Killed by a signal overnight did not send (the OOM killer, an operator, a
-            # crash): not the step's own exit status, so an interruption.
-            why = message or f"killed by signal {-exit_code}"
-            return Outcome(StepState.INTERRUPTED, exit_code, why, ended_at)
-        return Outcome(StepState.FAILED, exit_code, message or f"exit code {exit_code}", ended_at)
+        # Killed by a signal overnight did not send (the OOM killer, an operator, a crash):
+        # not the step's own exit status, so an interruption.
+        state = StepState.INTERRUPTED if exit_code < 0 else StepState.FAILED
+        return Outcome(state, exit_code, message or exit_message(exit_code, self), ended_at)
 
 
 def _timeout_message(job: Job) -> str:
     return f"timed out after {job.step.timeout:g}s"
+
+
+def signal_message(signum: int) -> str:
+    """How a step killed by a signal reads, whatever kind of step it was."""
+    import signal
+
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        return f"killed by signal {signum}"
+    return f"killed by {name} (signal {signum})"
+
+
+def exit_message(exit_code: int, job: Job | None = None) -> str:
+    """What a failed exit status means, in the words a person at 2am needs."""
+    if exit_code < 0:
+        return signal_message(-exit_code)
+    if exit_code == 127 and job is not None and job.step.command is not None:
+        # The shell's (and our) "not found": name the program, not a bare number.
+        return f"command not found: {not_found_name(job)}"
+    return f"exit code {exit_code}"
+
+
+def start_failure(error: OSError, program: str | None, resolved: str | None = None) -> str:
+    """Why a step's process could not start (exit code 127): a program that is not there
+    reads as the shell says it, anything else (a missing cwd, no permission) as the error."""
+    if isinstance(error, FileNotFoundError) and program is not None and error.filename in (program, resolved):
+        return f"command not found: {program}"
+    return f"cannot start: {error.strerror or error}" + (f": {error.filename}" if error.filename else "")
+
+
+# The shell's own line for a missing program, at the end of the step's log: dash says
+# "sh: 1: NAME: not found", bash "bash: line 1: NAME: command not found".
+_NOT_FOUND = re.compile(rb"^(?:\S*sh|\S+): (?:line )?\d+: (.+?): (?:command )?not found\s*$", re.MULTILINE)
+
+
+def not_found_name(job: Job) -> str:
+    """The program a command step could not find: from the shell's message in its log,
+    or else the command's first word."""
+    try:
+        with open(job.log_path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
+            found = _NOT_FOUND.findall(f.read())
+    except OSError:
+        found = []
+    if found:
+        return found[-1].decode("utf-8", "replace")
+    command = job.step.command
+    if isinstance(command, str):
+        words = command.split()
+        return words[0] if words else command
+    assert command is not None
+    return command[0]
 
 
 class Executor(Protocol):

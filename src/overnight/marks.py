@@ -33,6 +33,17 @@ def apply_mark(
     new = TARGET[action]
     changes: list[tuple[str, StepState, StepState]] = []
     with ledger.transaction():
+        if ledger.find_run(batch.name, run_date.isoformat()) is None and not (
+            new.is_done and set(chosen) >= set(batch.steps)
+        ):
+            # A run made by marks has no launch: unless the marks settle every step (the
+            # run then succeeded: a night done by hand, or skipped ahead with
+            # --allow-future), readers would take it for a night whose runner died.
+            raise ConfigError(
+                f"batch {batch.name!r} has no run for {run_date.isoformat()} yet: a mark before "
+                f"it runs must settle every step (--done or --skip; --downstream from the first); "
+                f"to run it: `{resume_hint}`"
+            )
         ledger.reap_dead_launches(batch.name)
         run = ledger.ensure_run(batch.name, run_date.isoformat())
         states = ledger.sync_steps(run.id, loaded.order)

@@ -16,6 +16,7 @@ class Tone(NamedTuple):
 
 TONES: dict[str, Tone] = {
     "ok": Tone("#2f9e44", "#fff", "32"),
+    "adopted": Tone("#8ce99a", "#1b4332", "32"),  # done, but not by overnight: a paler success
     "bad": Tone("#e03131", "#fff", "31"),
     "timeout": Tone("#a61e4d", "#fff", "31"),
     "run": Tone("#1c7ed6", "#fff", "36"),
@@ -29,6 +30,7 @@ TONES: dict[str, Tone] = {
 # Every step, attempt, launch and run state, in the order a legend lists them.
 STATE_TONE: dict[str, str] = {
     "succeeded": "ok",
+    "adopted": "adopted",
     "failed": "bad",
     "timed_out": "timeout",
     "running": "run",

@@ -12,7 +12,8 @@ Where a rule goes:
   after which ends a step is tried again within the launch: RETRY_AFTER;
 - the order in which ready steps start: `ready_rank` (priority=, then the critical path
   from `remaining_paths` over `usual_durations`, then declaration order);
-- whether a step whose turn has come runs at all (`when=`): `check_when`; after which ends
+- whether a step whose turn has come runs at all (`when=`): `check_when`; whether it may be
+  adopted instead (`adopt_if=`): adoption.adoptable (asked then by adoption.ask_adopt); after which ends
   of its prerequisites (`run_if=`): RUN_IF, `check_run_if`, and `unsuccessful_end` for
   what a prerequisite that did not succeed blocks or releases;
 - what the end of one check of a wait step means for it: `after_check`;
@@ -30,6 +31,7 @@ from statistics import median
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from overnight.adoption import adoptable
 from overnight.batch import Step, dependents_of, with_downstream
 from overnight.states import RunState, StepState, after_runner_died
 from overnight.waits import WaitSpec
@@ -92,6 +94,7 @@ class Snapshot(NamedTuple):
     live_launch: int | None = None      # a launch whose runner is alive now (dry run only)
     dead_launches: Sequence[int] = ()   # launches recorded running whose runner is gone
     history: Mapping[str, Sequence[float]] = _NOTHING  # recent successful durations, per step
+    marked: frozenset[str] = frozenset()  # steps an operator has marked in this run
 
 
 class PlanOptions(NamedTuple):
@@ -184,6 +187,7 @@ class LaunchPlan(NamedTuple):
     dependents: dict[str, list[str]]      # per step, the steps that name it in after=
     paths: dict[str, float]               # per step, its expected remaining path (seconds)
     unhappy: set[str]                     # runnable steps a prerequisite of which did not succeed
+    adoptable: frozenset[str] = frozenset()  # steps whose adopt_if is asked when their turn comes
 
     def having(self, action: Action) -> list[StepPlan]:
         return [p for p in self.steps.values() if p.action is action]
@@ -258,8 +262,9 @@ def plan_launch(
         (n for n in runnable if waiting[n] == 0 and plans[n].state is StepState.PENDING),
         key=rank.__getitem__,
     )
+    adopt = adoptable(steps, snapshot.attempts, snapshot.marked, selection or (), options.fresh)
     return LaunchPlan(plans, changes, closed, frozenset(runnable), waiting, ready, rank, dependents, paths,
-                      unhappy)
+                      unhappy, adopt)
 
 
 def _after_failures_left_alone(
@@ -462,11 +467,13 @@ def retries_left(step: Step, state: StepState, tries: int) -> bool:
 
 
 class Gate(NamedTuple):
-    """A step whose turn came that does not run: its `when=` said no, or failed."""
+    """A step whose turn came that does not run: its `when=` said no, or failed; or its
+    work was done before overnight (adoption.py)."""
 
-    state: StepState   # SKIPPED or FAILED
+    state: StepState   # SKIPPED, FAILED or ADOPTED
     note: str          # recorded with the step
     says: str          # told to the operator
+    word: str = "skip"  # the progress line's first word, for a state that lets what follows go on
 
 
 def check_when(step: Step, run_date: date) -> Gate | None:

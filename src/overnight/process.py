@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from overnight.batch import Step
 from overnight.callables import CallableExecutor
-from overnight.executor import Job, Outcome
+from overnight.executor import Job, Outcome, start_failure
 from overnight.killnet import ProcessGroupNet
 from overnight.loop import EventLoop, Timer
 from overnight.sentinel import TOKEN_VARIABLE, Sentinel, close_fds_except, kill_group
@@ -94,8 +94,10 @@ class LocalExecutor:
         except (OSError, ValueError) as e:  # ValueError: what loading lets through by mistake
             if group is not None:
                 self.net.step_ended(0, group, False)
-            message = f"cannot start: {getattr(e, 'strerror', None) or e}" + (
-                f": {e.filename}" if getattr(e, "filename", None) else "")
+            if isinstance(e, OSError):
+                message = start_failure(e, None if isinstance(command, str) else command[0], executable)
+            else:
+                message = f"cannot start: {e}"
             os.write(log_fd, f"overnight: {message}\n".encode())
             os.close(log_fd)
             self._fail_soon(job, message, 127)

@@ -45,6 +45,7 @@ class Progress:
         self.quiet = quiet
         self.batch = ""
         self.date: date | None = None
+        self.numbers: dict[int, int] = {}
         # For the commands we tell the reader to type: how BATCH and the config are named.
         self.command_line = command_line or CommandLine()
         self.batch_arg = batch_arg
@@ -73,16 +74,23 @@ class Progress:
 
     def launch_started(
         self, *, batch: str, date: date, launch_id: int, total: int, to_run: int,
-        crashed: list[int],
+        crashed: list[tuple[str, int]], numbers: dict[int, int] | None = None,
     ) -> None:
+        """`crashed`: (date, number) of each launch found dead; `numbers`: this run's
+        launches by their number within the night, the number a person is shown."""
         self.batch, self.date, self.started = batch, date, time.monotonic()
-        for launch in crashed:
-            self._line(f"launch {launch} of {batch} died without finishing: marked crashed", "yellow")
+        self.numbers = numbers or {}
+        for day, number in crashed:
+            self._line(f"launch {number} of {batch} for {day} died without finishing: marked crashed",
+                       "yellow")
         already = total - to_run
         what = f"{to_run} of {total} steps to run" + (
             f", {already} done in earlier launches or left as they are" if already else ""
         )
-        self._line(f"{batch} for {date.isoformat()}: launch {launch_id}: {what}", "bold")
+        self._line(f"{batch} for {date.isoformat()}: launch {self._number(launch_id)}: {what}", "bold")
+
+    def _number(self, launch_id: int | None) -> int | str:
+        return self.numbers.get(launch_id or 0, "?")
 
     def kill_net(self, description: str) -> None:
         if not self.quiet:
@@ -105,11 +113,12 @@ class Progress:
     def step_done_before(self, name: str, state: StepState, launch_id: int | None) -> None:
         if self.quiet:
             return
-        by = f" in launch {launch_id}" if launch_id else ""
+        by = f" in launch {self._number(launch_id)}" if launch_id else ""
         self._line(f"skip     {name} ({state}{by})", "dim")
 
     def step_reattached(self, job: Job) -> None:
-        self._line(f"attach   {job.step.name}: still on queue {job.step.queue} from launch {job.launch_id}")
+        self._line(f"attach   {job.step.name}: still on queue {job.step.queue} "
+                   f"from launch {self._number(job.launch_id)}")
 
     def step_held(self, name: str, batch: str, run_date: date) -> None:
         redo = self.command_line.mark_hint(self.batch_arg or batch, name, "redo", run_date.isoformat())
@@ -152,9 +161,10 @@ class Progress:
     def step_failed_to_start(self, name: str, why: str) -> None:
         self._line(f"FAILED   {name}: {why}", "red")
 
-    def step_skipped(self, name: str, why: str) -> None:
+    def step_skipped(self, name: str, why: str, word: str = "skip") -> None:
+        """Not run, and done: skipped (when= said no), or adopted (done before overnight)."""
         if not self.quiet:
-            self._line(f"skip     {name} ({why})", "dim")
+            self._line(f"{word:<8} {name} ({why})", "dim")
 
     def step_blocked(self, name: str, by: str) -> None:
         self._line(f"blocked  {name} (by {by})", "yellow")
@@ -180,9 +190,24 @@ class Progress:
             f"in {format_duration(result.elapsed)}",
             "bold",
         )
-        if result.exit_code in (1, 130):
+        if result.held:
+            # A plain resume would only hold them again: the operator's word comes first.
+            said, command = held_hint(self.command_line, self.batch_arg or self.batch, result.held, self.date)
+            self._line(said)
+            self._line(f"  {command}")
+        elif result.exit_code in (1, 130):
             again = self.command_line.resume_hint(self.batch_arg or self.batch, self.date.isoformat())
             self._line(f"to resume, after a fix: {again}")
+
+
+def held_hint(command_line: CommandLine, batch_arg: str, held: list[str], day: date | str) -> tuple[str, str]:
+    """What to do about steps held after a crash (not idempotent, interrupted), and the
+    mark that lets the night go on: a plain resume would only hold them again."""
+    day = day if isinstance(day, str) else day.isoformat()
+    it = "them" if len(held) > 1 else "it"
+    said = (f"held: {', '.join(held)} (not idempotent, interrupted by a crash): check what {it} did, "
+            f"then, to run {it} again (or with --done if {it} finished):")
+    return said, command_line.mark_hint(batch_arg, held, "redo", day)
 
 
 class TerminalProgress(Progress):

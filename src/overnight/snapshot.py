@@ -42,6 +42,7 @@ def read_snapshot(
     return Snapshot(
         states=states, set_by=set_by, running=running, attempts=ledger.attempt_counts(run_id),
         live_launch=live_launch, dead_launches=tuple(dead_launches), history=history or {},
+        marked=ledger.marked_steps(run_id),
     )
 
 

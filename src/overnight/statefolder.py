@@ -10,6 +10,7 @@
     logs/scheduler/BATCH/DATE-AT.log    what the scheduler's launches printed
     logs/cron/BATCH.log                 what the lines of `overnight cron` printed
     logs/web/STAMP-COMMAND-...log       what the dashboard's buttons started printed
+    logs/prune.log                      what the scheduler's daily prune said ([retention])
     remote-logs/BATCH/DATE/STEP.N.ID.log  on a worker host: the output of the steps it ran
 
 The layout is part of what users rely on (their log rotation, their backups, state
@@ -91,6 +92,11 @@ class StateFolder:
 
     def cron_log(self, batch: str) -> Path:
         return self.logs / "cron" / f"{batch}.log"
+
+    @property
+    def prune_log(self) -> Path:
+        """What the scheduler's daily prunes said; its time is when the last one started."""
+        return self.logs / "prune.log"
 
     def web_launch_log(self, command: str) -> Path:
         """A new file for the output of one command the dashboard starts."""

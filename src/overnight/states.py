@@ -17,11 +17,12 @@ class StepState(StrEnum):
     CANCELLED = "cancelled"      # stopped by SIGINT/SIGTERM or `overnight cancel`
     BLOCKED = "blocked"          # a prerequisite did not succeed
     SKIPPED = "skipped"          # its `when` was false, or an operator said skip
+    ADOPTED = "adopted"          # its work was done before overnight ran it (adopt_if: Luigi's output)
 
     @property
     def is_done(self) -> bool:
         """Done steps let their dependents go on and are not run again by a resume."""
-        return self in (StepState.SUCCEEDED, StepState.SKIPPED)
+        return self in (StepState.SUCCEEDED, StepState.SKIPPED, StepState.ADOPTED)
 
 
 class RunState(StrEnum):
@@ -47,7 +48,7 @@ S = StepState
 # one writer); anything not listed here is a bug.
 STEP_TRANSITIONS: dict[StepState, frozenset[StepState]] = {
     # FAILED: its when= raised or exited, so it never started
-    S.PENDING: frozenset({S.RUNNING, S.SKIPPED, S.BLOCKED, S.SUCCEEDED, S.PENDING, S.FAILED}),
+    S.PENDING: frozenset({S.RUNNING, S.SKIPPED, S.BLOCKED, S.SUCCEEDED, S.PENDING, S.FAILED, S.ADOPTED}),
     # running -> skipped: a wait step whose time ran out with on_timeout="skip".
     S.RUNNING: frozenset(
         {S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.INTERRUPTED, S.CANCELLED, S.PENDING, S.SKIPPED}
@@ -55,6 +56,8 @@ STEP_TRANSITIONS: dict[StepState, frozenset[StepState]] = {
     # A resume, a --rerun, --fresh or an operator's mark can take any settled state back.
     S.SUCCEEDED: frozenset({S.PENDING, S.SKIPPED}),
     S.SKIPPED: frozenset({S.PENDING, S.SUCCEEDED}),
+    # Adopted once, the ledger is its record: a --rerun, --fresh or a mark may change it.
+    S.ADOPTED: frozenset({S.PENDING, S.SUCCEEDED, S.SKIPPED}),
     S.FAILED: frozenset({S.PENDING, S.SUCCEEDED, S.SKIPPED}),
     S.TIMED_OUT: frozenset({S.PENDING, S.SUCCEEDED, S.SKIPPED}),
     S.INTERRUPTED: frozenset({S.PENDING, S.SUCCEEDED, S.SKIPPED}),

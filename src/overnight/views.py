@@ -45,11 +45,22 @@ def _write(text: str) -> None:
     sys.stdout.write(text)
 
 
-def print_status(ledger: Ledger, run: RunRow, as_json: bool) -> None:
+# What `status` exits with for the run it shows (README, "Exit codes"): a script or a
+# monitoring check can gate on it. A run still going is not (yet) a failure.
+NOT_SUCCEEDED = frozenset({"failed", "crashed", "cancelled"})
+
+
+def status_exit_code(states: list[str | None]) -> int:
+    return 1 if any(state in NOT_SUCCEEDED for state in states) else 0
+
+
+def print_status(ledger: Ledger, run: RunRow, as_json: bool) -> int:
+    """Print one run's status; return the exit code for it."""
     from overnight.readmodel.run import run_view
 
     view = run_view(ledger, run)
     _write(to_json(view) if as_json else status_text(view))
+    return status_exit_code([view.state])
 
 
 def status_text(view: RunView) -> str:
@@ -77,13 +88,13 @@ def status_text(view: RunView) -> str:
         out.append(
             f"  {s.name:<{width}}  {_paint(f'{s.state:<11}', s.state)}  "
             f"{format_duration(s.duration):>8}  {len(s.attempts):>5}  "
-            f"{s.launch_id or '-':>6}  {note}\n"
+            f"{s.launch or '-':>6}  {note}\n"
         )
     for la in view.launches:
         net = la.options.get("kill_net")
         note = f": {la.message}" if la.not_started else ""  # why it failed before any step ran
         out.append(
-            f"  launch {la.id}: {_paint(la.state, la.state)}, {la.trigger} by "
+            f"  launch {la.number}: {_paint(la.state, la.state)}, {la.trigger} by "
             f"{la.launched_by} on {la.host} (pid {la.pid}), {_clock(la.started_at)}, {_took(la)}"
             + (f", kill net: {net}" if net else "") + f"{note}\n"
         )
@@ -133,7 +144,7 @@ def history_text(view: HistoryView) -> str:
         for la in r.launches:
             note = f"  {la.message}" if la.message else ""
             out.append(
-                f"    launch {la.id:<5} {_paint(f'{la.state:<9}', la.state)} {la.trigger} by "
+                f"    launch {la.number:<3} {_paint(f'{la.state:<9}', la.state)} {la.trigger} by "
                 f"{la.launched_by}, {_clock(la.started_at)}, {_took(la)}{note}\n"
             )
         for rep in unsent(r.reports):
@@ -149,8 +160,8 @@ def history_text(view: HistoryView) -> str:
     return "".join(out)
 
 
-def print_overview(config: Config, ledger: Ledger | None, as_json: bool) -> None:
-    """`overnight status` with no batch: the latest run of every batch."""
+def print_overview(config: Config, ledger: Ledger | None, as_json: bool) -> int:
+    """`overnight status` with no batch: the latest run of every batch; the exit code."""
     from overnight.readmodel.batches import latest_runs
 
     rows = latest_runs(config, ledger)
@@ -162,6 +173,7 @@ def print_overview(config: Config, ledger: Ledger | None, as_json: bool) -> None
         for row in rows:
             state = row.state or "never run"
             _write(f"{row.batch:<16} {row.date or '-':<10}  {_paint(state, state)}\n")
+    return status_exit_code([row.state for row in rows])
 
 
 def print_batch_list(config: Config, ledger: Ledger | None, as_json: bool) -> None:

@@ -54,6 +54,16 @@ def test_many_names_guessed_from_one_address_are_held_back(project, proxied):
     assert client_from(proxied, "203.0.113.8").login(*VIC) == 303
 
 
+def test_a_forged_forwarded_for_without_a_trusted_proxy_is_no_fresh_address(project, site):
+    """Each guess says it comes from elsewhere; with no --trusted-proxy the server believes
+    only the socket: the guesses are counted against 127.0.0.1 and recorded from there."""
+    for i in range(FREE):
+        assert client_from(site, f"198.51.100.{i}").login(f"nobody{i}", "whatever1") == 401
+    assert client_from(site, "198.51.100.250").login(*VIC) == 429
+    addresses = {a for (a,) in project.query("SELECT address FROM audit WHERE action = 'login'")}
+    assert addresses == {"127.0.0.1"}
+
+
 def test_a_success_clears_the_names_failures(project, site):
     olive = Client(site.url)
     for i in range(FREE - 1):

@@ -52,6 +52,29 @@ def test_the_latest_run_link_goes_to_the_newest_night(project, serve):
     assert status == 303 and headers["location"] == "/run/demo/2026-11-20"
 
 
+ADOPTING = """
+    from pathlib import Path
+    from overnight import Batch
+    batch = Batch("demo")
+    batch.command("extract", "echo extracting {date}", adopt_if=lambda day: Path(f"luigi-{day}").exists())
+    batch.command("load", "echo loading {date}")
+"""
+
+
+def test_an_adopted_step_and_the_launches_of_a_night_read_as_such(project, serve):
+    """The run page shows the adopted step as adopted, and launches by their number that
+    night (launch 1, 2), not by ids counted across every night."""
+    project.write_batch("demo", ADOPTING)
+    assert project.run("run", "demo", "--date", "2026-11-19").returncode == 0  # launch id 1
+    (project.root / "luigi-2026-11-20").touch()
+    for _ in range(2):
+        assert project.run("run", "demo", "--date", "2026-11-20").returncode == 0  # ids 2 and 3
+    server = serve(project)
+    page = Client(server.url).get("/run/demo/2026-11-20")[2].decode()
+    assert 'class="badge s-adopted">adopted</span>' in page
+    assert "launch 1:" in page and "launch 2:" in page and "launch 3" not in page
+
+
 def test_a_launch_that_could_not_start_shows_on_the_run_and_batches_pages(project, serve):
     project.write_batch("demo", SIMPLE)
     (project.root / "demo.py").write_text("import no_such_package_xyz\n")

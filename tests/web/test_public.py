@@ -61,3 +61,30 @@ def test_on_loopback_without_users_it_stays_a_read_only_window(project, serve):
     anyone = Client(server.url)
     assert anyone.get(f"/run/demo/{DAY}")[0] == 200
     assert anyone.post("/batch/demo/launch", {"date": DAY, "csrf": anyone.csrf()})[0] == 403
+
+
+@pytest.mark.parametrize("damage", ["overwritten", "truncated", "emptied"])
+def test_a_damaged_ledger_behind_a_public_dashboard_shows_nothing_and_says_why(project, public, damage):
+    """The ledger broken after the start (overwritten, cut short, emptied): every request
+    is refused in one line (503: cannot read it; 403: no users in an empty file), a session
+    included, naming the file but not its folder; the server's log has the whole line."""
+    olive = Client(public.url)
+    assert olive.login(*OLIVE) == 303
+    ledger = project.ledger_path
+    if damage == "overwritten":
+        ledger.write_bytes(b"not a database " * 512)
+    elif damage == "truncated":
+        ledger.write_bytes(ledger.read_bytes()[: ledger.stat().st_size // 3])
+    else:
+        ledger.write_bytes(b"")
+    expected = (403, b"no users") if damage == "emptied" else (503, b"the ledger is damaged")
+    for client in (olive, Client(public.url)):
+        for path in EVERY_KIND_OF_PAGE:
+            status, _, body = client.get(path)
+            assert (status, expected[1] in body) == (expected[0], True), (path, status, body[:200])
+            assert b"echo a" not in body and b"<html" not in body
+            assert str(project.root).encode() not in body  # where the files live is the server's
+    log = public.log.read_text()
+    assert "Traceback" not in log
+    if damage != "emptied":
+        assert f"overnight: {project.ledger_path}: the ledger is damaged" in log

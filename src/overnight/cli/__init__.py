@@ -6,6 +6,7 @@
     cli/report.py    report, mail-run           cli/backfill.py  backfill
     cli/schedule.py  scheduler, next, cron      cli/web.py       web, user
     cli/worker.py    worker                     cli/check.py     check
+    cli/prune.py     prune                      cli/adopt.py     import crontab, import luigi, init
 
 Each command imports what it needs when it runs, so `overnight status` does not pay for
 the runner and `overnight run` does not pay for the web server.
@@ -33,6 +34,9 @@ LAZY_COMMANDS = {
     "user": ("overnight.cli.web", "user", "Manage dashboard users."),
     "worker": ("overnight.cli.worker", "worker", "Run steps sent to a queue (Celery worker)."),
     "check": ("overnight.cli.check", "check", "How the expected night went, for monitoring (exit 0-3)."),
+    "prune": ("overnight.cli.prune", "prune", "Forget the logs and attempt detail of old nights."),
+    "import": ("overnight.cli.adopt", "import_group", "Batches from a crontab or a Luigi module."),
+    "init": ("overnight.cli.adopt", "init", "Write a first overnight.toml and batch module here."),
 }
 
 

@@ -46,13 +46,11 @@ def backfill(ctx: click.Context, batch: str, first_text: str, last_text: str, ba
     results = bf.run_dates(config, ref.name, batch_arg, set(loaded.batch.steps), dates, keep_going,
                            workers, env)
     code = bf.exit_code(results)
-    ran = sum(1 for r in results if r.exit_code is not None)
-    ok = sum(1 for r in results if r.exit_code == 0)
-    click.echo(f"backfill of {ref.name}: {ok} of {len(results)} dates succeeded"
-               + (f", {len(results) - ran} not run" if ran < len(results) else ""))
     if code in (0, 1):
         _send_digest(config, ref.name, results, mail,
                      bf.again_command(config, batch_arg, first, last, backward, keep_going))
+    # Last, after the digest's own line: the dates that need a look.
+    click.echo(f"backfill of {ref.name}, {len(results)} dates: {bf.tally(results)}")
     ctx.exit(code)
 
 

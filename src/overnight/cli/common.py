@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from overnight.config import Config
     from overnight.ledger import Ledger, RunRow
 
@@ -17,8 +19,33 @@ def get_config(ctx: click.Context) -> Config:
     if "config" not in ctx.obj:
         from overnight.config import load_config
 
-        ctx.obj["config"] = load_config(ctx.obj["config_path"])
+        config = ctx.obj["config"] = load_config(ctx.obj["config_path"])
+        if config.path is not None and not config.path_given and config.base_dir != _cwd():
+            # Found above this folder: say which, or a command typed in the wrong project's
+            # subfolder would act on that project without a word.
+            click.echo(f"overnight: using {config.path}", err=True)
     return ctx.obj["config"]
+
+
+def _cwd():  # noqa: ANN202 - a Path
+    from pathlib import Path
+
+    try:
+        return Path.cwd().resolve()
+    except OSError:
+        return None
+
+
+def complete_batch(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of BATCH: the batches of the overnight.toml in use."""
+    from overnight.config import load_config
+    from overnight.errors import OvernightError
+
+    try:
+        config = load_config((ctx.find_root().params or {}).get("config_path"))
+    except OvernightError:
+        return []
+    return [name for name in sorted(config.batches) if name.startswith(incomplete)]
 
 
 def parse_date(value: str | None, config: Config, batch: str | None) -> date:
@@ -91,11 +118,13 @@ class BatchRef:
         from overnight.loader import load_batch
 
         if self.module_ref is None:
+            from overnight.errors import did_you_mean
+
             known = ", ".join(sorted(self.config.batches)) or "none"
             where = self.config.path or "no overnight.toml here"
             raise DefinitionError(
-                f"unknown batch {shown(self.ref)}: not in {where} (known: {known}) and not a "
-                "path to a batch module"
+                f"unknown batch {shown(self.ref)}{did_you_mean(self.ref, self.config.batches)}: "
+                f"not in {where} (known: {known}) and not a path to a batch module"
             )
         loaded = load_batch(self.module_ref, self.base_dir)
         if self.settings is not None and loaded.batch.name != self.name:
@@ -105,6 +134,19 @@ class BatchRef:
             )
         self.name = loaded.batch.name
         return loaded
+
+    def check_steps(self, loaded, names: Iterable[str], option: str = "") -> None:  # noqa: ANN001
+        """Each of `names` is a step of the loaded batch, or one line naming the first that is not."""
+        from overnight.errors import ConfigError, did_you_mean, shown
+
+        for name in names:
+            if name in loaded.batch.steps:
+                continue
+            guess = did_you_mean(name, loaded.batch.steps)
+            if option:
+                raise ConfigError(f"{option} {shown(name, quote=False)}: batch {self.name!r} "
+                                  f"has no step of that name{guess}")
+            raise ConfigError(f"batch {self.name!r} has no step {shown(name)}{guess}")
 
     @property
     def argument(self) -> str:

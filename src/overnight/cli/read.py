@@ -7,32 +7,35 @@ import sys
 
 import click
 
-from overnight.cli.common import BatchRef, find_run, get_config, open_ledger, parse_date
+from overnight.cli.common import BatchRef, complete_batch, find_run, get_config, open_ledger, parse_date
 
 
 @click.command()
-@click.argument("batch", required=False)
+@click.argument("batch", required=False, shell_complete=complete_batch)
 @click.option("--date", "date_text", metavar="D", help="The run for that date (default: the latest).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def status(ctx: click.Context, batch: str | None, date_text: str | None, as_json: bool) -> None:
-    """Each step of a run: state, duration, attempts, log."""
+    """Each step of a run: state, duration, attempts, log.
+
+    Exits 1 when the run shown failed, crashed or was cancelled (without BATCH: when the
+    latest run of any batch did), so a script can gate on it.
+    """
     from overnight import views
 
     config = get_config(ctx)
     ledger = open_ledger(config, readonly=True)
     if batch is None:
-        views.print_overview(config, ledger, as_json)
-        return
+        ctx.exit(views.print_overview(config, ledger, as_json))
     name = BatchRef(config, batch).resolve_name()
     run_date = parse_date(date_text, config, name) if date_text else None
     run_row = find_run(ledger, name, run_date)
     assert ledger is not None
-    views.print_status(ledger, run_row, as_json)
+    ctx.exit(views.print_status(ledger, run_row, as_json))
 
 
 @click.command()
-@click.argument("batch", required=False)
+@click.argument("batch", required=False, shell_complete=complete_batch)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--limit", "-n", default=30, show_default=True, help="How many runs.")
 @click.pass_context
@@ -47,7 +50,7 @@ def history(ctx: click.Context, batch: str | None, as_json: bool, limit: int) ->
 
 
 @click.command()
-@click.argument("batch")
+@click.argument("batch", shell_complete=complete_batch)
 @click.argument("step")
 @click.option("--date", "date_text", metavar="D", help="The run for that date (default: the latest).")
 @click.option("--attempt", type=int, help="Which attempt (default: the latest).")
@@ -68,7 +71,14 @@ def logs(
     run_row = find_run(ledger, name, parse_date(date_text, config, name) if date_text else None)
     assert ledger is not None
     attempts = ledger.attempts(run_row.id, step)
+    if not attempts and step not in (steps := ledger.step_states(run_row.id)):
+        from overnight.errors import did_you_mean
+
+        raise ConfigError(f"batch {name!r} has no step {shown(step)}{did_you_mean(step, steps)}")
     if not attempts:
+        if steps[step].is_done:
+            raise ConfigError(f"step {shown(step)} of {name} for {run_row.date} is {steps[step].value}, with "
+                              "no attempt on record (marked by hand, adopted, or pruned)")
         raise ConfigError(f"step {shown(step)} of {name} for {run_row.date} has not run")
     chosen = attempts[-1] if attempt is None else next((a for a in attempts if a.number == attempt), None)
     if chosen is None:

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from overnight.cli.common import BatchRef, get_config, open_ledger, parse_date, refuse_future, who_am_i
+from overnight.cli.common import (
+    BatchRef,
+    complete_batch,
+    get_config,
+    open_ledger,
+    parse_date,
+    refuse_future,
+    who_am_i,
+)
 
 if TYPE_CHECKING:
     from overnight.config import Config
@@ -18,7 +26,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("batch")
+@click.argument("batch", shell_complete=complete_batch)
 @click.argument("steps", nargs=-1)
 @click.option("--date", "date_text", metavar="D", help="Business date (YYYY-MM-DD); default yesterday.")
 @click.option("--workers", "-w", type=click.IntRange(1, 1024), help="Steps at once (default 1).")
@@ -31,12 +39,14 @@ if TYPE_CHECKING:
               help="Start without waiting for the batches this one runs after (after= in the config).")
 @click.option("--mail/--no-mail", default=None, help="Send the report (default: as configured).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only failures and the summary.")
+@click.option("--yes", "-y", is_flag=True, help="With --rerun: do not ask to confirm.")
 @click.option("--allow-future", is_flag=True, help="Allow a --date after today.")
 @click.pass_context
 def run(
     ctx: click.Context, batch: str, steps: tuple[str, ...], date_text: str | None,
     workers: int | None, rerun: bool, downstream: bool, fresh: bool, dry_run: bool,
-    fail_fast: bool, ignore_after: bool, mail: bool | None, quiet: bool, allow_future: bool,
+    fail_fast: bool, ignore_after: bool, mail: bool | None, quiet: bool, yes: bool,
+    allow_future: bool,
 ) -> None:
     """Start the run of BATCH for a date, or resume it."""
     from overnight.errors import AlreadyRunning, OvernightError
@@ -57,12 +67,14 @@ def run(
     if workers is None:
         workers = (ref.settings.workers if ref.settings and ref.settings.workers else None) or config.workers
 
+    if rerun and not dry_run:
+        _confirm_rerun(loaded, steps, downstream, yes)
     if dry_run:
         from overnight.dryrun import print_plan
 
         print_plan(loaded, open_ledger(config, readonly=True), config.state_dir, run_date,
                    rerun=steps, downstream=downstream, fresh=fresh,
-                   after=None if ignore_after else _after(config, ref))
+                   after=None if ignore_after else _after(config, ref), workdir=ref.workdir)
         return
 
     from overnight.engine import RunOptions
@@ -128,11 +140,25 @@ def _check_steps(
         raise ConfigError("--downstream goes with --rerun STEP...")
     if rerun and fresh:
         raise ConfigError("--rerun and --fresh cannot go together")
-    for name in steps:
-        if name not in loaded.batch.steps:
-            raise ConfigError(
-                f"--rerun {shown(name, quote=False)}: batch {ref.name!r} has no step of that name"
-            )
+    ref.check_steps(loaded, steps, "--rerun")
+
+
+def _confirm_rerun(loaded: Any, steps: tuple[str, ...], downstream: bool, yes: bool) -> None:
+    """Say which steps run again, and warn of those that are not idempotent; a person at a
+    terminal confirms first (cron, scripts and the dashboard, without one, go ahead)."""
+    import sys
+
+    from overnight.errors import NotConfirmed
+    from overnight.rerun import rerun_listing
+
+    listing = rerun_listing(list(loaded.batch.steps.values()), steps, downstream)
+    click.echo(listing.summary())
+    if warning := listing.warning():
+        click.echo(f"warning: {warning}")
+    if yes or not listing.needs_a_yes or not sys.stdin.isatty():
+        return
+    if not click.confirm("Run them again?", default=False):
+        raise NotConfirmed("not confirmed: nothing was run")
 
 
 def _launch(
@@ -262,7 +288,7 @@ def warn(text: str) -> None:
 
 
 @click.command()
-@click.argument("batch")
+@click.argument("batch", shell_complete=complete_batch)
 @click.option("--wait", default=30.0, show_default=True, help="Seconds to wait for it to stop.")
 @click.pass_context
 def cancel(ctx: click.Context, batch: str, wait: float) -> None:
@@ -297,7 +323,7 @@ def cancel(ctx: click.Context, batch: str, wait: float) -> None:
 
 
 @click.command()
-@click.argument("batch")
+@click.argument("batch", shell_complete=complete_batch)
 @click.argument("steps", nargs=-1, required=True)
 @click.option("--done", "action", flag_value="done", help="Record it as succeeded.")
 @click.option("--skip", "action", flag_value="skip", help="Record it as skipped (what depends on it runs).")
@@ -313,7 +339,7 @@ def mark(
 ) -> None:
     """An operator's word on a step: --done, --skip or --redo."""
     from overnight.commandline import CommandLine
-    from overnight.errors import AlreadyRunning, ConfigError, shown
+    from overnight.errors import AlreadyRunning, ConfigError
     from overnight.lock import BatchLock
     from overnight.marks import apply_mark
 
@@ -324,9 +350,7 @@ def mark(
     loaded = ref.load()
     run_date = _date_to_mark(config, ref.name, date_text)
     refuse_future(run_date, config, ref.name, allow_future)
-    for name in steps:
-        if name not in loaded.batch.steps:
-            raise ConfigError(f"batch {ref.name!r} has no step {shown(name)}")
+    ref.check_steps(loaded, steps)
     lock = BatchLock(config.state_dir, ref.name)
     try:
         lock.acquire(run_date.isoformat())
@@ -344,6 +368,8 @@ def mark(
         click.echo(f"{ref.name} for {run_date}: {step}: {old} -> {new}")
     if not changes:
         click.echo(f"{ref.name} for {run_date}: nothing changed")
+    elif any(new.value == "pending" for _, _, new in changes):
+        click.echo(f"to run {'them' if len(changes) > 1 else 'it'}: {again}")
 
 
 def _date_to_mark(config: Config, batch: str, date_text: str | None):  # noqa: ANN202 - a date

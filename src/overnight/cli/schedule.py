@@ -28,8 +28,13 @@ def _scheduled(config: Config, batch: str | None) -> dict[str, Schedule]:
     if batch is None:
         return scheduled
     if batch not in config.batches:
+        from overnight.errors import did_you_mean
+
         known = ", ".join(sorted(config.batches)) or "none"
-        raise ConfigError(f"unknown batch {batch!r}: not in {config.path} (known: {known})")
+        raise ConfigError(
+            f"unknown batch {batch!r}{did_you_mean(batch, config.batches)}: not in {config.path} "
+            f"(known: {known})"
+        )
     if batch not in scheduled:
         raise ConfigError(f"{config.path}: [batches.{batch}] has no schedule (add schedule = \"0 1 * * *\")")
     return {batch: scheduled[batch]}

@@ -16,6 +16,7 @@ from overnight.ledger.audit import AuditRecords
 from overnight.ledger.forecasts import ForecastRecords
 from overnight.ledger.history import GridCell, HistoryRecords
 from overnight.ledger.reports import ReportRecords
+from overnight.ledger.retention import RetentionRecords
 from overnight.ledger.rows import (
     AlertDeliveryRow,
     AlertRow,
@@ -40,7 +41,7 @@ from overnight.ledger.users import UserRecords
 
 class Ledger(
     RunRecords, HistoryRecords, ScheduleRecords, ReportRecords, UserRecords, ForecastRecords, AlertRecords,
-    AuditRecords,
+    RetentionRecords, AuditRecords,
 ):
     """One SQLite file. Open it with ``Ledger.open(path)``; use it from one thread."""
 

@@ -48,6 +48,7 @@ class StepRow(NamedTuple):
     launch_id: int | None
     message: str | None
     updated_at: float
+    idempotent: int
 
     @property
     def prerequisites(self) -> list[str]:

@@ -71,12 +71,14 @@ class RunRecords(StepRecords):
         )
 
     def runs(self, batch: str | None = None, limit: int = 50) -> list[RunRow]:
+        """The latest runs, of one batch or of all, newest business date first (the same
+        order either way: `history` and `history BATCH` must not disagree)."""
         if batch:
             return self._all(
                 RunRow._make, f"{SELECT_RUN} WHERE batch = ? ORDER BY date DESC, id DESC LIMIT ?",
                 (batch, limit),
             )
-        return self._all(RunRow._make, f"{SELECT_RUN} {BY_LAST_LAUNCH} LIMIT ?", (limit,))
+        return self._all(RunRow._make, f"{SELECT_RUN} ORDER BY date DESC, id DESC LIMIT ?", (limit,))
 
     def batches(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT batch FROM runs ORDER BY batch")]
@@ -149,6 +151,22 @@ class RunRecords(StepRecords):
     def launches(self, run_id: int) -> list[LaunchRow]:
         return self._all(LaunchRow._make, f"{SELECT_LAUNCH} WHERE run_id = ? ORDER BY id", (run_id,))
 
+    def launch_numbers(self, run_id: int) -> dict[int, int]:
+        """Each launch of the run by its number within the night (1, 2, ...): the number a
+        person is shown; launch ids count across every night of every batch."""
+        ids = [row[0] for row in self.conn.execute(
+            "SELECT id FROM launches WHERE run_id = ? ORDER BY id", (run_id,)
+        )]
+        return {launch_id: number for number, launch_id in enumerate(ids, 1)}
+
+    def night_of(self, launch_id: int) -> tuple[str, int]:
+        """A launch as a person is told it: its run's date and its number within that night."""
+        row = self.conn.execute(
+            "SELECT r.date, (SELECT count(*) FROM launches o WHERE o.run_id = l.run_id AND o.id <= l.id) "
+            "FROM launches l JOIN runs r ON r.id = l.run_id WHERE l.id = ?", (launch_id,),
+        ).fetchone()
+        return (row[0], row[1]) if row else ("?", 0)
+
     def launches_of_runs(self, run_ids: list[int]) -> dict[int, list[LaunchRow]]:
         out: dict[int, list[LaunchRow]] = {i: [] for i in run_ids}
         if not run_ids:
@@ -168,6 +186,18 @@ class RunRecords(StepRecords):
             f"{SELECT_LAUNCH} WHERE batch = ? AND state = ? ORDER BY id DESC LIMIT 1", (batch, LIVE),
         )
 
+    def last_event(self, launch: LaunchRow) -> float:
+        """The time of the last thing the launch recorded: its start, an attempt's start or
+        end, a step state it set."""
+        row = self.conn.execute(
+            "SELECT max(coalesce(ended_at, started_at)) FROM attempts WHERE run_id = ? AND launch_id = ?",
+            (launch.run_id, launch.id),
+        ).fetchone()
+        step = self.conn.execute(
+            "SELECT max(updated_at) FROM steps WHERE run_id = ? AND launch_id = ?", (launch.run_id, launch.id)
+        ).fetchone()
+        return max(t for t in (launch.started_at, row[0], step[0]) if t is not None)
+
     def reap_dead_launches(self, batch: str) -> list[LaunchRow]:
         """Mark every launch of `batch` still recorded live as crashed.
 
@@ -180,12 +210,14 @@ class RunRecords(StepRecords):
         dead = self._all(
             LaunchRow._make, f"{SELECT_LAUNCH} WHERE batch = ? AND state = ?", (batch, LIVE)
         )
-        now = time.time()
         for launch in dead:
+            # When it died is not known, only that it was alive at its last record: its
+            # duration runs to that, not to whenever a later launch happened to notice.
+            last = self.last_event(launch)
             self._write(
                 "UPDATE attempts SET state = ?, ended_at = ?, message = ? "
                 "WHERE launch_id = ? AND state = ? AND remote_id IS NULL",
-                (StepState.INTERRUPTED.value, now, "the runner died while this ran",
+                (StepState.INTERRUPTED.value, last, "the runner died while this ran",
                  launch.id, StepState.RUNNING.value),
             )
             remote = {a.step for a in self.running_attempts(launch.run_id) if a.remote_id}
@@ -198,7 +230,7 @@ class RunRecords(StepRecords):
                     )
             self._write(
                 "UPDATE launches SET state = ?, ended_at = ?, message = ? WHERE id = ?",
-                (DEAD_LAUNCH_STATE.value, now, "found dead by a later launch", launch.id),
+                (DEAD_LAUNCH_STATE.value, last, "found dead by a later launch", launch.id),
             )
         for run_id in dict.fromkeys(launch.run_id for launch in dead):
             self.set_run_state(run_id, DEAD_LAUNCH_STATE)

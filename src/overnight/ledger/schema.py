@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Entry i takes the schema from version i to version i + 1 (version 0 is an empty file).
 # Never edit a released entry: add one. tests/test_ledger_upgrade.py opens a real v1 file.
@@ -206,6 +206,12 @@ MIGRATIONS: list[str] = [
         outcome TEXT NOT NULL,
         detail TEXT
     );
+    """,
+    # 6: whether each step is idempotent, as its batch module said when it last ran: a
+    # reader that does not load the module (the dashboard's re-run, a report) can tell a
+    # held step, and warn before running one again.
+    """
+    ALTER TABLE steps ADD COLUMN idempotent INTEGER NOT NULL DEFAULT 1;
     """,
 ]
 

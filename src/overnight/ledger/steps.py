@@ -29,21 +29,33 @@ class StepRecords(Database):
         Call inside a transaction. `steps` are batch.Step objects.
         """
         now = time.time()
-        states = self.step_states(run_id)
+        states: dict[str, StepState] = {}
+        recorded_idempotent: dict[str, bool] = {}
+        for name, state, idempotent in self.conn.execute(
+            "SELECT name, state, idempotent FROM steps WHERE run_id = ?", (run_id,)
+        ):
+            states[name] = StepState(state)
+            recorded_idempotent[name] = bool(idempotent)
+        steps = list(steps)
         new = [
             (run_id, s.name, s.position, s.kind, json.dumps(list(s.after)), s.describe(),
-             StepState.PENDING.value, now)
+             StepState.PENDING.value, now, int(s.idempotent))
             for s in steps
             if s.name not in states
         ]
         if new:
             self._write_many(
                 "INSERT INTO steps (run_id, name, position, kind, after, command, state, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "updated_at, idempotent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 new,
             )
             for row in new:
                 states[row[1]] = StepState.PENDING
+        # A step whose module now says otherwise: readers go by what the module says now.
+        changed = [(int(s.idempotent), run_id, s.name) for s in steps
+                   if s.name in recorded_idempotent and recorded_idempotent[s.name] != s.idempotent]
+        if changed:
+            self._write_many("UPDATE steps SET idempotent = ? WHERE run_id = ? AND name = ?", changed)
         return states
 
     def step_states(self, run_id: int) -> dict[str, StepState]:
@@ -163,6 +175,12 @@ class StepRecords(Database):
             "INSERT INTO marks (run_id, step, action, old_state, new_state, who, reason, at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, step, action, old.value, new.value, who, reason, time.time()),
+        )
+
+    def marked_steps(self, run_id: int) -> frozenset[str]:
+        """The steps an operator has marked in this run (any mark, ever)."""
+        return frozenset(
+            row[0] for row in self.conn.execute("SELECT DISTINCT step FROM marks WHERE run_id = ?", (run_id,))
         )
 
     def marks(self, run_id: int) -> list[MarkRow]:

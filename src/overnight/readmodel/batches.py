@@ -97,7 +97,9 @@ def board(config: Config, ledger: Ledger | None) -> list[BoardRow]:
         fires = ledger.fires_of(view.batch, 1) if ledger else []
         ahead = ledger.latest_forecasts([run.id]).get(run.id) if ledger and run else None
         rows.append(BoardRow(
-            **view.__dict__, live=launch_view(launch, live) if launch and live else None,
+            **view.__dict__,
+            live=launch_view(launch, live, ledger.launch_numbers(launch.run_id)[launch.id])
+            if ledger and launch and live else None,
             live_date=run.date if run else None,
             default_date=config.default_date(view.batch).isoformat(),
             fire=fire_view(fires[0]) if fires else None,

@@ -93,7 +93,10 @@ def history_view(ledger: Ledger, batch: str | None, limit: int) -> HistoryView:
             RunSummary(
                 batch=r.batch, date=r.date, state=live.run_state(r.batch, r.state), run_id=r.id,
                 steps=counts.get(r.id, {}),
-                launches=[launch_view(la, live) for la in reversed(launches.get(r.id, []))],
+                launches=[
+                    launch_view(la, live, number)
+                    for number, la in reversed(list(enumerate(launches.get(r.id, []), 1)))
+                ],
                 reports=[report_view(rep) for rep in reports.get(r.id, [])],
             )
             for r in runs

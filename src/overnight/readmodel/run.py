@@ -15,7 +15,7 @@ from overnight.states import FAILED_STATES, StepState
 if TYPE_CHECKING:
     from overnight.readmodel.outlook import AlertView, ForecastView
 
-DONE_STATES = frozenset({StepState.SUCCEEDED.value, StepState.SKIPPED.value})
+DONE_STATES = frozenset(s.value for s in StepState if s.is_done)
 
 
 @dataclass(eq=False)
@@ -31,6 +31,7 @@ class AttemptView:
     log_path: str | None
     host: str | None
     remote_id: str | None
+    launch: int = 0  # launch_id's number within the night
 
 
 @dataclass(eq=False)
@@ -46,6 +47,16 @@ class StepView:
     log_path: str | None    # of its last attempt
     attempts: list[AttemptView]
     waiting: str | None = None  # a ready step of a live run waiting for a pool: for what, held by whom
+    launch: int | None = None   # launch_id's number within the night (1, 2...): what a person is shown
+    idempotent: bool = True     # as its module said when it last ran
+
+    @property
+    def held(self) -> bool:
+        """Not idempotent and ended uncleanly: a plain resume will not run it again; an
+        operator's mark (--redo or --done) comes first (planner.may_repeat)."""
+        from overnight.planner import may_repeat
+
+        return not may_repeat(self.idempotent, StepState(self.state))
 
     @property
     def host(self) -> str | None:
@@ -75,6 +86,7 @@ class LaunchView:
     ended_at: float | None
     options: dict[str, Any]
     message: str | None
+    number: int = 0  # within the night: launch 1, 2... of this run's date (ids count across nights)
 
     @property
     def took(self) -> float | None:
@@ -134,9 +146,11 @@ def run_view(ledger: Ledger, run: RunRow, live: Liveness | None = None) -> RunVi
 
     live = live or liveness(ledger)
     state = live.run_state(run.batch, run.state)
+    launches = ledger.launches(run.id)
+    numbers = {la.id: number for number, la in enumerate(launches, 1)}
     attempts: dict[str, list[AttemptView]] = {}
     for a in ledger.attempts(run.id):
-        attempts.setdefault(a.step, []).append(_attempt(a, state))
+        attempts.setdefault(a.step, []).append(_attempt(a, state, numbers))
     steps = []
     for s in ledger.steps(run.id):
         tried = attempts.get(s.name, [])
@@ -147,11 +161,12 @@ def run_view(ledger: Ledger, run: RunRow, live: Liveness | None = None) -> RunVi
             message=s.message, duration=last.duration if last else None,
             log_path=last.log_path if last else None, attempts=tried,
             waiting=_waiting(s.state, s.message, state, live),
+            launch=numbers.get(s.launch_id or 0), idempotent=bool(s.idempotent),
         ))
-    launches = [launch_view(la, live) for la in ledger.launches(run.id)]
-    running = next((la.id for la in launches if la.state == RUNNING), None)
+    views = [launch_view(la, live, number) for number, la in enumerate(launches, 1)]
+    running = next((la.id for la in views if la.state == RUNNING), None)
     return RunView(
-        batch=run.batch, date=run.date, run_id=run.id, state=state, steps=steps, launches=launches,
+        batch=run.batch, date=run.date, run_id=run.id, state=state, steps=steps, launches=views,
         marks=[
             MarkView(m.step, m.action, m.old_state, m.new_state, m.who, m.reason, m.at)
             for m in ledger.marks(run.id)
@@ -159,7 +174,7 @@ def run_view(ledger: Ledger, run: RunRow, live: Liveness | None = None) -> RunVi
         reports=[report_view(r) for r in ledger.reports_of([run.id]).get(run.id, [])],
         forecast=forecast_view(ledger.latest_forecasts([run.id]).get(run.id), running),
         alerts=alert_views(ledger, run.batch, run.date),
-        waiting=next((la.message for la in launches if la.state == RUNNING and la.message), None),
+        waiting=next((la.message for la in views if la.state == RUNNING and la.message), None),
     )
 
 
@@ -181,9 +196,9 @@ def _waiting(step_state: str, message: str | None, run_state: str, live: Livenes
 PENDING = StepState.PENDING.value
 
 
-def _attempt(a: AttemptRow, run_state: str) -> AttemptView:
+def _attempt(a: AttemptRow, run_state: str, numbers: dict[int, int]) -> AttemptView:
     return AttemptView(
-        number=a.number, launch_id=a.launch_id,
+        number=a.number, launch_id=a.launch_id, launch=numbers.get(a.launch_id, 0),
         state=step_seen(a.state, run_state, a.remote_id is not None),
         started_at=a.started_at, ended_at=a.ended_at, duration=a.duration, exit_code=a.exit_code,
         message=a.message, log_path=a.log_path, host=a.host, remote_id=a.remote_id,
@@ -196,9 +211,10 @@ def attempt_seen(ledger: Ledger, run: RunRow, attempt: AttemptRow) -> AttemptRow
     return attempt._replace(state=step_seen(attempt.state, seen, attempt.remote_id is not None))
 
 
-def launch_view(la: LaunchRow, live: Liveness) -> LaunchView:
+def launch_view(la: LaunchRow, live: Liveness, number: int) -> LaunchView:
+    """`number`: the launch's number within its night (ledger.launch_numbers)."""
     return LaunchView(
-        id=la.id, state=live.run_state(la.batch, la.state), trigger=la.trigger,
+        id=la.id, number=number, state=live.run_state(la.batch, la.state), trigger=la.trigger,
         launched_by=la.launched_by, host=la.host, pid=la.pid, started_at=la.started_at,
         ended_at=la.ended_at, options=json.loads(la.options), message=la.message,
     )

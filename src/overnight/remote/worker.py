@@ -99,7 +99,9 @@ def execute(
             cwd=cwd, env=env, start_new_session=True, pass_fds=pass_fds,
         )
     except OSError as e:
-        message = f"cannot start: {e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+        from overnight.executor import start_failure
+
+        message = start_failure(e, None if isinstance(argv, str) else argv[0])
         os.write(log_fd, f"overnight: {message}\n".encode())
         os.close(log_fd)
         if result_r >= 0:

@@ -36,6 +36,8 @@ SLOW_RATIO = 2.0
 FAST_RATIO = 0.5
 SLOW_MIN_EXTRA = 30.0
 SLOW_MIN_HISTORY = 3
+# A step name is one word to a reader: a mail client must not break it at its hyphens.
+NOWRAP = ' style="white-space:nowrap"'
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ def slow_steps(steps: list[StepView], history: dict[str, list[float]]) -> list[S
 def step_note(step: StepView, launch_id: int | None) -> str:
     """Why a step is in the state it is, as a reader needs it."""
     if step.done and step.launch_id and step.launch_id != launch_id:
-        return f"done by an earlier launch ({step.launch_id}), not run again"
+        return f"done by an earlier launch ({step.launch}), not run again"
     where = f"on {step.host}" if step.host else ""
     return "  ".join(part for part in (where, step.message or "") if part)
 
@@ -142,7 +144,9 @@ def build_report(
         subject = subject_for(run.batch, run.date, view.state, view.steps)
     failed = [s for s in view.steps if s.failed]
     # Read in a mailbox or a chat: a command that works from any folder.
-    again = CommandLine.of(config).resume_hint(batch_arg or run.batch, run.date, anywhere=True)
+    command_line = CommandLine.of(config)
+    again = command_line.resume_hint(batch_arg or run.batch, run.date, anywhere=True)
+    held = [s.name for s in view.steps if s.held]
     context = _Context(
         run=view,
         launch=launch,
@@ -152,6 +156,9 @@ def build_report(
         slow=slow_steps(view.steps, ledger.step_durations(run.batch, run.date)),
         resume=again if view.state != "succeeded" else None,
         tails={s.name: tail(s.log_path) for s in failed},
+        held=held,
+        mark=command_line.hint("mark", batch_arg or run.batch, *held, "--redo", "--date", run.date,
+                               anywhere=True) if held else None,
     )
     return Report(
         batch=run.batch,
@@ -174,6 +181,17 @@ class _Context:
     slow: list[Slow]
     resume: str | None
     tails: dict[str, list[str] | None]
+    held: list[str] = field(default_factory=list)  # not idempotent, interrupted: an operator decides
+    mark: str | None = None                         # the mark that lets them run again
+
+    def todo(self) -> list[str]:
+        """What to do, as lines (the commands alone on theirs)."""
+        if self.mark:
+            it = "them" if len(self.held) > 1 else "it"
+            return [f"  {', '.join(self.held)}: not idempotent, and interrupted by a crash. Check what "
+                    f"{it} did; to run {it} again (or with --done if {it} finished):",
+                    f"    {self.mark}", "  then resume (what succeeded is skipped):", f"    {self.resume}"]
+        return ["  Fix the cause, then resume (what succeeded is skipped):", f"    {self.resume}"]
 
     @property
     def state(self) -> str:
@@ -207,8 +225,8 @@ class _Context:
         took = format_duration(la.took) if la.took is not None else "still running"
         started = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(la.started_at))
         if la.not_started:  # the headline says why
-            return f"launch {la.id}: {la.trigger} by {la.launched_by} on {la.host}, at {started}"
-        line = f"launch {la.id}: {la.trigger} by {la.launched_by} on {la.host}, " \
+            return f"launch {la.number}: {la.trigger} by {la.launched_by} on {la.host}, at {started}"
+        line = f"launch {la.number}: {la.trigger} by {la.launched_by} on {la.host}, " \
                f"started {started}, took {took}"
         return line + (f"; {la.message}" if la.message else "")
 
@@ -232,8 +250,7 @@ def _text(c: _Context) -> str:
         out += ["", "What to do:", "  Fix the cause, then run it (what succeeded before is skipped):",
                 f"    {c.resume}"]
     elif c.resume:
-        out += ["", "What to do:", "  Fix the cause, then resume (what succeeded is skipped):",
-                f"    {c.resume}"]
+        out += ["", "What to do:", *c.todo()]
     if c.failed:
         out += ["", "Failed:"]
         for s in c.failed:
@@ -248,7 +265,10 @@ def _text(c: _Context) -> str:
     if c.blocked:
         names = ", ".join(s.name for s in c.blocked)
         out += ["", f"Blocked, not run because a prerequisite did not succeed ({len(c.blocked)}):"]
-        out += textwrap.wrap(names, 88, initial_indent="  ", subsequent_indent="  ")
+        # Lines break between names, never inside one: `import-sales-daily` cut at a hyphen
+        # reads as two steps that do not exist.
+        out += textwrap.wrap(names, 88, initial_indent="  ", subsequent_indent="  ",
+                             break_on_hyphens=False, break_long_words=False)
     for title, faster in (("Slower than usual:", False), ("Faster than usual:", True)):
         unusual = [s for s in c.slow if s.faster is faster]
         if unusual:
@@ -287,12 +307,16 @@ def _html(c: _Context, subject: str) -> str:
     if line := c.launch_line():
         out.append(f"<p>{e(line)}</p>")
     if c.resume:
-        out.append("<h3>What to do</h3><p>Fix the cause, then resume (what succeeded is skipped):</p>")
-        out.append(f"<pre style=\"background:#f6f8fa;padding:6px\">{e(c.resume)}</pre>")
+        out.append("<h3>What to do</h3>")
+        for line in c.todo():
+            if line.startswith("    "):
+                out.append(f"<pre style=\"background:#f6f8fa;padding:6px\">{e(line.strip())}</pre>")
+            else:
+                out.append(f"<p>{e(line.strip())}</p>")
     if c.failed:
         out.append("<h3>Failed</h3>")
         for s in c.failed:
-            out.append(f"<p><b>{e(s.name)}</b>: {state(s.state)} after {len(s.attempts)} "
+            out.append(f"<p><b{NOWRAP}>{e(s.name)}</b>: {state(s.state)} after {len(s.attempts)} "
                        f"attempt(s): {e(s.message or '')}<br>"
                        f"log: <code>{e(s.log_path or '-')}</code></p>")
             lines = c.tails.get(s.name)
@@ -300,8 +324,9 @@ def _html(c: _Context, subject: str) -> str:
                 out.append('<pre style="background:#f6f8fa;padding:6px;font-size:12px">'
                            + e("\n".join(lines)) + "</pre>")
     if c.blocked:
+        names = ", ".join(f"<span{NOWRAP}>{e(s.name)}</span>" for s in c.blocked)
         out.append(f"<h3>Blocked ({len(c.blocked)})</h3><p>not run because a prerequisite did not "
-                   f"succeed: {e(', '.join(s.name for s in c.blocked))}</p>")
+                   f"succeed: {names}</p>")
     for title, faster in (("Slower than usual", False), ("Faster than usual", True)):
         unusual = [s for s in c.slow if s.faster is faster]
         if unusual:
@@ -313,7 +338,7 @@ def _html(c: _Context, subject: str) -> str:
                "<th align=right>tries</th><th align=left>note</th></tr>")
     for s in c.steps:
         out.append(
-            f"<tr><td>{e(s.name)}</td><td>{state(s.state)}</td>"
+            f"<tr><td{NOWRAP}>{e(s.name)}</td><td>{state(s.state)}</td>"
             f"<td align=right>{e(format_duration(s.duration))}</td>"
             f"<td align=right>{len(s.attempts)}</td><td>{e(step_note(s, c.launch_id))}</td></tr>"
         )
@@ -332,6 +357,8 @@ def _summary(c: _Context, subject: str) -> dict[str, Any]:
         text.append(f"- {c.launch.message}")
     text += [f"- {c.failure_line(s)}" for s in c.failed]
     text += [f"- {'fast' if s.faster else 'slow'}: {c.slow_line(s)}" for s in c.slow]
+    if c.mark:
+        text.append(f"Held (check what it did, then): {c.mark}")
     if c.resume:
         text.append(f"To resume: {c.resume}")
     return {
@@ -348,6 +375,8 @@ def _summary(c: _Context, subject: str) -> dict[str, Any]:
         "slow": [{"step": s.step, "took": s.took, "usual": s.usual} for s in c.slow if not s.faster],
         "fast": [{"step": s.step, "took": s.took, "usual": s.usual} for s in c.slow if s.faster],
         "resume": c.resume,
+        "held": c.held,
+        "mark": c.mark,
         "not_started": c.not_started,
         "error": c.launch.message if c.not_started and c.launch is not None else None,
         "text": "\n".join(text),

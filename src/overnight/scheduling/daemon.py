@@ -98,6 +98,7 @@ class Scheduler:
         self.cursors = self.ledger.schedule_cursors()
         self.children: dict[int, Child] = {}
         self.waiting: set[str] = set()
+        self.pruning: subprocess.Popen[bytes] | None = None  # [retention]: today's prune
         self._signals: list[int] = []
         skew = os.environ.get("OVERNIGHT_CLOCK_SKEW")  # a test hook: seconds added to the clock
         self._skew = timedelta(seconds=float(skew)) if skew else timedelta(0)
@@ -116,6 +117,7 @@ class Scheduler:
         from overnight.reporting.notice import send_due
 
         self.reap()
+        self._prune_now_and_then()
         passes = [
             plan_pass(self.config, self.ledger, name, schedule, self.cursors.get(name), now, self._live)
             for name, schedule in self.schedules.items()
@@ -244,6 +246,23 @@ class Scheduler:
         for row in p.done_meanwhile:
             self.log(f"{p.name}: the queued fire for {row.date} has nothing left to do: "
                      "its run succeeded meanwhile")
+
+    def _prune_now_and_then(self) -> None:
+        """[retention] keep: `overnight prune` once a day, in a process of its own (prune.py).
+        By the real clock: it is about files on this disk, whatever instant a pass is for."""
+        if self.config.retention is None or (self.pruning is not None and self.pruning.poll() is None):
+            return
+        from overnight.prune import start_daily_prune
+
+        try:
+            started = start_daily_prune(self.config, time.time(), self.command)
+        except OSError as e:
+            self.log(f"could not start the daily prune: {e}")
+            return
+        if started is not None:
+            self.pruning = started
+            self.log(f"pruning what is older than [retention] keep (pid {started.pid}): "
+                     f"{self.config.state.prune_log}")
 
     def reap(self) -> None:
         """Collect launched children that have ended, so none stays a zombie. One that

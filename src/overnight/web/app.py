@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 from overnight import palette
 from overnight.config import Config
 from overnight.errors import OvernightError
-from overnight.web import audit, auth, buttons, login, metrics, pages, sessions
+from overnight.web import audit, auth, buttons, guards, login, metrics, pages, sessions
 from overnight.web.access import refuse
 from overnight.web.guards import BodyLimit, HttpsCookies, PublicNeedsUsers, SecurityHeaders
 from overnight.web.site import HERE, Dashboard, Viewer
@@ -32,7 +32,8 @@ from overnight.web.site import HERE, Dashboard, Viewer
 
 async def ledger_trouble(request: Request, exc: Exception) -> Response:
     """The ledger cannot be read (damaged, newer schema...): say so in one line."""
-    return refuse(503, f"overnight: {exc}")
+    dash = request.app.state.dash
+    return refuse(503, guards.ledger_trouble(exc, dash.config.state.ledger, request.app.state.public))
 
 
 async def state_colours(request: Request) -> Response:
@@ -98,4 +99,5 @@ def create_app(config: Config, public: bool = False) -> Starlette:
     app = Starlette(routes=ROUTES, middleware=middleware(config, public),
                     exception_handlers=EXCEPTION_HANDLERS)
     app.state.dash = Dashboard(config)
+    app.state.public = public
     return app

@@ -12,6 +12,7 @@ and before any of its body is read (app.py lists them, outermost first).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,19 @@ _HEADERS = [
     (b"referrer-policy", b"same-origin"),
 ]
 _HSTS = (b"strict-transport-security", b"max-age=31536000")
+
+
+def ledger_trouble(exc: Exception, ledger: Path, public: bool) -> str:
+    """The one line a request gets when the ledger cannot be read. Beyond loopback anyone
+    may read it: it names the file, not where it lives (the server's log has the whole
+    line, for whoever runs it)."""
+    text = f"overnight: {exc}"
+    if not public:
+        return text
+    print(text, file=sys.stderr, flush=True)
+    for spelling in {str(ledger.resolve()), str(ledger)}:
+        text = text.replace(spelling, ledger.name)
+    return text
 
 
 async def _answer(send: Any, status: int, text: str) -> None:
@@ -105,7 +119,7 @@ class PublicNeedsUsers:
         try:
             users = await run_in_threadpool(self._count_users)
         except OvernightError as e:
-            await _answer(send, 503, f"overnight: {e}")
+            await _answer(send, 503, ledger_trouble(e, self.ledger, public=True))
             return
         if users == 0:
             await _answer(send, 403, "overnight web: this dashboard listens beyond this machine and has "

@@ -242,7 +242,7 @@ def history_grid(
 
 _CODE = {
     "succeeded": "s", "failed": "f", "timed_out": "t", "interrupted": "i", "cancelled": "c",
-    "blocked": "b", "running": "r", "skipped": "k", "pending": "p", "crashed": "x",
+    "blocked": "b", "running": "r", "skipped": "k", "pending": "p", "crashed": "x", "adopted": "a",
 }
 
 
