@@ -127,4 +127,4 @@ def test_a_step_killed_from_outside_reads_interrupted(project) -> None:
     """)
     assert project.run("run", "oom", "--date", "2026-07-03").returncode == 1
     [step] = project.status("oom", "--date", "2026-07-03")["steps"]
-    assert step["state"] == "interrupted" and step["message"] == "killed by signal 9", step
+    assert step["state"] == "interrupted" and step["message"] == "killed by SIGKILL (signal 9)", step
