@@ -45,11 +45,14 @@ class _Attempt:
 
 
 class _TemplateHandle:
-    def __init__(self, steps: dict[str, Step], launch_group: str | None, spares: int) -> None:
+    def __init__(self, steps: dict[str, Step], launch_group: str | None, spares: int,
+                 env: dict[str, str], slim: bool) -> None:
         from overnight.template import start_template
 
-        self.pid, self.control, self.attempts = start_template(steps, launch_group, spares)
+        self.pid, self.control, self.attempts, self.popen = start_template(
+            steps, launch_group, spares, env, slim)
         self.pidfd = os.pidfd_open(self.pid)
+        self.status: int | None = None
 
     def send(self, message: dict, fd: int) -> None:
         """To whichever spare is waiting (or the next one to be ready)."""
@@ -70,9 +73,11 @@ class _TemplateHandle:
         if kill or not select.select([self.pidfd], [], [], 1.0)[0]:
             kill_group(self.pid)
         try:
-            os.waitpid(self.pid, 0)
+            self.status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
         except ChildProcessError:
             pass
+        if self.popen is not None:
+            self.popen.returncode = self.status  # reaped here: subprocess must not wait for it
         os.close(self.pidfd)
 
 
@@ -89,12 +94,14 @@ class CallableExecutor:
         self.template_env = dict(os.environ)  # what a template (a fork of the runner) starts with
         self.reaps: list[int] = []          # attempts that ended: the template may reap them
         self.live: set[_Attempt] = set()
+        self.slim = True                    # False once a slim template could not import the batch
 
     # -- the template ----------------------------------------------------------------------
 
     def start_template(self) -> None:
         if self.template is None:
-            self.template = _TemplateHandle(self.steps, self.net.launch_group, self.spares)
+            self.template = _TemplateHandle(self.steps, self.net.launch_group, self.spares,
+                                            self.template_env, self.slim)
             self.sentinel.watch(self.template.pid)
             self.loop.add_reader(self.template.pidfd, self._template_died)
 
@@ -110,6 +117,10 @@ class CallableExecutor:
         self.loop.remove_reader(template.pidfd)
         self.sentinel.forget(template.pid)
         template.close(kill=kill)
+        from overnight.template import SLIM_FAILED
+
+        if template.popen is not None and template.status == SLIM_FAILED:
+            self.slim = False  # its module imports differently there: a copy of the runner then
         self.reaps.clear()  # its children are no longer its to reap
 
     # -- starting ----------------------------------------------------------------------------

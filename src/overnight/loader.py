@@ -42,7 +42,22 @@ def load_batch(ref: str, base_dir: Path) -> LoadedBatch:
         order = batch.validate()
     except DefinitionError as e:
         raise DefinitionError(f"{_short(path)}: {e}") from None
+    _LOADED.pop((ref, str(base_dir)), None)
+    _LOADED[(ref, str(base_dir))] = batch
     return LoadedBatch(batch=batch, path=path, order=order)
+
+
+# The latest batch this process loaded from each (ref, base folder), so that a template
+# process (template.py) can import the same batch again.
+_LOADED: dict[tuple[str, str], Batch] = {}
+
+
+def source_of(steps: dict[str, Step]) -> tuple[str, str] | None:
+    """The (ref, base folder) of the loaded batch whose steps these very ones are, if any."""
+    for source, batch in reversed(_LOADED.items()):
+        if all(batch.steps.get(name) is step for name, step in steps.items()):
+            return source
+    return None
 
 
 def _import_file(path: Path):  # noqa: ANN202 - a module

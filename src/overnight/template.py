@@ -26,6 +26,8 @@ import os
 import selectors
 import signal
 import socket
+import subprocess
+import sys
 from dataclasses import dataclass
 
 from overnight.batch import Step
@@ -176,45 +178,138 @@ class _Template:
 
 
 def start_template(
-    steps: dict[str, Step], launch_group: str | None, spares: int
-) -> tuple[int, socket.socket, socket.socket]:
-    """Fork the template process. Returns its pid, the runner's end of its control socket,
-    and the runner's end of the socket attempts are sent on."""
-    import gc
+    steps: dict[str, Step], launch_group: str | None, spares: int,
+    env: dict[str, str] | None = None, slim: bool = True,
+) -> tuple[int, socket.socket, socket.socket, subprocess.Popen[bytes] | None]:
+    """Start the template process. Returns its pid, the runner's end of its control socket,
+    the runner's end of the socket attempts are sent on, and its Popen (a slim template).
 
+    Where the steps come from a batch module the loader read, the template is a fresh small
+    interpreter that imports that module again (`slim_main`): every attempt is a fork, and
+    a fork costs by the pages the parent has mapped and the child writes, so a copy of the
+    runner (its ledger, click, SQLite: ~16 MB of heap) costs more per attempt than a
+    template that holds only what an attempt needs. Steps made in this process alone (no
+    module to import again) get a forked copy of the runner, as before.
+    """
     control, control_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     attempts, attempts_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    source = _source_of(steps) if slim else None
+    popen = None
+    if source is not None:
+        popen = _spawn_slim(source, steps, launch_group, spares, env,
+                            control_theirs.fileno(), attempts_theirs.fileno())
+        pid = popen.pid
+    else:
+        pid = _fork_template(steps, launch_group, spares, control, attempts, control_theirs, attempts_theirs)
+    control_theirs.close()
+    attempts_theirs.close()
+    control.setblocking(False)
+    attempts.setblocking(False)
+    return pid, control, attempts, popen
+
+
+SLIM_FAILED = 78  # a slim template that could not import the batch as the runner did
+
+
+def _source_of(steps: dict[str, Step]) -> tuple[str, str] | None:
+    loader = sys.modules.get("overnight.loader")
+    return None if loader is None else loader.source_of(steps)
+
+
+def _spawn_slim(source: tuple[str, str], steps: dict[str, Step], launch_group: str | None,
+                spares: int, env: dict[str, str] | None, control_fd: int, attempts_fd: int,
+                ) -> subprocess.Popen[bytes]:
+    spec = {
+        "path": sys.path, "argv": sys.argv, "ref": source[0], "base": source[1],
+        "names": sorted(n for n, s in steps.items() if s.func is not None),
+        "control": control_fd, "attempts": attempts_fd, "group": launch_group, "spares": spares,
+    }
+    code = ("import sys, json; spec = json.loads(sys.argv[1]); sys.path[:] = spec['path']; "
+            "from overnight.template import slim_main; slim_main(spec)")
+    flush_std_streams()
+    return subprocess.Popen(
+        [sys.executable, *subprocess._args_from_interpreter_flags(), "-c", code, json.dumps(spec)],
+        pass_fds=(control_fd, attempts_fd), start_new_session=True, env=env,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def slim_main(spec: dict) -> None:
+    """The slim template's process: import the batch as the runner did, then serve."""
+    code = SLIM_FAILED
+    try:
+        name_process("overnight-tmpl")
+        sys.argv[:] = spec["argv"]
+        control = socket.socket(fileno=spec["control"])
+        attempts = socket.socket(fileno=spec["attempts"])
+        steps = _reload(spec)
+        if steps is not None:
+            code = _serve(control, attempts, steps, spec["group"], spec["spares"])
+    except BaseException:  # noqa: BLE001 - nothing of a template may reach the runner
+        code = 70
+    finally:
+        os._exit(code)
+
+
+def _reload(spec: dict) -> dict[str, Step] | None:
+    """The runner's callable steps, from the batch module imported here again; None if it
+    does not define them all (then the runner falls back to a copy of itself)."""
+    from pathlib import Path
+
+    from overnight.loader import load_batch
+
+    try:
+        loaded = load_batch(spec["ref"], Path(spec["base"]))
+    except BaseException:  # noqa: BLE001 - the module imported differently here
+        return None
+    sys.path[:] = list(dict.fromkeys(sys.path))  # the loader put its folder first again
+    steps = {name: loaded.batch.steps.get(name) for name in spec["names"]}
+    if any(step is None or step.func is None for step in steps.values()):
+        return None
+    return steps  # type: ignore[return-value]
+
+
+def _fork_template(steps: dict[str, Step], launch_group: str | None, spares: int,
+                   control: socket.socket, attempts: socket.socket,
+                   control_theirs: socket.socket, attempts_theirs: socket.socket) -> int:
     flush_std_streams()
     pid = os.fork()
     if pid == 0:
-        code = 0
+        code = 70
         try:
             control.close()
             attempts.close()
             os.setsid()
             name_process("overnight-tmpl")
             signal.set_wakeup_fd(-1)
-            # The template answers to its socket alone; each attempt restores the signal
-            # handling of a fresh Python (pyattempt.fresh_signals).
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                signal.signal(sig, signal.SIG_IGN)
-            for sig in (signal.SIGQUIT, signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM):
-                signal.signal(sig, signal.SIG_DFL)
-            close_fds_except({0, 1, 2, control_theirs.fileno(), attempts_theirs.fileno()})
-            redirect_stdio_to_devnull()
-            gc.collect()
-            gc.freeze()  # what the template holds is never collected in a child: fewer copied pages
-            template = _Template(control_theirs, attempts_theirs, steps, launch_group, spares)
-            try:
-                template.run()
-            finally:
-                template.close()
+            code = _serve(control_theirs, attempts_theirs, steps, launch_group, spares)
         except BaseException:  # noqa: BLE001 - the child must never return into the runner
             code = 70
         finally:
             os._exit(code)
-    control_theirs.close()
-    attempts_theirs.close()
-    control.setblocking(False)
-    attempts.setblocking(False)
-    return pid, control, attempts
+    return pid
+
+
+def _serve(control: socket.socket, attempts: socket.socket, steps: dict[str, Step],
+           launch_group: str | None, spares: int) -> int:
+    import gc
+
+    import overnight.killnet  # noqa: F401 - what a spare uses, imported before the freeze
+    import overnight.pyattempt  # noqa: F401
+
+    # The template answers to its socket alone; each attempt restores the signal
+    # handling of a fresh Python (pyattempt.fresh_signals).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    for sig in (signal.SIGQUIT, signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM):
+        signal.signal(sig, signal.SIG_DFL)
+    close_fds_except({0, 1, 2, control.fileno(), attempts.fileno()})
+    redirect_stdio_to_devnull()
+    gc.collect()
+    gc.freeze()  # what the template holds is never collected in a child: fewer copied pages
+    template = _Template(control, attempts, steps, launch_group, spares)
+    try:
+        template.run()
+    finally:
+        template.close()
+    return 0
