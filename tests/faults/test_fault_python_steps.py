@@ -184,3 +184,78 @@ def test_nothing_carries_from_one_attempt_or_step_to_the_next(project, leak: str
         for step in ("first", "second"):
             log = project.run("logs", "leaks", step, "--date", "2026-04-03").stdout
             assert "chatter" not in log, f"a thread of the failed attempt wrote into {step}'s log"
+
+
+SECOND_IMPORTS = {
+    # how the batch module imports differently in the template process (its second import)
+    "raises": "raise RuntimeError('not twice')",
+    "exits": "sys.exit(3)",
+    "keyboard-interrupt": "raise KeyboardInterrupt",
+    "step-missing": "del batch.steps['b']",
+    "step-now-a-command": "batch.steps['b'] = replace(batch.steps['b'], func=None, command='true')",
+}
+
+TWICE_BATCH = """
+import os, sys
+from dataclasses import replace
+from overnight import Batch
+
+FIRST = not os.path.exists("imported")
+open("imported", "a").close()
+batch = Batch("twice")
+
+
+@batch.step
+def a(ctx):
+    open("ran", "a").write(f"a {{FIRST}}\\n")
+
+
+@batch.step(retries=1)
+def b(ctx):
+    open("ran", "a").write(f"b {{FIRST}} {{ctx.attempt}}\\n")
+    if ctx.attempt == 1:
+        raise RuntimeError("the retry runs in a fresh process too")
+
+
+if not FIRST:
+{second}
+"""
+
+
+@pytest.mark.parametrize("second", sorted(SECOND_IMPORTS))
+def test_a_batch_that_imports_differently_a_second_time_runs_as_the_runner_loaded_it(
+        project, second: str) -> None:
+    """The template imports the batch module again (a fresh small interpreter, not a copy of
+    the runner). Where that import fails or defines other steps, the attempts come from a
+    copy of the runner instead: every step runs once per attempt, as the runner loaded it."""
+    project.write_batch("twice", TWICE_BATCH.format(second=textwrap.indent(SECOND_IMPORTS[second], "    ")))
+    result = project.run("run", "twice", "--date", "2026-04-04")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert project.states("twice", "--date", "2026-04-04") == {"a": "succeeded", "b": "succeeded"}
+    assert sorted((project.root / "ran").read_text().splitlines()) == ["a True", "b True 1", "b True 2"]
+
+
+def test_the_template_imports_the_batch_as_the_runner_did(project) -> None:
+    """What an attempt sees of its interpreter is the runner's: a helper module beside the
+    batch imports, sys.argv and the environment are the runner's, and what the module
+    prints when imported is in the run's output once."""
+    (project.root / "helper.py").write_text("VALUE = 'from the helper'\n")
+    project.write_batch("alike", """
+        import os, sys
+        import helper
+        from overnight import Batch
+
+        print("imported the batch module")
+        batch = Batch("alike")
+
+
+        @batch.step
+        def look(ctx):
+            with open("seen", "w") as f:
+                f.write(f"{helper.VALUE}|{sys.argv[1:3]}|{os.environ.get('FROM_RUNNER')}\\n")
+    """)
+    result = project.run("run", "alike", "--date", "2026-04-05", FROM_RUNNER="yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    seen = (project.root / "seen").read_text()
+    assert seen == "from the helper|['run', 'alike']|yes\n", seen
+    assert (result.stdout + result.stderr).count("imported the batch module") <= 1
