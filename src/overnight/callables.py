@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import array
 import json
+import marshal
 import os
 import select
 import signal
@@ -56,12 +57,12 @@ class _TemplateHandle:
 
     def send(self, message: dict, fd: int) -> None:
         """To whichever spare is waiting (or the next one to be ready)."""
-        self.attempts.sendmsg([json.dumps(message).encode()],
+        self.attempts.sendmsg([marshal.dumps(message)],
                               [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
 
     def reap(self, pids: list[int]) -> None:
         try:
-            self.control.send(json.dumps({"reap": pids}).encode())
+            self.control.send(marshal.dumps({"reap": pids}))
         except OSError:
             pass  # it is gone: its children were reparented
 

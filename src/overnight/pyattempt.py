@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import marshal
 import os
 import signal
 import socket
@@ -23,24 +24,24 @@ from datetime import date
 from typing import Any
 
 from overnight.batch import Context, Step
+from overnight.killnet import join
 from overnight.sentinel import name_process
+from overnight.template import receive
 
 
-def spare_main(
-    own: socket.socket, attempts: socket.socket, steps: dict[str, Step], group: str | None
-) -> int:
+def spare_main(own: socket.socket, attempts: socket.socket, steps: dict[str, Step], group: str | None,
+               group_json: bytes, handler: logging.Handler) -> int:
     """Get ready (cgroup, signals), say so, take the one attempt from the shared socket
-    (the kernel gives each to one waiting spare), leave the template's group, run it."""
-    from overnight.template import receive
+    (the kernel gives each to one waiting spare), leave the template's group, run it.
 
+    Every page an attempt's process writes is a page copied (some 4 us each here), so what
+    can be made once is made in the template, before the fork: the handler, the group's
+    JSON, the imports; and the message is marshal, read without running Python code."""
     name_process("overnight-spare")
     if group is not None:
-        from overnight.killnet import join
-
         os.mkdir(group)
         join(group)  # before any code of a step runs: it cannot start anything outside
     fresh_signals()
-    handler = _handler()
     own.send(b"ready")
     data, fds = receive(attempts)
     if not data or not fds:
@@ -49,13 +50,18 @@ def spare_main(
     own.send(b"taken")
     own.close()
     attempts.close()
-    message = json.loads(data)
+    message = marshal.loads(data)
     message["group"] = group
+    message["group_json"] = group_json
     # The runner sends only how the attempt's environment differs from the template's:
     # applied in place (a whole copy of os.environ would copy the pages of every string).
-    for key in message.pop("unset", ()):
-        os.environ.pop(key, None)
-    os.environ.update(message.pop("env"))
+    # (Item by item: os.environ.update and .pop go through the Mapping ABC's machinery.)
+    environ = os.environ
+    for key in message.pop("unset"):
+        if key in environ:
+            del environ[key]
+    for key, value in message.pop("env").items():
+        environ[key] = value
     return _attempt_main(steps[message["step"]], message, fds[0], handler)
 
 
@@ -65,13 +71,17 @@ def _attempt_main(step: Step, message: dict[str, Any], result_fd: int, handler: 
     name_process(step.name)
     os.set_inheritable(result_fd, False)
     os.register_at_fork(after_in_child=lambda: _close_quietly(result_fd))
-    os.write(result_fd, json.dumps({"hello": me, "group": message["group"]}).encode() + b"\n")
+    os.write(result_fd, b'{"hello": %d, "group": %s}\n' % (me, message["group_json"]))
     result = run_callable(step, message, handler)
     if os.getpid() != me:  # a fork of the step that came back here: not ours to answer
         return 0
     result.update(pid=me, attempt=message["attempt"])
+    if result == {"ok": True, "pid": me, "attempt": message["attempt"]}:
+        answer = b'{"ok": true, "pid": %d, "attempt": %d}\n' % (me, message["attempt"])
+    else:
+        answer = json.dumps(result).encode() + b"\n"
     try:
-        os.write(result_fd, json.dumps(result).encode() + b"\n")
+        os.write(result_fd, answer)
     except OSError:
         return 71
     return 0 if result["ok"] else 1
@@ -92,7 +102,9 @@ def _close_quietly(fd: int) -> None:
         pass
 
 
-def _handler() -> logging.Handler:
+def make_handler() -> logging.Handler:
+    """The handler of every attempt's logger (made once, in the template): it writes to
+    sys.stderr, which each attempt points at its own log file."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     return handler

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import array
 import json
+import marshal
 import os
 import selectors
 import signal
@@ -88,6 +89,11 @@ class _Template:
         self.spares: list[_Spare] = []
         self.seq = 0
         self.failed = 0
+        # Made here once, not in each attempt's process (see pyattempt.spare_main).
+        from overnight.pyattempt import make_handler
+
+        self.handler = make_handler()
+        self.group_json = json.dumps(launch_group)[:-1] if launch_group else ""
 
     def run(self) -> None:
         while True:
@@ -110,7 +116,7 @@ class _Template:
             return True
         if not data:
             return False
-        self._reap(json.loads(data).get("reap", ()))
+        self._reap(marshal.loads(data).get("reap", ()))
         return True
 
     def _from_spare(self, spare: _Spare) -> None:
@@ -133,17 +139,22 @@ class _Template:
 
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.seq += 1
-        group = f"{self.launch_group}/py.{os.getpid()}.{self.seq}" if self.launch_group else None
+        group = group_json = None
+        if self.launch_group:
+            name = f"py.{os.getpid()}.{self.seq}"  # nothing to escape: the JSON is the launch's
+            group, group_json = f"{self.launch_group}/{name}", f'{self.group_json}/{name}"'.encode()
+        # What the template holds open beyond stdio: the runner's control socket, and its
+        # end of each spare's socket (known: no need to list /proc/self/fd).
+        inherited = [self.control.fileno(), mine.fileno(), self.selector.fileno()] + [
+            s.sock.fileno() for s in self.spares]
         pid = os.fork()
         if pid == 0:
             code = 70
             try:
-                # What the template holds open beyond stdio: the runner's control socket,
-                # and its end of each spare's socket (known: no need to list /proc/self/fd).
-                for fd in [self.control.fileno(), mine.fileno(), self.selector.fileno()] + [
-                        s.sock.fileno() for s in self.spares]:
+                for fd in inherited:
                     os.close(fd)
-                code = spare_main(theirs, self.attempts, self.steps, group)
+                code = spare_main(theirs, self.attempts, self.steps, group, group_json or b"null",
+                                  self.handler)
             finally:
                 os._exit(code)
         theirs.close()
