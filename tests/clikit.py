@@ -11,7 +11,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -146,3 +146,11 @@ class Daemon:
 def skew_to(instant: datetime) -> str:
     """OVERNIGHT_CLOCK_SKEW that makes the daemon's clock read `instant` now."""
     return str(instant.timestamp() - time.time())
+
+
+def deadline_in(seconds: float) -> datetime:
+    """A deadline `seconds` from now, to the second and never on a whole minute: a deadline
+    on the minute is written HH:MM (no seconds) by every reader, so a test that spells it
+    HH:MM:SS would fail one run in sixty."""
+    instant = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=seconds)
+    return instant + timedelta(seconds=1) if instant.second == 0 else instant

@@ -9,11 +9,11 @@ import os
 import signal
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from clikit import wait_for
+from clikit import deadline_in, wait_for
 from test_reports import Mailbox, text_of
 
 DAY = "2026-11-26"
@@ -87,7 +87,7 @@ def test_will_be_late_then_missed_deadline_each_exactly_once_while_the_night_run
     configure(project, chain)
     for day in ("2026-11-24", "2026-11-25"):
         assert project.run("run", "night", "--date", day).returncode == 0
-    deadline = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+    deadline = deadline_in(4)
     configure(project, chain, batch=f'deadline = "{deadline:%H:%M:%S}"',
               extra=mailbox.config() + f'\n[[webhooks]]\nurl = "{monitor.base}/hook"\n')
     started = time.time()
@@ -333,7 +333,7 @@ def test_check_unknown_when_the_ledger_cannot_be_read(project):
 def test_check_warns_while_a_night_is_predicted_late_and_when_a_report_was_not_sent(project):
     configure(project, SLOW.replace("sleep 60", "sleep 120"))
     earlier_nights(project, {"wait": 3600.0}, ["2026-11-24", "2026-11-25"])
-    deadline = datetime.now(UTC) + timedelta(minutes=10)
+    deadline = deadline_in(600)
     configure(project, SLOW.replace("sleep 60", "sleep 120"), batch=f'deadline = "{deadline:%H:%M:%S}"')
     night = project.start("run", "night", "--date", DAY)
     try:

@@ -20,11 +20,10 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from clikit import wait_for
+from clikit import deadline_in, wait_for
 from test_reports import Mailbox
 
 DAY = "2026-11-26"
@@ -97,7 +96,7 @@ def write(project, *, pause: float, batch: str = "", extra: str = "") -> None:
 
 def test_a_failing_receiver_never_changes_the_night(project, broken):
     """Class 1: the missed-deadline alert to a webhook, and the pings, all to a broken receiver."""
-    deadline = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    deadline = deadline_in(3)
     write(project, pause=5, batch=f'deadline = "{deadline:%H:%M:%S}"\nping_url = "{broken.url}"',
           extra=f'[[webhooks]]\nurl = "{broken.url}"\ntimeout = "3s"\n')
     began = time.monotonic()
@@ -159,7 +158,7 @@ def test_an_alert_claimed_is_delivered_though_the_runner_dies_at_once(project):
     box = Mailbox()
     box.start()
     try:
-        deadline = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+        deadline = deadline_in(3)
         write(project, pause=30, batch=f'deadline = "{deadline:%H:%M:%S}"', extra=box.config())
         night = project.start("run", "night", "--date", DAY)
         wait_for(lambda: alerts_recorded(project), 20, "the alert to be recorded")

@@ -6,10 +6,9 @@ long), on the batch's clock, in Chromium."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from clikit import wait_for
+from clikit import deadline_in, wait_for
 from webtools import SCREENSHOTS, csp_refusals, watch_console
 
 DAY = "2026-11-26"
@@ -39,7 +38,7 @@ def test_a_night_that_will_be_late_says_so_on_both_pages(project, serve, browser
         assert project.run("run", "night", "--date", day).returncode == 0
     # Far enough ahead that the launch surely starts before it (it is the first such wall
     # time after the launch's start), near enough not to wait long.
-    chicago_deadline = (datetime.now(UTC) + timedelta(seconds=10)).astimezone(ZoneInfo("America/Chicago"))
+    chicago_deadline = deadline_in(10).astimezone(ZoneInfo("America/Chicago"))
     configure(project, f'deadline = "{chicago_deadline:%H:%M:%S}"')
     (project.root / "slow").touch()
     night = project.start("run", "night", "--date", DAY)
