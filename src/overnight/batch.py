@@ -12,6 +12,7 @@ from typing import Any, Literal, NamedTuple, Never, get_args
 
 from overnight.durations import Duration, parse_duration
 from overnight.errors import DefinitionError, did_you_mean
+from overnight.limits import check_command, check_duration, check_env, check_retries, check_text
 from overnight.waits import OnTimeout, WaitSpec, callable_check, check_kind, wait_spec
 
 # Lowercase letters, digits, '.', '_' and '-', starting with a letter or digit: safe as a
@@ -57,6 +58,7 @@ class Step:
     cwd: str | None = None
     when: Callable[[date], bool] | None = None
     idempotent: bool = True
+    leave_running: bool = False   # what it leaves running when it exits is not killed
     queue: str | None = None
     priority: int = 0           # higher starts first among ready steps, before the critical path
     run_if: RunIf = "success"   # after which ends of its prerequisites it runs (planner.RUN_IF)
@@ -155,6 +157,7 @@ class Batch:
         cwd: str | None = None,
         when: Callable[[date], bool] | None = None,
         idempotent: bool = True,
+        leave_running: bool = False,
         queue: str | None = None,
         priority: int = 0,
         run_if: RunIf = "success",
@@ -167,7 +170,9 @@ class Batch:
         Options: `timeout` and `retry_delay` are durations ("20m", "1h30m", or seconds);
         `retries` more attempts after a failure; `env` added to the environment; `cwd`
         relative to the config's folder; `when` a predicate on the date (false: skipped);
-        `idempotent=False`: after an unclean end it waits for an operator; `queue` sends
+        `idempotent=False`: after an unclean end it waits for an operator;
+        `leave_running=True`: what it leaves running when it exits (a daemon it restarts) is
+        not killed; `queue` sends
         it to a remote worker; `priority` (a whole number, default 0): among the steps
         ready at once, a higher one starts first, whatever the critical path says;
         `run_if`: "success" (the default) runs it once its prerequisites are done,
@@ -179,8 +184,8 @@ class Batch:
         it is recorded adopted, not run (adoption.py).
         """
         options = _Options(
-            timeout, retries, retry_delay, env, cwd, when, idempotent, queue, priority, run_if, resources,
-            adopt_if,
+            timeout, retries, retry_delay, env, cwd, when, idempotent, leave_running, queue, priority,
+            run_if, resources, adopt_if,
         )
         check_name(name)
         if isinstance(command, str):
@@ -195,6 +200,7 @@ class Batch:
             raise DefinitionError(
                 f"step {name!r}: command must be a string or a non-empty list of strings"
             )
+        check_command(cmd, f"step {name!r}: the command")
         return self._add(Step(name=name, batch=self.name, command=cmd), after, options, unknown)
 
     def step(
@@ -210,6 +216,7 @@ class Batch:
         cwd: str | None = None,
         when: Callable[[date], bool] | None = None,
         idempotent: bool = True,
+        leave_running: bool = False,
         queue: str | None = None,
         priority: int = 0,
         run_if: RunIf = "success",
@@ -224,8 +231,8 @@ class Batch:
         The options are those of `command`.
         """
         options = _Options(
-            timeout, retries, retry_delay, env, cwd, when, idempotent, queue, priority, run_if, resources,
-            adopt_if,
+            timeout, retries, retry_delay, env, cwd, when, idempotent, leave_running, queue, priority,
+            run_if, resources, adopt_if,
         )
 
         def register(fn: Callable[[Context], Any]) -> Callable[[Context], Any]:
@@ -268,12 +275,15 @@ class Batch:
         where = f"step {name!r}"
         check_name(name)
         spec = wait_spec(where, every, timeout, initial_delay, on_timeout)
-        options = _Options(spec.timeout, 0, 0, env, cwd, when, True, None, priority, run_if, None, adopt_if)
+        options = _Options(
+            spec.timeout, 0, 0, env, cwd, when, True, False, None, priority, run_if, None, adopt_if,
+        )
         checked = check_kind(where, check)
         step = Step(name=name, batch=self.name, wait=spec)
         if callable(checked):
             step.func = callable_check(checked)
         else:
+            check_command(checked, f"{where}: the check")
             step.command = checked
         return self._add(step, after, options, unknown, _WAIT_OPTIONS)
 
@@ -453,6 +463,7 @@ class _Options(NamedTuple):
     cwd: object
     when: object
     idempotent: object
+    leave_running: object
     queue: object
     priority: object
     run_if: object
@@ -468,31 +479,34 @@ def _apply_options(step: Step, options: _Options) -> None:
     """Check every option (the annotations are for editors; a batch module may say
     anything) and set it on the step, or raise DefinitionError naming the step."""
     where = f"step {step.name!r}"
-    (timeout, retries, retry_delay, env, cwd, when, idempotent, queue, priority, run_if, resources,
-     adopt) = options
+    (timeout, retries, retry_delay, env, cwd, when, idempotent, leave_running, queue, priority, run_if,
+     resources, adopt) = options
     if timeout is not None:
         step.timeout = parse_duration(timeout, f"{where}: timeout")
         if step.timeout <= 0:
             raise DefinitionError(f"{where}: timeout must be more than zero")
-    step.retry_delay = parse_duration(retry_delay, f"{where}: retry_delay")
-    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
-        raise DefinitionError(f"{where}: retries must be a whole number from 0 to 100")
-    step.retries = retries
+        check_duration(step.timeout, f"{where}: timeout")
+    step.retry_delay = check_duration(
+        parse_duration(retry_delay, f"{where}: retry_delay"), f"{where}: retry_delay")
+    step.retries = check_retries(retries, where)
     if env is not None:
         if not isinstance(env, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in env.items()
         ):
             raise DefinitionError(f"{where}: env must be a dict of strings to strings")
-        step.env = dict(env)
+        step.env = check_env(dict(env), where)
     if cwd is not None and not isinstance(cwd, str):
         raise DefinitionError(f"{where}: cwd must be a path string")
-    step.cwd = cwd
+    step.cwd = cwd if cwd is None else check_text(cwd, f"{where}: cwd")
     if when is not None and not callable(when):
         raise DefinitionError(f"{where}: when= must be a function of the date")
     step.when = when  # type: ignore[assignment]
     if not isinstance(idempotent, bool):
         raise DefinitionError(f"{where}: idempotent must be True or False")
     step.idempotent = idempotent
+    if not isinstance(leave_running, bool):
+        raise DefinitionError(f"{where}: leave_running must be True or False")
+    step.leave_running = leave_running
     if queue is not None:
         check_name(queue, "queue")
     step.queue = queue  # type: ignore[assignment]

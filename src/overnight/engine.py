@@ -10,7 +10,6 @@ no work proportional to the size of the batch per step.
 from __future__ import annotations
 
 import heapq
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -20,8 +19,10 @@ from overnight.adoption import ask_adopt
 from overnight.batch import Step, dependents_of
 from overnight.batchafter import AfterBatches, wait_for_batches
 from overnight.executor import Executor, Job, Outcome, RemoteExecutor
+from overnight.guard import Guard
 from overnight.launch import LaunchResult, RunOptions, options_record
 from overnight.ledger import Ledger
+from overnight.lock import BatchLock
 from overnight.logsahead import LogsAhead
 from overnight.loop import EventLoop, Timer
 from overnight.nightwatch import NightWatch
@@ -39,7 +40,7 @@ from overnight.planner import (
     retries_left,
     unsuccessful_end,
 )
-from overnight.process import TOKEN_VARIABLE, LocalExecutor, Sentinel
+from overnight.process import LocalExecutor
 from overnight.progress import Progress
 from overnight.resources import RECHECK, ResourcePool, holders, waiting_note
 from overnight.snapshot import read_history, read_snapshot
@@ -63,8 +64,10 @@ class Runner:
         pool: ResourcePool | None = None,
         after: AfterBatches | None = None,
         watch: NightWatch | None = None,
+        lock: BatchLock | None = None,
     ) -> None:
         self.batch = batch_name
+        self.lock = lock
         self.order = order
         self.steps = {s.name: s for s in order}
         self.ledger = ledger
@@ -115,25 +118,23 @@ class Runner:
         # ends cancelled; installed before _prepare so that no moment is left uncovered.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             self.loop.add_signal_handler(sig, self._on_signal)
+        guard = None
         try:
+            guard = self.guard = Guard.open(self.batch, self.ledger.path.parent, self.lock, self.progress)
             self._prepare()
             go = self._wait_for_batches()
         except BaseException:
+            if guard is not None:
+                guard.close()
             self.loop.close()
             raise
         if not go:
+            guard.close()
             self.loop.close()
             return self._finish(time.monotonic() - started)
-        sentinel = Sentinel()
-        self.base_env = dict(os.environ)
-        self.base_env.update(
-            OVERNIGHT_BATCH=self.batch,
-            OVERNIGHT_DATE=self.options.date.isoformat(),
-            OVERNIGHT_RUN_ID=str(self.run_id),
-            OVERNIGHT_LAUNCH_ID=str(self.launch_id),
-        )
-        self.base_env[TOKEN_VARIABLE] = sentinel.token
-        self.local = LocalExecutor(self.loop, sentinel, self.steps)
+        guard.watch(self.loop, lambda why: self._on_signal(signal.SIGTERM, why))
+        self.base_env = guard.environment(self.batch, self.options.date, self.run_id, self.launch_id)
+        self.local = LocalExecutor(self.loop, guard.sentinel, self.steps, guard.net, self.options.workers)
         self.waits = WaitExecutor(self.loop, self.local)
         self.remote: dict[str, RemoteExecutor] = {}
         if self.progress.tick_interval:
@@ -168,7 +169,7 @@ class Runner:
             for executor in self.remote.values():
                 executor.close()
             if clean:
-                sentinel.close()
+                guard.close()
             self.loop.close()
         return self._finish(time.monotonic() - started)
 
@@ -185,7 +186,7 @@ class Runner:
             self.run_id = run.id
             self.launch_id = self.ledger.start_launch(
                 run.id, self.batch, trigger=opts.trigger, launched_by=opts.launched_by,
-                options=options_record(opts),
+                options={**options_record(opts), "kill_net": self.guard.net.kind},
             )
             states = self.ledger.sync_steps(run.id, self.order)
             snapshot = read_snapshot(
@@ -261,7 +262,7 @@ class Runner:
                 step=step, run_id=self.run_id, launch_id=attempt.launch_id, number=attempt.number,
                 date=self.options.date, log_path=attempt.log_path or self.logs.fallback(name),
                 env={}, cwd=str(self.workdir), started_at=attempt.started_at, attempt_id=attempt.attempt_id,
-                remote_id=attempt.remote_id, done=self._on_done,
+                remote_id=attempt.remote_id, done=self._on_done, ran_on=self._ran_on,
             )
             self.tries[name] = 1
             self.running[name] = job
@@ -337,15 +338,10 @@ class Runner:
         env["OVERNIGHT_ATTEMPT"] = str(number)
         self.ahead.taken(step.name)
         job = Job(
-            step=step,
-            run_id=self.run_id,
-            launch_id=self.launch_id,
-            number=number,
-            date=self.options.date,
-            log_path=self._log_path(step.name, number),
-            env=env,
+            step=step, run_id=self.run_id, launch_id=self.launch_id, number=number,
+            date=self.options.date, log_path=self._log_path(step.name, number), env=env,
             cwd=str(self.workdir / step.cwd) if step.cwd else str(self.workdir),
-            done=self._on_done,
+            done=self._on_done, ran_on=self._ran_on,
         )
         if step.queue is not None:
             self._remote_executor().prepare(job)  # its task is named before it exists
@@ -394,6 +390,11 @@ class Runner:
         return self.remote[kind]
 
     # -- steps ending --------------------------------------------------------------------
+
+    def _ran_on(self, job: Job, host: str) -> None:
+        if self.running.get(job.step.name) is job:  # a worker took it: the ledger says where
+            with self.ledger.transaction():
+                self.ledger.update_attempt_remote(job.attempt_id, job.remote_id, host)
 
     def _on_done(self, job: Job, outcome: Outcome) -> None:
         name = job.step.name
@@ -549,9 +550,9 @@ class Runner:
             self.progress.step_stopping(job, "timeout")
             self._executor_for(job.step).stop(job, "timeout")
 
-    def _on_signal(self, signum: int) -> None:
+    def _on_signal(self, signum: int, why: str | None = None) -> None:
         self.cancelling += 1
-        self.signal_name = signal.Signals(signum).name
+        self.signal_name = why or signal.Signals(signum).name  # why: the sentinel could not be replaced
 
     def _cancel(self) -> None:
         force = self.cancelling > 1
@@ -575,7 +576,7 @@ class Runner:
         verdict = judge_launch(self.state, self.runnable, cancelled=bool(self.cancelling))
         message = f"blocked: {self.blocked_by}" if self.blocked_by else None
         if self.held:
-            message = "not idempotent and interrupted: " + ", ".join(self.held)
+            message = "not idempotent and ended uncleanly: " + ", ".join(self.held)
         with self.ledger.transaction():
             for name in self.waiting_for:  # no longer waiting for anything: the launch is over
                 if self.state[name] is StepState.PENDING:

@@ -45,6 +45,7 @@ class Job:
     remote_id: str | None = None
     stop_reason: str | None = None     # "timeout" or "cancel" once stop() was called
     done: Callable[[Job, Outcome], None] | None = None
+    ran_on: Callable[[Job, str], None] | None = None   # told the host, once a remote worker has it
     handle: Any = field(default=None, repr=False)
 
     def outcome_for_exit(self, exit_code: int, ended_at: float, message: str | None = None) -> Outcome:
@@ -55,7 +56,10 @@ class Job:
             return Outcome(StepState.CANCELLED, exit_code, message or "cancelled", ended_at)
         if exit_code == 0:
             return Outcome(StepState.SUCCEEDED, 0, None, ended_at)
-        return Outcome(StepState.FAILED, exit_code, message or exit_message(exit_code, self), ended_at)
+        # Killed by a signal overnight did not send (the OOM killer, an operator, a crash):
+        # not the step's own exit status, so an interruption.
+        state = StepState.INTERRUPTED if exit_code < 0 else StepState.FAILED
+        return Outcome(state, exit_code, message or exit_message(exit_code, self), ended_at)
 
 
 def _timeout_message(job: Job) -> str:

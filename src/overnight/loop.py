@@ -102,15 +102,24 @@ class EventLoop:
         elif self._timers:
             due = max(0.0, self._timers[0][0] - time.monotonic())
             timeout = due if timeout is None else min(timeout, due)
-        for key, _ in self._selector.select(timeout):
-            key.data()
-        while self._soon:
-            self._soon.popleft()()
+        self._handle_ready(timeout)
         now = time.monotonic()
+        if self._timers and self._timers[0][0] <= now:
+            # Exits before timers. After a pause (SIGSTOP, a suspended VM) Python's select
+            # sees the deadline passed and returns nothing without asking the kernel again
+            # (PEP 475), so a step that exited long before its timeout would be timed out:
+            # ask once more, without waiting, and handle what ended before firing anything.
+            self._handle_ready(0.0)
         while self._timers and self._timers[0][0] <= now:
             _, _, timer = heapq.heappop(self._timers)
             if not timer.cancelled:
                 timer.callback()
+
+    def _handle_ready(self, timeout: float | None) -> None:
+        for key, _ in self._selector.select(timeout):
+            key.data()
+        while self._soon:
+            self._soon.popleft()()
 
     def has_timers(self) -> bool:
         """Whether a timer that matters (not cancelled, not a daemon) is still due."""

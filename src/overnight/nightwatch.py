@@ -331,11 +331,13 @@ class NightWatch:
         job = {**job, "config": self.settings.config_path, "ledger": str(self.runner.ledger.path)}
         self.couriers = [c for c in self.couriers if c.poll() is None]
         try:
-            courier = subprocess.Popen(
-                [sys.executable, "-m", "overnight.reporting.courier", json.dumps(job)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
-                env={k: v for k, v in os.environ.items() if k != "OVERNIGHT_LAUNCH_TOKEN"},
-            )
+            # Outside the launch's kill net: a courier outlives the launch and its runner.
+            with self.runner.guard.net.spawning_outside():
+                courier = subprocess.Popen(
+                    [sys.executable, "-m", "overnight.reporting.courier", json.dumps(job)],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
+                    env={k: v for k, v in os.environ.items() if k != "OVERNIGHT_LAUNCH_TOKEN"},
+                )
         except OSError as e:  # news must never end a night
             sys.stderr.write(f"overnight: could not start the sender of an alert or ping: {e}\n")
             return None

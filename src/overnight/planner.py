@@ -38,7 +38,11 @@ from overnight.waits import WaitSpec
 
 # A step that is not idempotent and whose last attempt ended like this may have done part
 # of its work: neither a retry nor a plain resume runs it again; an operator decides.
-HOLD_AFTER: frozenset[StepState] = frozenset({StepState.INTERRUPTED})
+# These are every end that is not the step's own exit status: the runner or a worker died
+# (interrupted; a signal from outside reads so too), it ran out of time, it was cancelled.
+HOLD_AFTER: frozenset[StepState] = frozenset(
+    {StepState.INTERRUPTED, StepState.TIMED_OUT, StepState.CANCELLED}
+)
 
 # An attempt that ended like this is tried again while the step has retries left.
 RETRY_AFTER: frozenset[StepState] = frozenset(
@@ -478,11 +482,19 @@ def check_when(step: Step, run_date: date) -> Gate | None:
         return None
     try:
         wanted = bool(step.when(run_date))
-    except Exception as e:  # noqa: BLE001 - the user's predicate failed
-        return Gate(StepState.FAILED, f"when= raised {e!r}", f"its when= raised {e!r}")
+    except BaseException as e:  # noqa: BLE001 - the user's predicate failed, or exited
+        # sys.exit() or a KeyboardInterrupt raised by the predicate itself is its failure,
+        # not the runner's: it must not end the night, nor undo what the night recorded.
+        what = _one_line(repr(e))
+        return Gate(StepState.FAILED, f"when= raised {what}", f"its when= raised {what}")
     if wanted:
         return None
     return Gate(StepState.SKIPPED, "when= is false", "when= is false for this date")
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def after_check(wait: WaitSpec, ended: StepState, *, out_of_time: bool, cancelled: bool) -> StepState | None:

@@ -92,6 +92,16 @@ class Progress:
     def _number(self, launch_id: int | None) -> int | str:
         return self.numbers.get(launch_id or 0, "?")
 
+    def kill_net(self, description: str) -> None:
+        if not self.quiet:
+            self._line(f"kill net: {description}", "dim")
+
+    def leftovers_emptied(self, found: int) -> None:
+        self._line(f"killed {found} process group(s) or process(es) a dead launch left running", "yellow")
+
+    def sentinel_lost(self, what: str) -> None:
+        self._line(what, "yellow")
+
     def launch_waiting(self, what: str) -> None:
         """The launch waits for other batches' runs (after= in overnight.toml)."""
         self._line(what, "yellow")
@@ -113,8 +123,9 @@ class Progress:
     def step_held(self, name: str, batch: str, run_date: date) -> None:
         redo = self.command_line.mark_hint(self.batch_arg or batch, name, "redo", run_date.isoformat())
         self._line(
-            f"HELD     {name}: not idempotent, and interrupted by a crash; check what it did, "
-            f"then `{redo}` to run it again (or --done if it finished)",
+            f"HELD     {name}: not idempotent, and its last attempt did not end cleanly (a crash, "
+            f"a cancel, a timeout); check what it did, then `{redo}` to run it again "
+            f"(or --done if it finished)",
             "bold red",
         )
 

@@ -1,7 +1,8 @@
 """The state folder (`state_dir`): the one place that knows where each file lives in it.
 
     ledger.db                           the ledger (runs, launches, attempts, users...)
-    locks/BATCH.lock                    one live launch per batch (lock.py)
+    locks/BATCH.lock                    who holds the batch, and the kill net of its launch
+                                        (the lock itself is on ledger.db: lock.py)
     resources/POOL/UNIT.lock            a unit of a [resources] pool, held by an flock (resources.py)
     scheduler.lock                      one scheduler per state folder
     web-secret                          the key that signs the dashboard's session cookies
@@ -77,9 +78,14 @@ class StateFolder:
     def run_logs(self, batch: str, day: str) -> RunLogs:
         return RunLogs(self.logs / batch / day)
 
+    @property
+    def remote_logs(self) -> Path:
+        """On a worker host: the logs of every step this host ran (remote/logs.py prunes)."""
+        return self.root / "remote-logs"
+
     def worker_run_logs(self, batch: str, day: str) -> RunLogs:
         """On a worker host: the logs of the steps of one run that this host ran."""
-        return RunLogs(self.root / "remote-logs" / batch / day)
+        return RunLogs(self.remote_logs / batch / day)
 
     def scheduler_log(self, batch: str, day: str, stamp: str) -> Path:
         return self.logs / "scheduler" / batch / f"{day}-{stamp}.log"

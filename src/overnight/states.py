@@ -47,7 +47,8 @@ S = StepState
 # Every state change of a step goes through check_step_transition (called by the ledger's
 # one writer); anything not listed here is a bug.
 STEP_TRANSITIONS: dict[StepState, frozenset[StepState]] = {
-    S.PENDING: frozenset({S.RUNNING, S.SKIPPED, S.BLOCKED, S.SUCCEEDED, S.PENDING, S.ADOPTED}),
+    # FAILED: its when= raised or exited, so it never started
+    S.PENDING: frozenset({S.RUNNING, S.SKIPPED, S.BLOCKED, S.SUCCEEDED, S.PENDING, S.FAILED, S.ADOPTED}),
     # running -> skipped: a wait step whose time ran out with on_timeout="skip".
     S.RUNNING: frozenset(
         {S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.INTERRUPTED, S.CANCELLED, S.PENDING, S.SKIPPED}

@@ -77,6 +77,8 @@ def status_text(view: RunView) -> str:
     now = time.time()
     for s in view.steps:
         note = s.waiting or s.message or ""
+        if s.host:
+            note = f"on {s.host}  {note}".strip()
         if s.failed and s.log_path:
             note = f"{note}  log: {s.log_path}".strip()
         if s.state == RUNNING and s.attempts:
@@ -89,10 +91,12 @@ def status_text(view: RunView) -> str:
             f"{s.launch or '-':>6}  {note}\n"
         )
     for la in view.launches:
+        net = la.options.get("kill_net")
         note = f": {la.message}" if la.not_started else ""  # why it failed before any step ran
         out.append(
             f"  launch {la.number}: {_paint(la.state, la.state)}, {la.trigger} by "
-            f"{la.launched_by} on {la.host} (pid {la.pid}), {_clock(la.started_at)}, {_took(la)}{note}\n"
+            f"{la.launched_by} on {la.host} (pid {la.pid}), {_clock(la.started_at)}, {_took(la)}"
+            + (f", kill net: {net}" if net else "") + f"{note}\n"
         )
     for m in view.marks:
         why = f": {m.reason}" if m.reason else ""

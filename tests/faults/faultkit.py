@@ -17,6 +17,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clikit import alive, wait_for  # noqa: F401 - the one alive and wait_for, for the fault suites too
+
 from overnight.states import STEP_TRANSITIONS, RunState, StepState
 
 # Every process started for a test carries MARKER_VARIABLE=<unique value> in its
@@ -26,6 +28,10 @@ MARKER_VARIABLE = "OVERNIGHT_FAULT_MARKER"
 
 # Lines for the end-of-session summary (conftest.py prints them).
 SUMMARY: list[str] = []
+
+# OVERNIGHT_SOAK=1: the suites whose default is a covering sample of their cases (every
+# way, every end, every net, not every combination) run all of them.
+SOAK = os.environ.get("OVERNIGHT_SOAK", "") not in ("", "0")
 
 # One seed for the session's random moments; OVERNIGHT_FAULT_SEED=N replays a session.
 SEED = int(os.environ.get("OVERNIGHT_FAULT_SEED") or secrets.randbelow(2**32))
@@ -324,3 +330,68 @@ def describe(pids: list[int]) -> str:
             cmdline = "?"
         out.append(f"{pid} ({cmdline[:80]})")
     return ", ".join(out)
+
+
+def cgroup_net_available() -> bool:
+    """Whether a runner can use the cgroup net here (cgroup v2 writable, with cgroup.kill).
+
+    Found from the mount table by the test itself, not by asking overnight."""
+    mount = mine = None
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        if right.split(" ", 1)[0] == "cgroup2":
+            mount = left.split()[4]
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        if line.startswith("0::"):
+            mine = line[3:]
+    if mount is None or mine is None:
+        return False
+    probe = os.path.join(os.path.normpath(mount + mine), f"overnight-probe-{os.getpid()}")
+    try:
+        os.mkdir(probe)
+    except OSError:
+        return False
+    try:
+        return os.path.exists(os.path.join(probe, "cgroup.kill"))
+    finally:
+        os.rmdir(probe)
+
+
+# -- the runner's helper processes ---------------------------------------------------------
+
+
+def children_named(parent: int, name: str | None) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            comm = Path(f"/proc/{entry}/comm").read_text().strip()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and name in (None, comm):
+            found.append(int(entry))
+    return found
+
+
+def helper(process, name: str) -> int:  # noqa: ANN001
+    """The runner's helper process of that name; for the sentinel of a runner that does not
+    name it, the forked copy of the runner that has no children of its own."""
+    def find() -> list[int]:
+        named = children_named(process.pid, name)
+        if named or name != "overnight-sent":
+            return named
+        runner = Path(f"/proc/{process.pid}/cmdline").read_bytes()
+        copies = [p for p in children_named(process.pid, None) if _cmdline(p) == runner]
+        return [p for p in copies if not children_named(p, None)]
+
+    wait_for(find, timeout=10)
+    return find()[0]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""

@@ -54,10 +54,16 @@ def history(ctx: click.Context, batch: str | None, as_json: bool, limit: int) ->
 @click.argument("step")
 @click.option("--date", "date_text", metavar="D", help="The run for that date (default: the latest).")
 @click.option("--attempt", type=int, help="Which attempt (default: the latest).")
+@click.option("--tail", "-n", "tail", type=click.IntRange(0), metavar="N", help="Only the last N lines.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing what it writes while it runs.")
 @click.pass_context
-def logs(ctx: click.Context, batch: str, step: str, date_text: str | None, attempt: int | None) -> None:
-    """Print a step's output."""
+def logs(
+    ctx: click.Context, batch: str, step: str, date_text: str | None, attempt: int | None,
+    tail: int | None, follow: bool,
+) -> None:
+    """Print a step's output (in constant memory, however large)."""
     from overnight.errors import ConfigError, shown
+    from overnight.logtail import show_log
 
     config = get_config(ctx)
     name = BatchRef(config, batch).resolve_name()
@@ -80,8 +86,16 @@ def logs(ctx: click.Context, batch: str, step: str, date_text: str | None, attem
         raise ConfigError(f"step {step!r} has no attempt {attempt} (it has {numbers})")
     if not chosen.log_path or not os.path.exists(chosen.log_path):
         raise ConfigError(f"the log of {step} attempt {chosen.number} is gone ({chosen.log_path})")
-    with open(chosen.log_path, "rb") as f:
-        sys.stdout.buffer.write(f.read())
+    still_running = None
+    if follow:
+        from overnight.lock import holder
+
+        def still_running() -> bool:
+            now = next((a for a in ledger.attempts(run_row.id, step) if a.id == chosen.id), None)
+            live = holder(config.state_dir, name) is not None  # its runner may have died
+            return live and now is not None and now.state == "running"
+
+    show_log(chosen.log_path, sys.stdout.buffer, tail=tail, follow=still_running)
 
 
 # -- list, cancel, mark ------------------------------------------------------------------

@@ -186,6 +186,7 @@ def _launch(
             logs=logs,
             progress=make_progress(quiet, command_line=CommandLine.of(config), batch_arg=ref.argument),
             executors=_remote_executors(config, loaded),
+            lock=lock,
             pool=_pool(config, loaded),
             after=_after(config, ref),
             watch=watch,

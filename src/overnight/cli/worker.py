@@ -41,6 +41,9 @@ def worker(ctx: click.Context, queue: str, concurrency: int, node: str | None, l
         state=config.state,
         modules={name: b.module for name, b in config.batches.items()},
     )
+    from overnight.remote.logs import prune_now_and_then
+
+    prune_now_and_then(config.state)  # the output of steps that ran long ago goes
     app = celery_app.make_app(config.celery)
     app.worker_main([
         "worker",

@@ -25,6 +25,12 @@ LIVE = RunState.RUNNING.value
 NOT_STARTED = "not_started"
 
 
+# Newest first by the ledger's sequence: the run's last launch, then the run's own id.
+BY_LAST_LAUNCH = (
+    "ORDER BY (SELECT max(launches.id) FROM launches WHERE launches.run_id = runs.id) DESC, runs.id DESC"
+)
+
+
 class RunRecords(StepRecords):
     # -- runs ------------------------------------------------------------------------------
 
@@ -35,10 +41,9 @@ class RunRecords(StepRecords):
         return self._one(RunRow._make, f"{SELECT_RUN} WHERE id = ?", (run_id,))
 
     def latest_run(self, batch: str) -> RunRow | None:
-        """The run with the most recent activity (a launch, a mark)."""
-        return self._one(
-            RunRow._make, f"{SELECT_RUN} WHERE batch = ? ORDER BY updated_at DESC LIMIT 1", (batch,)
-        )
+        """The run launched last, by the ledger's own sequence (launch ids), not the clock:
+        a clock stepped back must not make an older night the latest."""
+        return self._one(RunRow._make, f"{SELECT_RUN} WHERE batch = ? {BY_LAST_LAUNCH} LIMIT 1", (batch,))
 
     def ensure_run(self, batch: str, date: str) -> RunRow:
         """The run for (batch, date), created (running) if new. Call inside a transaction."""

@@ -59,6 +59,12 @@ class StepView:
         return not may_repeat(self.idempotent, StepState(self.state))
 
     @property
+    def host(self) -> str | None:
+        """The worker host its last attempt ran on, when that was a remote queue's."""
+        last = self.attempts[-1] if self.attempts else None
+        return last.host if last is not None and last.remote_id else None
+
+    @property
     def failed(self) -> bool:
         """It ran and did not succeed (states.FAILED_STATES): a reader needs its output."""
         return self.state in FAILED_STATES

@@ -59,8 +59,13 @@ def make_app(settings: CeleryConfig) -> Celery:
         result_expires=7 * 86400,  # a crashed coordinator can collect a result for a week
         # A message a worker took and never acknowledged comes back after this long; a step
         # may run for hours, and the coordinator learns of a dead worker by its heartbeat.
-        broker_transport_options={"visibility_timeout": 86400},
+        # A broker host that takes the connection and then says nothing must not hold a
+        # thread for Redis' default two minutes: reads give up after 5 s, connects after 4 s.
+        broker_transport_options={"visibility_timeout": 86400, "socket_timeout": 5.0,
+                                  "socket_connect_timeout": 4.0},
         result_backend_transport_options={"retry_policy": {"timeout": 2.0}},
+        redis_socket_timeout=5.0,
+        redis_socket_connect_timeout=4.0,
         broker_connection_timeout=4.0,
         broker_connection_retry_on_startup=True,
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
@@ -203,6 +208,12 @@ def run_step(task: Any, payload: dict[str, Any]) -> dict[str, Any]:
 
     result = execute(payload, WORKER, log_path, heartbeat, stop_requested)
     result["host"] = host
+    from overnight.remote.logs import prune_now_and_then
+
+    try:
+        prune_now_and_then(WORKER.state)
+    except Exception:  # noqa: BLE001 - tidying must never turn a step's result into a failure
+        pass
     return result
 
 

@@ -1,18 +1,20 @@
 """Steps with queue= set: sent to Celery, watched until their one Outcome is known.
 
-The runner's thread dispatches (send_task with the task id already in the ledger) and asks
-for stops; one watcher thread learns every state change. With a Redis result backend it
-does not poll: the backend publishes each task's record when it is stored, and the watcher
-listens to those messages; a sweep every `tick` seconds checks deadlines (pickup wait, a
-worker's heartbeat gone quiet) and covers messages missed while Redis was away. Outcomes
-go back to the runner's loop with call_soon_threadsafe, so the runner never blocks on
-Celery.
+A dispatch thread sends (send_task with the task id already in the ledger) and asks for
+stops, so a broker that does not answer never holds the runner's loop (kombu may wait
+~12 s on a host that drops packets); one watcher thread learns every state change. With
+a Redis result backend it does not poll: the backend publishes each task's record when
+it is stored, and the watcher listens to those messages; a sweep every `tick` seconds
+checks deadlines (pickup wait, a worker's heartbeat gone quiet) and covers messages missed
+while Redis was away. Outcomes go back to the runner's loop with call_soon_threadsafe, so
+the runner never blocks on Celery.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import queue
 import threading
 import time
 import uuid
@@ -92,6 +94,8 @@ class CeleryExecutor:
         self.tick = min(0.5, HEARTBEAT / 2)
         self.watcher = threading.Thread(target=self._watch_loop, name="overnight-celery", daemon=True)
         self.watcher.start()
+        self.dispatch: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        threading.Thread(target=self._dispatch_loop, name="overnight-dispatch", daemon=True).start()
 
     # -- the runner's side -----------------------------------------------------------------
 
@@ -104,6 +108,12 @@ class CeleryExecutor:
         watch = _Watch(job, time.monotonic())
         with self.lock:
             self.watches[job.remote_id] = watch
+        # Sent from the dispatch thread: a broker host that does not answer holds that thread
+        # (kombu's connect timeout, its retries), never the runner's loop.
+        self.dispatch.put(lambda: self._send_or_fail(watch))
+
+    def _send_or_fail(self, watch: _Watch) -> None:
+        job = watch.job
         try:
             self._send(job)
         except Exception as e:  # noqa: BLE001 - kombu's errors vary by transport
@@ -150,8 +160,15 @@ class CeleryExecutor:
         if watch is None or watch.finished:
             return
         job.stop_reason = job.stop_reason or reason
+        self.dispatch.put(lambda: self._ask_to_stop(watch, reason, force))
+
+    def _ask_to_stop(self, watch: _Watch, reason: str, force: bool) -> None:
+        """On the dispatch thread: give up on it in its queue, or ask its worker to stop it."""
+        job = watch.job
         task_id = job.remote_id
         assert task_id is not None
+        if watch.finished:
+            return
         try:
             if self._claim(task_id, f"stopped ({reason}) before a worker took it"):
                 # No worker took it yet, and now none ever will: it ends here.
@@ -170,10 +187,18 @@ class CeleryExecutor:
         except Exception:  # noqa: BLE001 - broker away: the heartbeat check ends it
             pass
 
+    def _dispatch_loop(self) -> None:
+        while (work := self.dispatch.get()) is not None:
+            try:
+                work()
+            except Exception:  # noqa: BLE001 - one send's bug must not stop the others
+                pass
+
     def close(self) -> None:
         # The watcher ends by itself within a tick; waiting for it would add that tick to
         # every launch. Nothing it does after this point reaches the runner.
         self.closing.set()
+        self.dispatch.put(None)
         try:
             self.app.close()
         except Exception:  # noqa: BLE001
@@ -255,6 +280,8 @@ class CeleryExecutor:
             message = f"revoked: {text}" if text else "revoked in Celery"
             self._finish(watch, lambda: Outcome(StepState.INTERRUPTED, None, message, time.time()))
         elif status == "STARTED" and isinstance(info, dict):
+            if watch.host is None and info.get("host"):
+                self._tell_host(watch, str(info["host"]))
             watch.host = info.get("host")
             if not watch.started or info.get("heartbeat") != watch.beat:
                 watch.started, watch.beat, watch.beat_seen = True, info.get("heartbeat"), now
@@ -344,6 +371,13 @@ class CeleryExecutor:
         from overnight.remote.celery_app import ABANDONED
 
         self.backend.store_result(task_id, TaskRevokedError(message), ABANDONED)
+
+    def _tell_host(self, watch: _Watch, host: str) -> None:
+        """The worker host that took the step, to the runner's thread (status shows it while
+        the step runs)."""
+        job = watch.job
+        if job.ran_on is not None and not self.closing.is_set():
+            self.loop.call_soon_threadsafe(lambda: job.ran_on(job, host))  # type: ignore[misc]
 
     def _finish(self, watch: _Watch, outcome: Callable[[], Outcome]) -> None:
         """Hand the job's one Outcome to the runner's thread (exactly once)."""

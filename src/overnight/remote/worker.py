@@ -131,7 +131,7 @@ def execute(
         with os.fdopen(result_r, "rb") as f:
             answer = f.read()
         if answer:
-            outcome = json.loads(answer)
+            outcome, _ = json.JSONDecoder().raw_decode(answer.decode())  # the first answer only
             message = None if outcome["ok"] else outcome["message"]
         elif exit_code == 0:
             exit_code, message = 1, "the step's process exited early"
@@ -234,11 +234,15 @@ def _callable_main() -> int:
 
     from overnight.errors import OvernightError
     from overnight.loader import load_batch
-    from overnight.process import _run_callable
+    from overnight.pyattempt import run_callable
 
     spec = json.loads(sys.stdin.buffer.read())
     result_fd = spec["result_fd"]
     os.set_inheritable(result_fd, False)
+    me = os.getpid()
+    # A process the step forks must not answer for it (it would come back here and write
+    # a second answer): the answer channel is closed in every fork.
+    os.register_at_fork(after_in_child=lambda: os.close(result_fd))
     try:
         loaded = load_batch(spec["module_ref"], Path(spec["base_dir"]))
         step = loaded.batch.steps.get(spec["step"])
@@ -255,7 +259,9 @@ def _callable_main() -> int:
             "date": date.fromisoformat(spec["date"]).isoformat(), "attempt": spec["attempt"],
             "run_id": spec["run_id"],
         }
-        outcome = _run_callable(step, message, handler)
+        outcome = run_callable(step, message, handler)
+    if os.getpid() != me:  # a fork of the step that came back here: not ours to answer
+        return 0
     os.write(result_fd, json.dumps(outcome).encode())
     return 0 if outcome["ok"] else 1
 

@@ -124,7 +124,8 @@ def step_note(step: StepView, launch_id: int | None) -> str:
     """Why a step is in the state it is, as a reader needs it."""
     if step.done and step.launch_id and step.launch_id != launch_id:
         return f"done by an earlier launch ({step.launch}), not run again"
-    return step.message or ""
+    where = f"on {step.host}" if step.host else ""
+    return "  ".join(part for part in (where, step.message or "") if part)
 
 
 def build_report(
@@ -347,7 +348,7 @@ def _html(c: _Context, subject: str) -> str:
 
 def _summary(c: _Context, subject: str) -> dict[str, Any]:
     failed = [
-        {"step": s.name, "state": s.state, "message": s.message, "log_path": s.log_path,
+        {"step": s.name, "state": s.state, "message": s.message, "log_path": s.log_path, "host": s.host,
          "attempts": len(s.attempts)}
         for s in c.failed
     ]
