@@ -56,7 +56,9 @@ def ask_adopt(step: Step, run_date: date, workdir: Path, allowed: Container[str]
     try:
         os.chdir(folder)
         done = bool(step.adopt_if(run_date))
-    except Exception:  # noqa: BLE001 - no answer is not a yes: the step runs
+    except BaseException:  # noqa: BLE001 - no answer is not a yes: the step runs
+        # sys.exit() or a KeyboardInterrupt raised by the question itself is no answer
+        # either: it must not end the night (as for when=, planner.check_when).
         done = False
     finally:
         os.chdir(here)

@@ -128,3 +128,34 @@ def test_a_step_killed_from_outside_reads_interrupted(project) -> None:
     assert project.run("run", "oom", "--date", "2026-07-03").returncode == 1
     [step] = project.status("oom", "--date", "2026-07-03")["steps"]
     assert step["state"] == "interrupted" and step["message"] == "killed by SIGKILL (signal 9)", step
+
+
+ADOPT_BATCH = """
+import os, sys
+from overnight import Batch
+
+batch = Batch("adopt")
+batch.command("first", "touch first-ran")
+
+
+def asked(day):
+    {body}
+
+
+batch.command("asked", "touch asked-ran", adopt_if=asked, after=["first"])
+batch.command("after-asked", "touch after-ran")
+"""
+
+
+@pytest.mark.parametrize("how", sorted(WHENS))
+def test_an_adopt_if_that_raises_or_exits_means_run_and_the_night_goes_on(project, how: str) -> None:
+    """adopt_if= (issue 17) is asked in the runner like when=: any BaseException it raises,
+    sys.exit() too, is no answer, so the step runs; it never ends the night."""
+    project.write_batch("adopt", ADOPT_BATCH.format(body=WHENS[how]))
+    result = project.run("run", "adopt", "--date", "2026-07-03")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert project.states("adopt", "--date", "2026-07-03") == {
+        "first": "succeeded", "asked": "succeeded", "after-asked": "succeeded",
+    }
+    assert (project.root / "asked-ran").exists() and (project.root / "after-ran").exists()
