@@ -93,8 +93,13 @@ def test_rerun_and_mark_from_the_run_page(project, serve):
              and _state(project, "2026-11-20") == "succeeded", what="the re-run")
     counts = dict(project.query("SELECT step, count(*) FROM attempts GROUP BY step"))
     assert counts == {"first": 1, "wait": 2, "last": 1}   # only that step, not what follows
-    assert olive.post("/run/gated/2026-11-20/rerun",
-                      {"step": "wait", "downstream": "1", "csrf": token})[0] == 303
+    # With what depends on it: the page lists what would run again first, and runs nothing.
+    following = {"step": "wait", "downstream": "1", "csrf": token}
+    status, _, body = olive.post("/run/gated/2026-11-20/rerun", following)
+    page = body.decode()
+    assert status == 200 and "2 steps to run again: wait, last" in page and "not idempotent" not in page
+    assert dict(project.query("SELECT step, count(*) FROM attempts GROUP BY step")) == counts
+    assert olive.post("/run/gated/2026-11-20/rerun", {**following, "confirmed": "1"})[0] == 303
     wait_for(lambda: dict(project.query("SELECT step, count(*) FROM attempts GROUP BY step"))
              == {"first": 1, "wait": 3, "last": 2}, what="the re-run with what follows")
     wait_for(lambda: _state(project, "2026-11-20") == "succeeded", what="the run to settle")
@@ -110,6 +115,39 @@ def test_rerun_and_mark_from_the_run_page(project, serve):
         ("wait", "skipped", "olive", "done by hand"),
         ("last", "skipped", "olive", "done by hand"),
     ]
+
+
+LOADING = """
+    from overnight import Batch
+    batch = Batch("loading")
+    batch.command("extract", "echo extract >> runs.txt")
+    batch.command("load", "echo load >> runs.txt", idempotent=False)
+"""
+
+
+def test_a_rerun_of_a_step_that_is_not_idempotent_warns_and_runs_only_when_confirmed(project, serve):
+    """As `overnight run --rerun` at a terminal: the dashboard names the step that may
+    repeat what it did, and nothing runs until the operator presses the second button."""
+    project.write_batch("loading", LOADING)
+    add_user(project, "olive", "operator-pass", role="operator")
+    olive = Client(serve(project).url)
+    assert olive.login("olive", "operator-pass") == 303
+    assert project.run("run", "loading", "--date", "2026-11-20").returncode == 0
+    token = olive.csrf("/run/loading/2026-11-20")
+    status, _, body = olive.post("/run/loading/2026-11-20/rerun", {"step": "load", "csrf": token})
+    page = body.decode()
+    assert status == 200 and "1 step to run again: load" in page
+    assert "load is not idempotent: running it again may repeat what it did before" in page
+    assert 'name="confirmed" value="1"' in page
+    assert (project.root / "runs.txt").read_text().split() == ["extract", "load"]   # nothing ran
+    # An idempotent step alone needs no second word: it runs at once.
+    assert olive.post("/run/loading/2026-11-20/rerun", {"step": "extract", "csrf": token})[0] == 303
+    wait_for(lambda: (project.root / "runs.txt").read_text().split() == ["extract", "load", "extract"]
+             and _state(project, "2026-11-20") == "succeeded", what="the re-run of extract")
+    confirmed = {"step": "load", "confirmed": "1", "csrf": token}
+    assert olive.post("/run/loading/2026-11-20/rerun", confirmed)[0] == 303
+    wait_for(lambda: (project.root / "runs.txt").read_text().split()[-1:] == ["load"]
+             and len(project.query("SELECT id FROM launches")) == 3, what="the confirmed re-run")
 
 
 def test_backfill_from_the_dashboard_runs_each_date_as_its_operator(project, serve):

@@ -111,8 +111,11 @@ def test_an_operator_logs_in_launches_and_watches_the_night(project, serve, brow
             "WHERE r.date = '2026-11-20'"
         ) == [("web", "olive")]
 
-        # Re-run load-b and what depends on it: a second launch, by olive.
+        # Re-run load-b and what depends on it: listed first, then a second launch, by olive.
         page.locator("#step-load-b button[name=downstream]").click()
+        page.wait_for_selector("#rerun")
+        assert "2 steps to run again: load-b, publish" in page.locator("#rerun").inner_text()
+        page.locator("#rerun button").click()
         page.wait_for_selector(".flash.ok")
         page.locator("#step-publish a.attempt").nth(1).wait_for()
         page.wait_for_selector("#step-publish[data-state=succeeded]")

@@ -28,14 +28,15 @@ ODD = [
 # Slots whose value is only compared ("1" or not) or only ends up in a redirect, while the
 # rest of their request starts a command (a second each): the worst of the odd values.
 SHORT = ["", "\x00", "1" * 5000, "²", "\r\nX-Injected: 1", "\udcff", "//evil.example"]
-FLAGS = {"downstream", "back"}
+FLAGS = {"downstream", "confirmed", "back"}
 
 # Each route with its slots: {name} in the path, ?name= in the query, or a form field.
 # Other slots get a value that works, so that the odd one is what the code meets.
 GOOD = {
     "batch": "demo", "date": DAY, "step": "a", "attempt": "1", "offset": "0", "nights": "30",
     "before": "5", "next": "/", "from": "2026-11-01", "to": "2026-11-02", "action": "skip",
-    "reason": "checked by hand", "downstream": "1", "back": "/", "name": "olive", "password": "wrong-pass",
+    "reason": "checked by hand", "downstream": "1", "confirmed": "1", "back": "/", "name": "olive",
+    "password": "wrong-pass",
 }
 ROUTES = [
     ("GET", "/", [], []),
@@ -52,7 +53,7 @@ ROUTES = [
     ("POST", "/batch/{batch}/resume", [], []),
     ("POST", "/batch/{batch}/cancel", [], ["back"]),
     ("POST", "/batch/{batch}/backfill", [], ["from", "to"]),
-    ("POST", "/run/{batch}/{date}/rerun", [], ["step", "downstream"]),
+    ("POST", "/run/{batch}/{date}/rerun", [], ["step", "downstream", "confirmed"]),
     ("POST", "/run/{batch}/{date}/mark", [], ["step", "action", "reason", "downstream"]),
     ("POST", "/login", [], ["name", "password", "next"]),
     ("POST", "/logout", [], []),

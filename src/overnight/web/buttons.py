@@ -12,6 +12,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from overnight.readmodel.run import run_view
+from overnight.rerun import RerunListing, rerun_listing
 from overnight.web import actions
 from overnight.web.access import Visit, action
 from overnight.web.site import flash, local_path, plain_text, valid_date
@@ -90,12 +92,25 @@ def _step_of_run(visit: Visit, batch: str, day: str, step: object) -> str:
     return step
 
 
+def _rerun_listing(visit: Visit, batch: str, day: str, step: str, downstream: bool) -> RerunListing:
+    """What the re-run runs again, from the steps as the ledger last recorded them."""
+    ledger = visit.ledger
+    run = ledger.find_run(batch, day) if ledger else None
+    assert ledger is not None and run is not None  # _step_of_run found the step in it
+    return rerun_listing(run_view(ledger, run).steps, [step], downstream)
+
+
 @action()
 def rerun(request: Request, visit: Visit, form: FormData) -> Response:
     batch = visit.dash.configured_batch(request.path_params["batch"])
     day = valid_date(request.path_params["date"])
     step = _step_of_run(visit, batch, day, form.get("step"))
     downstream = form.get("downstream") == "1"
+    if form.get("confirmed") != "1":
+        listing = _rerun_listing(visit, batch, day, step, downstream)
+        if listing.needs_a_yes:  # as `overnight run --rerun` at a terminal: list, warn, ask
+            return visit.render("rerun.html", batch=batch, date=day, step=step, downstream=downstream,
+                                listing=listing)
     args = ["run", batch, "--date", day, "--rerun", *(["--downstream"] if downstream else []), "--", step]
     what = f"re-run {step}" + (" and what depends on it" if downstream else "")
     _let_finishing_launch_go(visit, batch)
