@@ -103,13 +103,15 @@ class CallableExecutor:
         if self.template is None:
             self.template = _TemplateHandle(self.steps, self.net.launch_group, self.spares,
                                             self.template_env, self.slim)
-            self.sentinel.watch(self.template.pid)
-            self.loop.add_reader(self.template.pidfd, self._template_died)
+            template = self.template
+            self.sentinel.watch(template.pid)
+            self.loop.add_reader(template.pidfd, lambda: self._template_died(template))
 
-    def _template_died(self) -> None:
+    def _template_died(self, template: _TemplateHandle) -> None:
         """Attempts it had not forked yet see end-of-file on their pipes (lost before they
         started); those it had forked live on, watched through their own pids."""
-        self._drop_template(kill=False)
+        if template is self.template:  # not a late word of one already replaced
+            self._drop_template(kill=False)
 
     def _drop_template(self, kill: bool) -> None:
         template, self.template = self.template, None

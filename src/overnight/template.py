@@ -1,5 +1,6 @@
-"""The template process: a copy of the runner with the batch module imported, that keeps
-fresh attempt processes ready for Python steps.
+"""The template process: a small interpreter with the batch module imported (or, for steps
+made in the runner's own process, a copy of the runner), that keeps fresh attempt
+processes ready for Python steps.
 
 Forking a Python process costs 1-3 ms on these machines (parent and child copy the pages
 they write), and moving a process into a cgroup can wait ~12 ms for the kernel (an RCU
