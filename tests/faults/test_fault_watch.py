@@ -7,7 +7,8 @@
 2. Each alert goes out once, whoever races for it: processes claiming the same alert at
    the same moment through real SQLite, for every kind; exactly one wins.
 3. An alert claimed is delivered even when the runner dies the next instant (kill -9):
-   the courier is a process of its own, in its own session.
+   the courier is a process of its own, in its own session; when the runner died before
+   its courier was born, the scheduler's next pass sends the abandoned alert. Never twice.
 """
 
 from __future__ import annotations
@@ -154,7 +155,9 @@ def alerts_recorded(project) -> int:
 
 
 def test_an_alert_claimed_is_delivered_though_the_runner_dies_at_once(project):
-    """Class 3: kill -9 of the runner the moment its alert is recorded."""
+    """Class 3: kill -9 of the runner the moment its alert is recorded. Its courier (or,
+    when the runner died before the courier was born, the scheduler's pass for abandoned
+    alerts) delivers it, once: a later pass sends nothing more."""
     box = Mailbox()
     box.start()
     try:
@@ -164,12 +167,48 @@ def test_an_alert_claimed_is_delivered_though_the_runner_dies_at_once(project):
         wait_for(lambda: alerts_recorded(project), 20, "the alert to be recorded")
         os.kill(night.pid, signal.SIGKILL)
         night.wait(10)
-        wait_for(lambda: box.messages, 20, "the alert's mail")
-        assert [m["Subject"] for m in box.messages] == [
-            f"Overnight for {DAY}: night: missed deadline ({deadline:%H:%M:%S}, not finished)"
-        ]
+        subject = f"Overnight for {DAY}: night: missed deadline ({deadline:%H:%M:%S}, not finished)"
+        try:
+            wait_for(lambda: box.messages, 20, "the alert's mail")
+        except AssertionError:  # killed between the record and the courier's start
+            assert project.query("SELECT state FROM alerts") == [("due",)]
+            assert project.query("SELECT count(*) FROM alert_deliveries") == [(0,)]
+            assert abandoned_pass(project).returncode == 0
+        assert [m["Subject"] for m in box.messages] == [subject]
         wait_for(lambda: project.query("SELECT state FROM alerts") == [("made",)], 20,
                  "the delivery recorded")
+        assert project.query("SELECT channel, state FROM alert_deliveries") == [("mail", "sent")]
+        assert abandoned_pass(project).returncode == 0
+        assert [m["Subject"] for m in box.messages] == [subject]
+    finally:
+        box.stop()
+
+
+def abandoned_pass(project) -> subprocess.CompletedProcess[str]:
+    """A scheduler pass that takes any alert still due as abandoned by its sender."""
+    return project.run("scheduler", "--once", OVERNIGHT_REPORT_ABANDONED_AFTER="0")
+
+
+def test_an_alert_its_runner_never_handed_to_a_courier_is_sent_by_the_scheduler(project):
+    """Class 3, the narrow case made certain: an alert recorded as due and never handed to
+    a courier (its runner died at once) is sent by the scheduler's pass once it counts as
+    abandoned, and only once; before that, the pass leaves it to its sender."""
+    from overnight.ledger import Ledger
+
+    box = Mailbox()
+    box.start()
+    try:
+        write(project, pause=0, batch='deadline = "06:00"', extra=box.config())
+        subject = f"Overnight for {DAY}: night: will be late (predicted 07:10, deadline 06:00)"
+        ledger = Ledger.open(project.ledger_path)
+        with ledger.transaction():
+            ledger.claim_alert("night", DAY, "late", "", subject)
+        ledger.close()
+        assert project.run("scheduler", "--once").returncode == 0  # 15 minutes not yet passed
+        assert box.messages == [] and project.query("SELECT state FROM alerts") == [("due",)]
+        assert abandoned_pass(project).returncode == 0
+        assert abandoned_pass(project).returncode == 0
+        assert [m["Subject"] for m in box.messages] == [subject]
         assert project.query("SELECT channel, state FROM alert_deliveries") == [("mail", "sent")]
     finally:
         box.stop()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 SCHEMA_VERSION = 6
 
 # Entry i takes the schema from version i to version i + 1 (version 0 is an empty file).
-# Never edit a released entry: add one. tests/test_ledger_upgrade.py opens a real v1 file.
+# Never edit a released entry: add one. tests/test_ledger.py upgrades real files of every earlier version.
 MIGRATIONS: list[str] = [
     """
     CREATE TABLE runs (

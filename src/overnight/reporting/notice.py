@@ -31,7 +31,8 @@ HEADLINES = {
     "skipped_running": "skipped: the batch was busy",
     "failed_to_launch": "failed to launch",
 }
-# A report still owed this long after its record: its sender died; the scheduler sends it.
+# A report (or an alert) still owed this long after its record: its sender died; the
+# scheduler sends it.
 ABANDONED_AFTER = 900.0
 
 

@@ -13,12 +13,14 @@ never both send one.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from overnight.lookout import MISSED, missed_subject
+from overnight.reporting.notice import abandoned_after
 
 if TYPE_CHECKING:
     from overnight.config import Config
@@ -29,8 +31,6 @@ if TYPE_CHECKING:
 # A live runner's own timer sends its "missed deadline" at once; the scheduler steps in for
 # a runner that is alive but has not (stopped, or its clock is wrong) after this long.
 RUNNER_GRACE = 120.0
-# An alert recorded this long ago and still not sent: its sender died; the scheduler sends it.
-ABANDONED_AFTER = 900.0
 
 
 def missed_news(
@@ -68,7 +68,9 @@ def send_overdue(
             made += 1
             for line in send_alert(config, ledger, alert):
                 say(line)
-    for alert in ledger.alerts_due(time.time() - ABANDONED_AFTER):
+    # An alert still due this long after its record: its sender died (the runner, killed
+    # between the record and its courier's start); the same rule as for reports.
+    for alert in ledger.alerts_due(time.time() - abandoned_after(os.environ)):
         made += 1
         for line in send_alert(config, ledger, alert.id):
             say(line)
