@@ -190,3 +190,24 @@ def test_retention_makes_the_scheduler_prune_once_a_day(nights: Project) -> None
     os.utime(prune_log, (0, 0))  # as if the last prune were long ago
     assert nights.run("scheduler", "--once").returncode == 0
     wait_for(lambda: not log_folder(nights, old_again.isoformat()).exists(), what="the next day's prune")
+
+
+def test_the_dashboards_audit_entries_older_than_the_cutoff_go(nights: Project) -> None:
+    """The audit record ages like the logs (a guesser spread over many addresses adds to it
+    and nothing else removes it); a dry run counts without removing."""
+    from overnight.ledger import Ledger
+
+    old = datetime.combine(TODAY - timedelta(days=450), datetime.min.time()).timestamp()
+    now = datetime.now().timestamp()
+    ledger = Ledger.open(nights.ledger_path)
+    with ledger.transaction():
+        for address in ("203.0.113.7", "203.0.113.8"):
+            ledger.record_audit(old, None, address, "login", "olive", "refused")
+        ledger.record_audit(now, "olive", "127.0.0.1", "login", None, "ok")
+    ledger.close()
+    dry = nights.run("prune", "--older-than", "400d", "--dry-run")
+    assert "would prune 2 audit entries of the dashboard" in dry.stdout.splitlines()
+    assert len(nights.query("SELECT id FROM audit")) == 3
+    done = nights.run("prune", "--older-than", "400d")
+    assert "pruned 2 audit entries of the dashboard" in done.stdout.splitlines()
+    assert nights.query("SELECT at, address FROM audit") == [(now, "127.0.0.1")]

@@ -4,8 +4,8 @@ For each night (a run) dated before the cutoff, by its business date: its steps'
 (logs/BATCH/DATE/), its attempt records (each try's start, end and exit code) and the
 scheduler's logs of its fires (logs/scheduler/BATCH/DATE-*.log) go. Its run, its steps'
 final states, its launches, marks and report records stay: `history` still shows it.
-Dashboard launch logs (logs/web/) and, on a worker host, the remote steps' logs
-(remote-logs/BATCH/DATE/) older than the cutoff go too.
+Dashboard launch logs (logs/web/), the dashboard's audit entries and, on a worker host, the
+remote steps' logs (remote-logs/BATCH/DATE/) older than the cutoff go too.
 
 Never pruned:
 - a night that has not succeeded (failed, cancelled, crashed, still running): a resume
@@ -26,7 +26,7 @@ import os
 import subprocess
 import time
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from overnight.config import Config
@@ -66,6 +66,7 @@ class Pruned:
     logs: Freed = field(default_factory=Freed)                         # the steps' logs
     scheduler_logs: Freed = field(default_factory=Freed)
     other_logs: Freed = field(default_factory=Freed)                   # dashboard, worker hosts
+    audit: int = 0                                                     # the dashboard's audit entries
     unfinished: list[tuple[str, str, str]] = field(default_factory=list)  # (batch, date, state) kept
     last_success: list[tuple[str, str]] = field(default_factory=list)     # (batch, date) kept
 
@@ -81,6 +82,8 @@ class Pruned:
             + f", {self.attempts} attempt record{'s' * (self.attempts != 1)}, {freed.files} log file"
             f"{'s' * (freed.files != 1)} ({size(freed.bytes)})"
         ]
+        if self.audit:
+            out.append(f"{verb} {self.audit} audit entr{'ies' if self.audit != 1 else 'y'} of the dashboard")
         if self.unfinished:
             shown = ", ".join(f"{b} {d} ({s})" for b, d, s in self.unfinished[:5])
             more = f" and {len(self.unfinished) - 5} more" if len(self.unfinished) > 5 else ""
@@ -111,11 +114,23 @@ def prune(config: Config, older_than: float, today: date, *, dry_run: bool = Fal
         ledger = Ledger.open(state.ledger)
         try:
             _prune_nights(ledger, state, result, cutoff, started)
+            _prune_audit(ledger, result)
         finally:
             ledger.close()
     result.other_logs.add(_prune_web_logs(state, result.cutoff, dry_run))
     result.other_logs.add(prune_dated_folders(state.root / "remote-logs", cutoff, set(), dry_run))
     return result
+
+
+def _prune_audit(ledger: Ledger, result: Pruned) -> None:
+    """The dashboard's audit record ages like the logs: a guesser spread over many addresses
+    adds entries, and nothing else would ever remove them."""
+    before = datetime.combine(result.cutoff, datetime.min.time()).timestamp()
+    if result.dry_run:
+        result.audit = ledger.audit_before(before)
+        return
+    with ledger.transaction():
+        result.audit = ledger.forget_audit_before(before)
 
 
 def _prune_nights(ledger: Ledger, state: StateFolder, result: Pruned, cutoff: str, started: float) -> None:

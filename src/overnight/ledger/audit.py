@@ -26,3 +26,11 @@ class AuditRecords(Database):
         return self._all(
             AuditRow._make, f"{SELECT_AUDIT} WHERE id < ? ORDER BY id DESC LIMIT ?", (before_id, limit)
         )
+
+    def audit_before(self, at: float) -> int:
+        """How many entries are older than `at` (a timestamp)."""
+        return int(self.conn.execute("SELECT count(*) FROM audit WHERE at < ?", (at,)).fetchone()[0])
+
+    def forget_audit_before(self, at: float) -> int:
+        """Delete the entries older than `at`; how many went. In a transaction."""
+        return self._write("DELETE FROM audit WHERE at < ?", (at,)).rowcount
