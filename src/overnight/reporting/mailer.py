@@ -37,6 +37,15 @@ def new_message(subject: str) -> EmailMessage:
     return message
 
 
+def text_message(subject: str, sender: str, to: list[str], text: str) -> EmailMessage:
+    """A plain-text message from `sender` to `to`: reports, notices and alerts alike."""
+    message = new_message(subject)
+    message["From"] = sender
+    message["To"] = ", ".join(to)
+    message.set_content(text)
+    return message
+
+
 @dataclass(frozen=True)
 class Delivery:
     sent: bool

@@ -53,13 +53,9 @@ class Notice:
     summary: dict[str, Any]
 
     def message(self, sender: str, to: list[str]) -> EmailMessage:
-        from overnight.reporting.mailer import new_message
+        from overnight.reporting.mailer import text_message
 
-        msg = new_message(self.subject)
-        msg["From"] = sender
-        msg["To"] = ", ".join(to)
-        msg.set_content(self.text)
-        return msg
+        return text_message(self.subject, sender, to, self.text)
 
 
 def build_notice(config: Config, fire: FireRow) -> Notice:

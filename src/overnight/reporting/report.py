@@ -64,12 +64,9 @@ class Report:
         return self.state != "succeeded"
 
     def message(self, sender: str, to: list[str]) -> EmailMessage:
-        from overnight.reporting.mailer import new_message
+        from overnight.reporting.mailer import text_message
 
-        msg = new_message(self.subject)
-        msg["From"] = sender
-        msg["To"] = ", ".join(to)
-        msg.set_content(self.text)
+        msg = text_message(self.subject, sender, to, self.text)
         msg.add_alternative(self.html, subtype="html")
         return msg
 
