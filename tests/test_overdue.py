@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from clikit import wait_for
-from test_reports import Mailbox
 
 from overnight.scheduling.overdue import RUNNER_GRACE, missed_news
 
@@ -42,14 +41,6 @@ from overnight import Batch
 batch = Batch("night")
 batch.command("work", "{command}")
 """
-
-
-@pytest.fixture
-def mailbox():
-    box = Mailbox()
-    box.start()
-    yield box
-    box.stop()
 
 
 def scheduled(project, mailbox, schedule: str, deadline: str, command: str = "true", **more: str) -> None:

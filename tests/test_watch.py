@@ -68,14 +68,6 @@ def monitor():
     m.close()
 
 
-@pytest.fixture
-def mailbox():
-    box = Mailbox()
-    box.start()
-    yield box
-    box.stop()
-
-
 def configure(project, source: str, *, batch: str = "", extra: str = "") -> None:
     project.write_batch("night", source, config=False)
     project.write_config(f'[batches.night]\nmodule = "night.py"\n{batch}\n\n{extra}')
